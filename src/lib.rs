@@ -1,1 +1,61 @@
-//! placeholder
+//! # flink-ha-policy: the flink-ha policy core
+//!
+//! Lints Apache Flink Kubernetes-HA configuration in every form it comes in and enforces
+//! the ownership rules of Flink's HA ConfigMaps. The same rules run in the `flink-ha`
+//! CLI, in the admission webhook (compiled to a Wasm component), in the browser (wasm-
+//! bindgen) and inside the HA runtime before it starts.
+//!
+//! The crate is pure: no I/O, no clock, no environment, no async. Time is an input
+//! (`review(.., now_unix_ms, ..)`), and bad input is a finding (HA001) or an error value,
+//! never a panic.
+//!
+//! ```
+//! let report = flink_ha_policy::lint("config.yaml", "high-availability.type: kubernets\n");
+//! assert_eq!(report.findings[0].rule.as_str(), "HA109");
+//! assert_eq!(report.findings[0].line, Some(1));
+//! ```
+//!
+//! Entry points: [`lint`] / [`lint_inputs`] (files and bundles), [`review`]
+//! (AdmissionReview), [`rules::catalogue`], [`schema::schema`].
+
+pub mod finding;
+pub mod rules;
+pub mod options;
+pub mod yaml;
+pub mod config;
+pub mod duration;
+pub mod storage_uri;
+pub mod leader_record;
+pub mod ha_config;
+pub mod typecheck;
+pub mod objects;
+pub mod bundle;
+pub mod input;
+pub mod render;
+pub mod schema;
+#[cfg(feature = "admission")]
+pub mod admission;
+
+pub use finding::{Finding, Report, Severity, Summary};
+pub use input::{InputFormat, LintInput, MAX_INPUT_BYTES, detect, lint_inputs};
+pub use render::LintRun;
+pub use rules::RuleId;
+#[cfg(feature = "admission")]
+pub use admission::{ReviewError, ReviewSettings, Reviewed, review};
+
+/// Lints one text, the format decided from its name and content.
+pub fn lint(name: &str, text: &str) -> Report {
+    lint_as(name, text.as_bytes(), InputFormat::Auto)
+}
+
+/// Lints one input of raw bytes (checked for size and UTF-8) in the given format.
+pub fn lint_as(name: &str, bytes: &[u8], format: InputFormat) -> Report {
+    lint_inputs(&[LintInput { name, bytes }], format)
+        .pop()
+        .unwrap_or_default()
+}
+
+/// The version of the policy (the crate version), as the component reports it.
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}

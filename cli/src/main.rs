@@ -1,1 +1,85 @@
-fn main() {}
+//! `flink-ha`: lint Flink HA configuration, review AdmissionReviews offline, print the
+//! rule catalogue and the option schema.
+//!
+//! Exit codes: 0 no error findings (or allowed), 1 error findings (or denied),
+//! 2 usage or I/O problem, with a one-line reason on stderr.
+
+mod examples;
+mod lint;
+mod review;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "flink-ha",
+    version,
+    about = "Kubernetes high availability for Apache Flink: lint configs, review admissions, inspect the rules.",
+    long_about = None,
+    after_help = "Exit codes: 0 no errors, 1 error findings (or a denied review), 2 usage or I/O problem."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Lint Flink configs and Kubernetes manifests (config.yaml, flink-conf.yaml,
+    /// flink-config ConfigMaps, HA ConfigMaps, FlinkDeployments, Deployments).
+    Lint(lint::LintArgs),
+    /// Print the rule catalogue.
+    Rules {
+        #[arg(long, value_enum, default_value_t = RulesFormat::Text)]
+        format: RulesFormat,
+    },
+    /// Print the JSON Schema of the HA options (for yaml-language-server and editors).
+    Schema,
+    /// Read an AdmissionReview and print the response the webhook would send.
+    Review(review::ReviewArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RulesFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Lint(args) => lint::run(&args),
+        Command::Rules { format } => {
+            print_rules(format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&flink_ha_policy::schema::schema()).unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Review(args) => review::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the reason with its causes.
+            eprintln!("flink-ha: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_rules(format: RulesFormat) {
+    let catalogue = flink_ha_policy::rules::catalogue();
+    match format {
+        RulesFormat::Json => println!("{}", serde_json::to_string_pretty(&catalogue).unwrap_or_default()),
+        RulesFormat::Text => {
+            for r in &catalogue {
+                println!("{}  {:<7}  {}", r.id, r.severity.as_str(), r.title);
+                println!("       {}", r.explanation);
+            }
+        }
+    }
+}

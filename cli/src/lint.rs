@@ -1,0 +1,137 @@
+//! `flink-ha lint`: gather the inputs (files, directories, stdin), lint them as one
+//! bundle, print them in the chosen format.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use flink_ha_policy::{InputFormat, LintInput, LintRun, MAX_INPUT_BYTES, lint_inputs};
+
+#[derive(Args)]
+pub struct LintArgs {
+    /// Files or directories to lint (directories: *.yaml and *.yml, recursively), or `-`
+    /// for standard input. All inputs of one run form a bundle for the cross-document
+    /// rules (HA4xx).
+    #[arg(value_name = "PATH", required_unless_present = "examples")]
+    paths: Vec<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+
+    /// How to read the inputs; `auto` decides by file name and content.
+    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = parse_input_format)]
+    input_format: InputFormat,
+
+    /// Lint the built-in examples (a clean HA setup and the common mistakes) instead of PATHs.
+    #[arg(long, conflicts_with = "paths")]
+    examples: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+    Sarif,
+}
+
+fn parse_input_format(s: &str) -> Result<InputFormat, String> {
+    InputFormat::parse(s).ok_or_else(|| format!("expected one of {}", InputFormat::NAMES.join(", ")))
+}
+
+/// One input read into memory under the name it is reported as.
+struct Loaded {
+    name: String,
+    bytes: Vec<u8>,
+}
+
+pub fn run(args: &LintArgs) -> Result<ExitCode> {
+    let inputs = if args.examples {
+        crate::examples::ALL
+            .iter()
+            .map(|(name, text)| Loaded {
+                name: format!("samples/{name}"),
+                bytes: text.as_bytes().to_vec(),
+            })
+            .collect()
+    } else {
+        gather(&args.paths)?
+    };
+    let refs: Vec<LintInput<'_>> = inputs
+        .iter()
+        .map(|i| LintInput {
+            name: &i.name,
+            bytes: &i.bytes,
+        })
+        .collect();
+    let reports = lint_inputs(&refs, args.input_format);
+    let run = LintRun::new(inputs.iter().map(|i| i.name.clone()).zip(reports));
+    let out = match args.format {
+        OutputFormat::Text => run.to_text(),
+        OutputFormat::Json => run.to_json() + "\n",
+        OutputFormat::Sarif => run.to_sarif() + "\n",
+    };
+    let mut stdout = io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a message.
+    match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        other => other.context("cannot write to standard output")?,
+    }
+    Ok(if run.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn gather(paths: &[String]) -> Result<Vec<Loaded>> {
+    let mut inputs = Vec::new();
+    for arg in paths {
+        if arg == "-" {
+            inputs.push(Loaded {
+                name: "<stdin>".to_string(),
+                bytes: read_limited(io::stdin().lock()).context("cannot read standard input")?,
+            });
+            continue;
+        }
+        let path = Path::new(arg);
+        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {arg}"))?;
+        if meta.is_dir() {
+            let before = inputs.len();
+            for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
+                let entry = entry.with_context(|| format!("cannot walk {arg}"))?;
+                if entry.file_type().is_file() && is_config_file(entry.path()) {
+                    inputs.push(load(entry.path())?);
+                }
+            }
+            if inputs.len() == before {
+                bail!("no *.yaml or *.yml files under {arg}");
+            }
+        } else {
+            inputs.push(load(path)?);
+        }
+    }
+    Ok(inputs)
+}
+
+fn is_config_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+fn load(path: &Path) -> Result<Loaded> {
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Loaded {
+        name: path.display().to_string(),
+        bytes: read_limited(file).with_context(|| format!("cannot read {}", path.display()))?,
+    })
+}
+
+/// Reads at most one byte more than the linter accepts: enough for it to report the
+/// size (HA001) without holding a huge file in memory.
+fn read_limited(reader: impl Read) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader.take(MAX_INPUT_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}

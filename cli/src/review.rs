@@ -1,0 +1,46 @@
+//! `flink-ha review`: an AdmissionReview from a file or stdin, through the same policy
+//! the webhook runs, to the response it would send (like `kwctl run`).
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use flink_ha_policy::{ReviewSettings, review};
+
+#[derive(Args)]
+pub struct ReviewArgs {
+    /// The AdmissionReview JSON, or `-` for standard input.
+    #[arg(value_name = "FILE", default_value = "-")]
+    file: String,
+
+    /// Review as of this time (RFC 3339, e.g. 2026-11-24T10:00:00Z) instead of now;
+    /// decides whether a leader record is live (HA205).
+    #[arg(long, value_name = "TIME")]
+    now: Option<jiff::Timestamp>,
+
+    /// Turn a rule off, as the webhook's settings can (repeatable), e.g. --disable HA205.
+    #[arg(long, value_name = "RULE")]
+    disable: Vec<String>,
+}
+
+pub fn run(args: &ReviewArgs) -> Result<ExitCode> {
+    for rule in &args.disable {
+        if flink_ha_policy::RuleId::parse(rule).is_none() {
+            return Err(anyhow!("--disable {rule}: no such rule (see `flink-ha rules`)"));
+        }
+    }
+    let mut body = String::new();
+    if args.file == "-" {
+        std::io::stdin().read_to_string(&mut body).context("cannot read standard input")?;
+    } else {
+        body = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file))?;
+    }
+    let now = args.now.unwrap_or_else(jiff::Timestamp::now).as_millisecond();
+    let settings = ReviewSettings {
+        disabled_rules: args.disable.clone(),
+    };
+    let reviewed = review(&body, now, &settings).with_context(|| format!("cannot review {}", args.file))?;
+    println!("{}", reviewed.response);
+    Ok(if reviewed.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

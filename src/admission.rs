@@ -1,0 +1,213 @@
+//! `review`: an AdmissionReview in, the AdmissionReview response the webhook sends out.
+//!
+//! CREATE and UPDATE are reviewed on `object` with the same rules as `lint`; DELETE on
+//! `oldObject` (HA205: never delete an HA ConfigMap under a live leader). Error findings
+//! deny with one `[HAxxx] message` line each; warnings go back as admission warnings.
+
+use jiff::Timestamp;
+use kube_core::DynamicObject;
+use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use serde::{Deserialize, Serialize};
+
+use crate::finding::{Finding, Severity};
+use crate::leader_record::{self, LeaderRecord};
+use crate::objects::{self, DocOut};
+use crate::rules::RuleId;
+use crate::yaml::Node;
+
+/// Longest warning sent back; the API server may cut longer ones.
+pub const MAX_WARNING_CHARS: usize = 120;
+
+/// Largest AdmissionReview read (the API server sends at most ~3 MiB objects).
+pub const MAX_REVIEW_BYTES: usize = 4 * 1024 * 1024;
+
+/// What the webhook operator can tune.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ReviewSettings {
+    /// Rules that never deny or warn (for example `HA205` during a planned teardown).
+    pub disabled_rules: Vec<String>,
+}
+
+impl ReviewSettings {
+    fn enabled(&self, rule: RuleId) -> bool {
+        !self.disabled_rules.iter().any(|r| r.eq_ignore_ascii_case(rule.as_str()))
+    }
+}
+
+/// A body that is not a usable AdmissionReview (the webhook answers HTTP 400).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReviewError {
+    #[error("the body is {0} bytes; at most {MAX_REVIEW_BYTES} are read")]
+    TooLarge(usize),
+    #[error("the body is not an AdmissionReview: {0}")]
+    NotAdmissionReview(String),
+    #[error("the AdmissionReview has no `request`")]
+    NoRequest,
+    #[error("unsupported AdmissionReview apiVersion `{0}` (expected admission.k8s.io/v1)")]
+    UnsupportedVersion(String),
+}
+
+/// The decision and what it was about, for logs and metrics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reviewed {
+    pub uid: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub operation: String,
+    pub allowed: bool,
+    pub findings: Vec<Finding>,
+    /// The AdmissionReview to send back, as JSON.
+    pub response: String,
+}
+
+/// Reviews one AdmissionReview at time `now_unix_ms` (milliseconds since the epoch;
+/// the time is an input, never read here).
+pub fn review(json: &str, now_unix_ms: i64, settings: &ReviewSettings) -> Result<Reviewed, ReviewError> {
+    if json.len() > MAX_REVIEW_BYTES {
+        return Err(ReviewError::TooLarge(json.len()));
+    }
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_str(json).map_err(|e| ReviewError::NotAdmissionReview(e.to_string()))?;
+    if review.types.kind != "AdmissionReview" {
+        return Err(ReviewError::NotAdmissionReview(format!(
+            "kind is `{}`, not `AdmissionReview`",
+            review.types.kind
+        )));
+    }
+    if review.types.api_version != "admission.k8s.io/v1" {
+        return Err(ReviewError::UnsupportedVersion(review.types.api_version.clone()));
+    }
+    let request: AdmissionRequest<DynamicObject> = review.try_into().map_err(|_| ReviewError::NoRequest)?;
+    let now = Timestamp::from_millisecond(now_unix_ms).unwrap_or(Timestamp::UNIX_EPOCH);
+
+    let mut findings = match request.operation {
+        Operation::Create | Operation::Update => {
+            let object = request.object.as_ref().map(to_node);
+            let old = request.old_object.as_ref().map(to_node);
+            object.map(|o| lint_admitted(&o, old.as_ref())).unwrap_or_default()
+        }
+        Operation::Delete => request
+            .old_object
+            .as_ref()
+            .map(|o| check_delete(&to_node(o), now))
+            .unwrap_or_default(),
+        Operation::Connect => Vec::new(),
+    };
+    findings.retain(|f| settings.enabled(f.rule));
+
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| format!("[{}] {}", f.rule, f.message))
+        .collect();
+    let warnings: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .map(|f| shorten(&format!("[{}] {}", f.rule, f.message)))
+        .collect();
+
+    let mut response = AdmissionResponse::from(&request);
+    if !errors.is_empty() {
+        response = response.deny(errors.join("\n"));
+        response.result.code = 403;
+        response.result.reason = "Forbidden".to_string();
+    }
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
+    }
+    let allowed = response.allowed;
+    let response = serde_json::to_string(&response.into_review())
+        .map_err(|e| ReviewError::NotAdmissionReview(e.to_string()))?;
+    Ok(Reviewed {
+        uid: request.uid.clone(),
+        kind: request.kind.kind.clone(),
+        namespace: request.namespace.clone().unwrap_or_default(),
+        name: request.name.clone(),
+        operation: format!("{:?}", request.operation).to_uppercase(),
+        allowed,
+        findings,
+        response,
+    })
+}
+
+/// The AdmissionReview a webhook sends when the policy itself failed (trap, deadline,
+/// memory cap): denied with code 500 and the reason.
+pub fn failure_response(uid: &str, message: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {
+            "uid": uid,
+            "allowed": false,
+            "status": {"status": "Failure", "code": 500, "message": message, "reason": "InternalError"}
+        }
+    })
+    .to_string()
+}
+
+fn to_node(object: &DynamicObject) -> Node {
+    Node::from_json(&serde_json::to_value(object).unwrap_or(serde_json::Value::Null))
+}
+
+fn lint_admitted(object: &Node, old: Option<&Node>) -> Vec<Finding> {
+    let mut out = DocOut::default();
+    objects::lint_object(object, &mut out);
+    // Review one object at a time: "not linted" is noise here.
+    out.findings.retain(|f| f.rule != RuleId::HA005);
+    // An HA ConfigMap that already had the same owners before this update is updated
+    // by its running JobManager every few seconds: denying those updates would depose
+    // the leader. Warn instead; adding owners is still denied.
+    if let Some(old) = old {
+        let refs = |n: &Node| n.path(&["metadata", "ownerReferences"]).cloned();
+        if refs(object).is_some() && refs(object) == refs(old) {
+            for f in out.findings.iter_mut().filter(|f| f.rule == RuleId::HA201) {
+                f.severity = Severity::Warning;
+                f.message = format!("{} (left as is: it had these owners before)", f.message);
+            }
+        }
+    }
+    out.findings
+}
+
+fn check_delete(old: &Node, now: Timestamp) -> Vec<Finding> {
+    if !objects::is_ha_configmap(old) || old.str_at(&["kind"]) != Some("ConfigMap") {
+        return Vec::new();
+    }
+    let Some(record) = old.str_at(&["metadata", "annotations", leader_record::ANNOTATION]) else {
+        return Vec::new();
+    };
+    let Ok(record) = LeaderRecord::parse(record) else {
+        return Vec::new();
+    };
+    if !record.is_live_at(now) {
+        return Vec::new();
+    }
+    let name = old.str_at(&["metadata", "name"]).unwrap_or("");
+    let expiry = record
+        .renew_time
+        .checked_add(jiff::SignedDuration::try_from(record.lease_duration).unwrap_or_default())
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    vec![
+        Finding::new(
+            RuleId::HA205,
+            format!(
+                "`{name}` holds a live leader record (holder {}, lease until {expiry}): deleting it crashes the running cluster and loses its HA metadata",
+                record.holder_identity
+            ),
+            "stop the Flink cluster first (its lease then expires or is released), or turn HA205 off in the webhook settings for a planned teardown",
+        )
+        .path(format!("metadata.annotations.{}", leader_record::ANNOTATION)),
+    ]
+}
+
+fn shorten(s: &str) -> String {
+    if s.chars().count() <= MAX_WARNING_CHARS {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(MAX_WARNING_CHARS - 1).collect();
+    out.push('…');
+    out
+}

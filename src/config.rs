@@ -1,0 +1,324 @@
+//! A Flink configuration as Flink sees it: ordered key/value entries with positions,
+//! read from a legacy `flink-conf.yaml` (Flink's line parser) or a standard
+//! `config.yaml` (YAML 1.2, nested maps flattened to dotted keys).
+
+use std::collections::HashMap;
+
+use crate::finding::Finding;
+use crate::options::{self, OptionSpec, display_value};
+use crate::rules::RuleId;
+use crate::yaml::{Node, Pos, Value};
+
+/// One `key: value` as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+    pub key_pos: Option<Pos>,
+    pub value_pos: Option<Pos>,
+}
+
+/// Entries in input order; for a repeated key the last one is in force.
+#[derive(Clone, Debug, Default)]
+pub struct FlinkConfig {
+    pub entries: Vec<Entry>,
+    /// Key → index of its last entry.
+    index: HashMap<String, usize>,
+}
+
+impl FlinkConfig {
+    pub fn push(&mut self, entry: Entry) {
+        self.index.insert(entry.key.clone(), self.entries.len());
+        self.entries.push(entry);
+    }
+
+    /// The entry in force for exactly this key.
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.index.get(key).map(|&i| &self.entries[i])
+    }
+
+    /// The entry in force for an option: its current key, else the first deprecated key
+    /// that is set (Flink's precedence).
+    pub fn effective(&self, option: &OptionSpec) -> Option<&Entry> {
+        self.get(option.key)
+            .or_else(|| option.deprecated.iter().find_map(|k| self.get(k)))
+    }
+
+    /// The value in force for an option, falling back to its default.
+    pub fn value_or_default<'a>(&'a self, option: &'a OptionSpec) -> Option<&'a str> {
+        self.effective(option)
+            .map(|e| e.value.as_str())
+            .or(option.default)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Reads a legacy `flink-conf.yaml` exactly as Flink's `GlobalConfiguration` does: per
+/// line, cut from the first `#`, split at the first `": "`, trim both sides, skip empty
+/// keys or values, keep quotes, last occurrence wins. Reports the lines Flink skips
+/// (HA003) and the values it changes (HA004).
+pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
+    let mut config = FlinkConfig::default();
+    let mut findings = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let (conf_part, comment) = match line.find('#') {
+            Some(at) => (&line[..at], Some(&line[at + 1..])),
+            None => (line, None),
+        };
+        // Java's String.trim(): strips every char up to and including ' '.
+        let conf = conf_part.trim_matches(|c: char| c <= ' ');
+        if conf.is_empty() {
+            continue;
+        }
+        let lead = char_len(&conf_part[..conf_part.len() - conf_part.trim_start_matches(|c: char| c <= ' ').len()]);
+        let line_pos = Pos::new(line_no, lead + 1);
+        let Some(split) = conf.find(": ") else {
+            let shown = match conf.split_once(':') {
+                Some((k, v)) if !v.trim().is_empty() => {
+                    format!("{k}:{}", display_value(k, v))
+                }
+                _ => display_value(conf, conf),
+            };
+            let (message, hint) = if conf.ends_with(':') {
+                (
+                    format!("`{shown}` has no value on its line; Flink skips it (flink-conf.yaml is not YAML: nesting is ignored)"),
+                    "write the full dotted key and its value on one line, e.g. `high-availability.type: kubernetes`".to_string(),
+                )
+            } else {
+                (
+                    format!("`{shown}` has no \": \" (colon and space); Flink skips the line"),
+                    "separate key and value with a colon and a space: `key: value`".to_string(),
+                )
+            };
+            findings.push(
+                Finding::new(RuleId::HA003, message, hint)
+                    .key(conf.split(':').next().unwrap_or(conf).trim())
+                    .at(Some(line_pos)),
+            );
+            continue;
+        };
+        let raw_key = &conf[..split];
+        let raw_value = &conf[split + 2..];
+        let key = raw_key.trim_matches(|c: char| c <= ' ');
+        let value = raw_value.trim_matches(|c: char| c <= ' ');
+        if key.is_empty() || value.is_empty() {
+            let what = if key.is_empty() { "an empty key" } else { "an empty value" };
+            findings.push(
+                Finding::new(
+                    RuleId::HA003,
+                    format!("line has {what}; Flink skips it"),
+                    "give the line both a key and a value, or remove it",
+                )
+                .key(key)
+                .at(Some(line_pos)),
+            );
+            continue;
+        }
+        let value_offset = conf_part.len() - conf_part.trim_start_matches(|c: char| c <= ' ').len()
+            + split
+            + 2
+            + (raw_value.len() - raw_value.trim_start_matches(|c: char| c <= ' ').len());
+        let value_pos = Pos::new(line_no, char_len(&line[..value_offset]) + 1);
+
+        if let Some(comment) = comment {
+            // A `#` glued to the value (no blank before it) or inside an open quote reads
+            // as part of the value to anyone who knows YAML; Flink cuts it anyway.
+            let glued = conf_part.ends_with(|c: char| c > ' ');
+            let open_quote = value.starts_with(['"', '\'']) && !value[1..].contains(&value[..1]);
+            if glued || open_quote {
+                let cut = display_value(key, &format!("#{comment}"));
+                findings.push(
+                    Finding::new(
+                        RuleId::HA004,
+                        format!(
+                            "Flink cuts `{key}` at the `#`: the value becomes `{}` and `{cut}` is dropped",
+                            display_value(key, value)
+                        ),
+                        "flink-conf.yaml has no escaping for `#`; move to config.yaml (Flink 1.19+), where a quoted value may contain `#`",
+                    )
+                    .key(key)
+                    .at(Some(value_pos)),
+                );
+            }
+        }
+        if value.len() >= 2
+            && ((value.starts_with('"') && value.ends_with('"'))
+                || (value.starts_with('\'') && value.ends_with('\'')))
+        {
+            findings.push(
+                Finding::new(
+                    RuleId::HA004,
+                    format!(
+                        "the quotes are part of the value of `{key}`: Flink reads `{}`, quotes included",
+                        display_value(key, value)
+                    ),
+                    format!(
+                        "remove the quotes: `{key}: {}`",
+                        display_value(key, &value[1..value.len() - 1])
+                    ),
+                )
+                .key(key)
+                .at(Some(value_pos)),
+            );
+        }
+        config.push(Entry {
+            key: key.to_string(),
+            value: value.to_string(),
+            key_pos: Some(line_pos),
+            value_pos: Some(value_pos),
+        });
+    }
+    (config, findings)
+}
+
+fn char_len(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// Reads a standard `config.yaml` document (or a nested `flinkConfiguration`): nested
+/// maps flatten to dotted keys, sequences and maps below options become flow strings,
+/// null values are unset. Duplicate keys are HA002; a root that is not a map is HA001.
+pub fn parse_standard(root: &Node) -> (FlinkConfig, Vec<Finding>) {
+    let mut config = FlinkConfig::default();
+    let mut findings = Vec::new();
+    if root.is_null() {
+        return (config, findings);
+    }
+    if root.as_map().is_none() {
+        findings.push(
+            Finding::new(
+                RuleId::HA001,
+                "a Flink configuration must be a map of options, not a list or a single value",
+                "write one `key: value` per line (nested maps are allowed)",
+            )
+            .at(root.pos),
+        );
+        return (config, findings);
+    }
+    let mut seen: HashMap<String, (Option<Pos>, bool)> = HashMap::new();
+    flatten(root, "", &mut config, &mut findings, &mut seen, false);
+    (config, findings)
+}
+
+fn flatten(
+    map: &Node,
+    prefix: &str,
+    config: &mut FlinkConfig,
+    findings: &mut Vec<Finding>,
+    seen: &mut HashMap<String, (Option<Pos>, bool)>,
+    reported: bool,
+) {
+    let Some(entries) = map.as_map() else { return };
+    let mut local: HashMap<&str, Option<Pos>> = HashMap::new();
+    for (k, v) in entries {
+        let Some(raw) = k.as_str() else {
+            findings.push(
+                Finding::new(
+                    RuleId::HA001,
+                    "a key is a list or a map; option keys must be plain text",
+                    "use a dotted option name as the key",
+                )
+                .at(k.pos),
+            );
+            continue;
+        };
+        let full = if prefix.is_empty() {
+            raw.to_string()
+        } else {
+            format!("{prefix}.{raw}")
+        };
+        let mut dup = reported;
+        if let Some(first) = local.insert(raw, k.pos) {
+            dup = true;
+            findings.push(duplicate(&full, first, k.pos, None));
+        }
+        let is_map = matches!(&v.value, Value::Map(inner) if !inner.is_empty());
+        if !is_map && v.is_null() {
+            continue;
+        }
+        // The same dotted key reached twice by different paths (`a.b: 1` and
+        // `a: {b: 2}`, or a flat value next to a nested map) is one duplicate key.
+        if let Some(&(first, first_is_map)) = seen.get(&full) {
+            if !dup && !(is_map && first_is_map) {
+                let how = if is_map != first_is_map {
+                    "as a value and as a nested map"
+                } else {
+                    "once dotted and once nested"
+                };
+                findings.push(duplicate(&full, first, k.pos, Some(how)));
+                dup = true;
+            }
+        }
+        seen.entry(full.clone()).or_insert((k.pos, is_map));
+        if is_map {
+            flatten(v, &full, config, findings, seen, dup);
+        } else {
+            config.push(Entry {
+                key: full,
+                value: v.to_flow_string(),
+                key_pos: k.pos,
+                value_pos: v.pos,
+            });
+        }
+    }
+}
+
+fn duplicate(key: &str, first: Option<Pos>, at: Option<Pos>, how: Option<&str>) -> Finding {
+    let first = match first {
+        Some(p) => format!(" (first at line {})", p.line),
+        None => String::new(),
+    };
+    let how = how.map(|h| format!(" {h}")).unwrap_or_default();
+    let hint = if options::current_for(key).is_some() || key == "high-availability" {
+        "keep one definition; for HA write only the nested form `high-availability:\\n  type: kubernetes`"
+    } else {
+        "keep one definition of the key"
+    };
+    Finding::new(
+        RuleId::HA002,
+        format!("`{key}` is defined twice{how}{first}; Flink refuses to start on a duplicate key"),
+        hint,
+    )
+    .key(key)
+    .at(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::parse_stream;
+
+    #[test]
+    fn legacy_semantics() {
+        let (c, f) = parse_legacy(
+            "a: 1\nb:2\n# c: 3\nd: \"x\"\ne: y#z\nf: 1 # ok\na: 4\n  g: nested: x\n",
+        );
+        assert_eq!(c.get("a").unwrap().value, "4");
+        assert_eq!(c.get("d").unwrap().value, "\"x\"");
+        assert_eq!(c.get("e").unwrap().value, "y");
+        assert_eq!(c.get("f").unwrap().value, "1");
+        assert_eq!(c.get("g").unwrap().value, "nested: x");
+        assert!(c.get("b").is_none());
+        let rules: Vec<_> = f.iter().map(|f| (f.rule, f.line.unwrap())).collect();
+        assert_eq!(rules, vec![(RuleId::HA003, 2), (RuleId::HA004, 4), (RuleId::HA004, 5)]);
+    }
+
+    #[test]
+    fn standard_flattens_and_finds_duplicates() {
+        let s = parse_stream("high-availability: kubernetes\nhigh-availability:\n  type: kubernetes\n");
+        let (_, f) = parse_standard(s.documents[0].root.as_ref().unwrap());
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].rule, RuleId::HA002);
+        assert_eq!(f[0].line, Some(2));
+
+        let s = parse_stream("a:\n  b: 1\n  c: [x, y]\na.d: 2\n");
+        let (c, f) = parse_standard(s.documents[0].root.as_ref().unwrap());
+        assert!(f.is_empty());
+        assert_eq!(c.get("a.c").unwrap().value, "[x, y]");
+        assert_eq!(c.get("a.b").unwrap().value_pos, Some(Pos { line: 2, column: 6 }));
+    }
+}

@@ -1,0 +1,148 @@
+//! What the linter reports: findings, their severities, and per-file reports.
+
+use serde::Serialize;
+
+use crate::rules::RuleId;
+use crate::yaml::Pos;
+
+/// How much a finding matters. `Error` blocks (lint exits 1, the webhook denies),
+/// `Warning` is shown (webhook warnings), `Info` appears only in reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One problem, with everything a person needs to act on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub rule: RuleId,
+    pub severity: Severity,
+    pub message: String,
+    /// The Flink option the finding is about, when it is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The object path (`metadata.ownerReferences`) when the finding is about a
+    /// Kubernetes object rather than a Flink option.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// 1-based line in the input, when the input is text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// 1-based column (in characters) in the input, when the input is text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+    pub hint: String,
+}
+
+impl Finding {
+    /// A finding with the rule's default severity.
+    pub(crate) fn new(rule: RuleId, message: impl Into<String>, hint: impl Into<String>) -> Finding {
+        Finding {
+            rule,
+            severity: rule.severity(),
+            message: message.into(),
+            key: None,
+            path: None,
+            line: None,
+            column: None,
+            hint: hint.into(),
+        }
+    }
+
+    pub(crate) fn key(mut self, key: impl Into<String>) -> Finding {
+        self.key = Some(key.into());
+        self
+    }
+
+    pub(crate) fn path(mut self, path: impl Into<String>) -> Finding {
+        self.path = Some(path.into());
+        self
+    }
+
+    pub(crate) fn at(mut self, pos: Option<Pos>) -> Finding {
+        if let Some(pos) = pos {
+            self.line = Some(pos.line);
+            self.column = Some(pos.column);
+        }
+        self
+    }
+
+    pub(crate) fn severity(mut self, severity: Severity) -> Finding {
+        self.severity = severity;
+        self
+    }
+
+    pub fn pos(&self) -> Option<Pos> {
+        Some(Pos {
+            line: self.line?,
+            column: self.column?,
+        })
+    }
+}
+
+/// The findings for one input.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+}
+
+/// Counts by severity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub errors: usize,
+    pub warnings: usize,
+    pub infos: usize,
+}
+
+impl Summary {
+    pub fn add(&mut self, findings: &[Finding]) {
+        for f in findings {
+            match f.severity {
+                Severity::Error => self.errors += 1,
+                Severity::Warning => self.warnings += 1,
+                Severity::Info => self.infos += 1,
+            }
+        }
+    }
+}
+
+impl Report {
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        s.add(&self.findings);
+        s
+    }
+
+    /// Puts findings in reading order (line, column, rule) and drops exact repeats, so
+    /// the output is stable whatever order the checks ran in.
+    pub(crate) fn normalize(&mut self) {
+        self.findings.sort_by(|a, b| {
+            (a.line.unwrap_or(0), a.column.unwrap_or(0), a.rule, &a.key, &a.path, &a.message).cmp(&(
+                b.line.unwrap_or(0),
+                b.column.unwrap_or(0),
+                b.rule,
+                &b.key,
+                &b.path,
+                &b.message,
+            ))
+        });
+        self.findings.dedup();
+    }
+}

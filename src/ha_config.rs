@@ -1,0 +1,584 @@
+//! HA1xx: the rules on a Flink configuration, wherever it came from (a file, a
+//! `flink-config-<id>` ConfigMap, a FlinkDeployment's `flinkConfiguration`).
+
+use std::time::Duration;
+
+use crate::config::{Entry, FlinkConfig};
+use crate::finding::Finding;
+use crate::options::{self, OptionSpec, display_value};
+use crate::rules::RuleId;
+use crate::storage_uri::{self, AZURE_SCHEMES, BUCKET_SCHEMES};
+use crate::yaml::Pos;
+use crate::{duration, typecheck};
+
+/// Where a configuration was found; decides which rules apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A `config.yaml` / `flink-conf.yaml` on its own.
+    File,
+    /// The config inside `flink-config-<cluster_id>`.
+    ConfigMap { cluster_id: String },
+    /// `spec.flinkConfiguration` of a FlinkDeployment: the operator derives the cluster ids
+    /// from the resource name.
+    FlinkDeployment { name: String },
+    /// `spec.flinkConfiguration` of a FlinkSessionJob: job-level options only.
+    FlinkSessionJob,
+}
+
+/// Which HA services a configuration turns on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HaKind {
+    None,
+    ZooKeeper,
+    Kubernetes,
+    /// A factory class of a custom HA service.
+    Custom,
+    /// A value Flink cannot use (HA109).
+    Invalid,
+}
+
+impl HaKind {
+    pub fn is_on(&self) -> bool {
+        matches!(self, HaKind::ZooKeeper | HaKind::Kubernetes | HaKind::Custom)
+    }
+}
+
+pub const KUBERNETES_FACTORY: &str = "org.apache.flink.kubernetes.highavailability.KubernetesHaServicesFactory";
+
+/// What the cross-document rules need to know about one configuration.
+#[derive(Clone, Debug)]
+pub struct HaFacts {
+    pub kind: HaKind,
+    pub cluster_id: Option<String>,
+    pub storage_dir: Option<(String, Option<Pos>)>,
+}
+
+pub fn classify(value: &str) -> HaKind {
+    let v = value.trim();
+    match v.to_ascii_lowercase().as_str() {
+        "none" | "standalone" => HaKind::None,
+        "zookeeper" => HaKind::ZooKeeper,
+        "kubernetes" => HaKind::Kubernetes,
+        _ if v == KUBERNETES_FACTORY => HaKind::Kubernetes,
+        _ if is_java_class(v) => HaKind::Custom,
+        _ => HaKind::Invalid,
+    }
+}
+
+/// A plausible fully qualified Java class name: dotted identifiers, the last one
+/// capitalised (`com.example.MyHaServicesFactory`).
+fn is_java_class(v: &str) -> bool {
+    let segments: Vec<&str> = v.split('.').collect();
+    segments.len() >= 2
+        && segments.iter().all(|s| {
+            let mut chars = s.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_' || c == '$')
+                && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        })
+        && segments
+            .last()
+            .is_some_and(|s| s.starts_with(|c: char| c.is_uppercase()))
+}
+
+/// `[a-z]([-a-z0-9]*[a-z0-9])?`, at most `max` characters.
+pub fn is_valid_cluster_id(id: &str, max: usize) -> bool {
+    let b = id.as_bytes();
+    !b.is_empty()
+        && b.len() <= max
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && !id.ends_with('-')
+}
+
+/// Explains why a cluster id is invalid.
+pub fn cluster_id_problem(id: &str, max: usize) -> String {
+    let len = id.chars().count();
+    if len > max {
+        format!("is {len} characters long (at most {max})")
+    } else if id.is_empty() {
+        "is empty".to_string()
+    } else if !id.starts_with(|c: char| c.is_ascii_lowercase()) {
+        "must start with a lower-case letter".to_string()
+    } else if id.ends_with('-') {
+        "must not end with `-`".to_string()
+    } else {
+        "may only contain lower-case letters, digits and `-`".to_string()
+    }
+}
+
+/// Suggests a valid cluster id for an invalid one.
+pub fn suggest_cluster_id(id: &str, max: usize) -> String {
+    let mut s: String = id
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
+        .collect();
+    while s.starts_with(|c: char| !c.is_ascii_lowercase()) && !s.is_empty() {
+        s.remove(0);
+    }
+    s.truncate(max);
+    let s = s.trim_end_matches('-').to_string();
+    if s.is_empty() { "my-flink-cluster".to_string() } else { s }
+}
+
+fn place(entry: Option<&Entry>) -> Option<Pos> {
+    entry.and_then(|e| e.key_pos)
+}
+
+fn value_place(entry: &Entry) -> Option<Pos> {
+    entry.value_pos.or(entry.key_pos)
+}
+
+/// Runs every HA1xx rule on `config` and returns what the bundle rules need.
+pub fn check(config: &FlinkConfig, origin: &Origin, out: &mut Vec<Finding>) -> HaFacts {
+    check_deprecations(config, out);
+    typecheck::check(config, out);
+
+    let type_entry = config.effective(options::HA_TYPE);
+    let kind = match type_entry {
+        None => HaKind::None,
+        Some(e) => {
+            let kind = classify(&e.value);
+            if kind == HaKind::Invalid {
+                out.push(invalid_type(e));
+            }
+            kind
+        }
+    };
+    // Findings about something missing point at the line that turned HA on.
+    let ha_pos = place(type_entry);
+    let is_k8s = kind == HaKind::Kubernetes;
+    let is_operator = matches!(origin, Origin::FlinkDeployment { .. } | Origin::FlinkSessionJob);
+
+    let k8s_id = config.effective(options::K8S_CLUSTER_ID);
+    if let Some(e) = k8s_id {
+        if !is_valid_cluster_id(&e.value, 45) {
+            out.push(
+                Finding::new(
+                    RuleId::HA102,
+                    format!(
+                        "cluster id `{}` {}; Kubernetes rejects the objects named after it",
+                        display_value(&e.key, &e.value),
+                        cluster_id_problem(&e.value, 45)
+                    ),
+                    format!("use e.g. `{}`", suggest_cluster_id(&e.value, 45)),
+                )
+                .key(&e.key)
+                .at(value_place(e)),
+            );
+        }
+    } else if is_k8s && !is_operator {
+        out.push(
+            Finding::new(
+                RuleId::HA101,
+                "Kubernetes HA is on but `kubernetes.cluster-id` is not set; the JobManager stops with \"Configuration option 'kubernetes.cluster-id' is not set.\"",
+                "set `kubernetes.cluster-id` to a name such as `my-flink-cluster` (lower-case, at most 45 characters)",
+            )
+            .key(options::K8S_CLUSTER_ID.key)
+            .at(ha_pos),
+        );
+    }
+
+    let storage = config.effective(options::STORAGE_DIR);
+    match storage {
+        None if kind.is_on() => out.push(
+            Finding::new(
+                RuleId::HA103,
+                "HA is on but `high-availability.storageDir` is not set: there is nowhere to keep job graphs and checkpoint metadata",
+                "set `high-availability.storageDir` to durable storage, e.g. `s3://my-bucket/flink/recovery`",
+            )
+            .key(options::STORAGE_DIR.key)
+            .at(ha_pos),
+        ),
+        None => {}
+        Some(e) => check_storage_dir(config, e, out),
+    }
+
+    check_durations(config, is_k8s, out);
+
+    if let Some(e) = config.effective(options::JM_REPLICAS) {
+        if let Ok(n) = e.value.trim().parse::<i64>() {
+            if n < 1 {
+                out.push(
+                    Finding::new(
+                        RuleId::HA113,
+                        format!("`{}` is {n}; Flink refuses fewer than one JobManager", e.key),
+                        "set it to 1, or more with HA on",
+                    )
+                    .key(&e.key)
+                    .at(value_place(e)),
+                );
+            } else if n > 1 && !kind.is_on() {
+                out.push(
+                    Finding::new(
+                        RuleId::HA113,
+                        format!("{n} JobManager replicas without HA: Flink refuses with \"High availability should be enabled when starting standby JobManagers.\""),
+                        "turn HA on (`high-availability.type: kubernetes`) or use 1 replica",
+                    )
+                    .key(&e.key)
+                    .at(value_place(e)),
+                );
+            }
+        }
+    }
+
+    if is_k8s && config.effective(options::CHECKPOINT_INTERVAL).is_none() {
+        out.push(
+            Finding::new(
+                RuleId::HA114,
+                "Kubernetes HA is on but checkpointing is off (`execution.checkpointing.interval` unset): a recovered job starts from scratch",
+                "set `execution.checkpointing.interval`, e.g. `1 min`",
+            )
+            .key(options::CHECKPOINT_INTERVAL.key)
+            .at(ha_pos),
+        );
+    }
+
+    if let Some(e) = config.effective(options::NUM_RETAINED) {
+        if let Ok(n) = e.value.trim().parse::<i64>() {
+            if n > 100 {
+                out.push(
+                    Finding::new(
+                        RuleId::HA115,
+                        format!("{n} retained checkpoints: each adds a pointer to the job ConfigMap, which holds at most 1 MiB"),
+                        "retain at most a few checkpoints (the default is 1); keep long-term state in savepoints",
+                    )
+                    .key(&e.key)
+                    .at(value_place(e)),
+                );
+            }
+        }
+    }
+
+    let ha_id = config.effective(options::HA_CLUSTER_ID);
+    let cluster_id = match origin {
+        Origin::FlinkDeployment { name } => Some(name.clone()),
+        Origin::ConfigMap { cluster_id } => Some(
+            k8s_id
+                .map(|e| e.value.clone())
+                .unwrap_or_else(|| cluster_id.clone()),
+        ),
+        _ => k8s_id.map(|e| e.value.clone()),
+    };
+    if is_k8s && !is_operator {
+        match (ha_id, k8s_id) {
+            (Some(h), Some(k)) if h.value != k.value => out.push(
+                Finding::new(
+                    RuleId::HA116,
+                    format!(
+                        "`{}` is `{}` but `kubernetes.cluster-id` is `{}`: HA payloads go to `<storageDir>/{}/` while the ConfigMaps are named after `{}`",
+                        h.key, h.value, k.value, h.value, k.value
+                    ),
+                    format!("set `high-availability.cluster-id: {}` or remove it (native deployments derive it)", k.value),
+                )
+                .key(&h.key)
+                .at(value_place(h)),
+            ),
+            (None, _) => out.push(
+                Finding::new(
+                    RuleId::HA117,
+                    "`high-availability.cluster-id` is unset: a standalone JobManager writes its HA payloads to `<storageDir>/default/`, shared with every other standalone cluster on that storageDir",
+                    match k8s_id {
+                        Some(k) => format!("set `high-availability.cluster-id: {}`; native deployments derive it from `kubernetes.cluster-id` themselves", k.value),
+                        None => "set `high-availability.cluster-id` to the cluster id; native deployments derive it from `kubernetes.cluster-id` themselves".to_string(),
+                    },
+                )
+                .key(options::HA_CLUSTER_ID.key)
+                .at(ha_pos),
+            ),
+            _ => {}
+        }
+    }
+
+    HaFacts {
+        kind,
+        cluster_id,
+        storage_dir: storage.map(|e| (e.value.clone(), value_place(e))),
+    }
+}
+
+fn invalid_type(e: &Entry) -> Finding {
+    let v = e.value.trim();
+    let unquoted = v.trim_matches(|c| c == '"' || c == '\'');
+    let hint = if unquoted != v && classify(unquoted) != HaKind::Invalid {
+        format!("remove the quotes: `{}: {unquoted}`", e.key)
+    } else {
+        let lower = unquoted.to_ascii_lowercase();
+        let best = ["kubernetes", "zookeeper", "none"]
+            .iter()
+            .map(|c| (strsim::damerau_levenshtein(&lower, c), *c))
+            .min();
+        match best {
+            Some((d, c)) if d <= 3 => format!("did you mean `{c}`? (`{}: {c}`)", e.key),
+            _ => "use one of `kubernetes`, `zookeeper`, `none`, or the fully qualified class name of an HA services factory".to_string(),
+        }
+    };
+    Finding::new(
+        RuleId::HA109,
+        format!(
+            "`{}` is not an HA type: Flink would load `{}` as a factory class and fail when the JobManager starts",
+            display_value(&e.key, &e.value),
+            display_value(&e.key, &e.value)
+        ),
+        hint,
+    )
+    .key(&e.key)
+    .at(value_place(e))
+}
+
+fn check_deprecations(config: &FlinkConfig, out: &mut Vec<Finding>) {
+    for e in &config.entries {
+        let Some(current) = options::current_for(&e.key) else { continue };
+        // Report each deprecated key once, at its entry in force.
+        if config.get(&e.key).map(|x| std::ptr::eq(x, e)) != Some(true) {
+            continue;
+        }
+        out.push(
+            Finding::new(
+                RuleId::HA107,
+                format!("`{}` is deprecated", e.key),
+                format!("use `{}` instead", current.key),
+            )
+            .key(&e.key)
+            .at(e.key_pos),
+        );
+        if let Some(cur) = config.get(current.key) {
+            if cur.value != e.value {
+                out.push(
+                    Finding::new(
+                        RuleId::HA108,
+                        format!(
+                            "`{}` is `{}` but `{}` is `{}`; Flink uses `{}`",
+                            e.key,
+                            display_value(&e.key, &e.value),
+                            cur.key,
+                            display_value(&cur.key, &cur.value),
+                            cur.key
+                        ),
+                        format!("remove `{}`", e.key),
+                    )
+                    .key(&e.key)
+                    .at(e.key_pos),
+                );
+            }
+        }
+    }
+}
+
+fn check_storage_dir(config: &FlinkConfig, e: &Entry, out: &mut Vec<Finding>) {
+    let value = e.value.trim();
+    let pos = value_place(e);
+    let shown = display_value(&e.key, value);
+    let uri = storage_uri::split(value);
+    let default_scheme = config
+        .effective(options::DEFAULT_SCHEME)
+        .map(|d| d.value.trim().to_string());
+    let scheme = match (uri.scheme, &default_scheme) {
+        (Some(s), _) => s.to_ascii_lowercase(),
+        (None, Some(d)) if uri.path.starts_with('/') => {
+            storage_uri::split(d).scheme.unwrap_or("file").to_ascii_lowercase()
+        }
+        (None, _) => {
+            let why = if uri.path.starts_with('/') {
+                "has no scheme: it resolves to the pod's local disk, which is lost with the pod"
+            } else {
+                "is a relative path: it resolves against the JobManager's working directory on the pod's local disk"
+            };
+            out.push(
+                Finding::new(
+                    RuleId::HA104,
+                    format!("storageDir `{shown}` {why}"),
+                    "use an absolute URI with a scheme, e.g. `s3://my-bucket/flink/recovery` (or `file:///mnt/shared/...` on a shared volume)",
+                )
+                .key(&e.key)
+                .at(pos),
+            );
+            return;
+        }
+    };
+    if uri.scheme.is_some() && uri.authority.is_none() && !uri.path.starts_with('/') {
+        out.push(
+            Finding::new(
+                RuleId::HA104,
+                format!("storageDir `{shown}` cannot be used as a path: after `{scheme}:` Flink expects `//` or an absolute path"),
+                format!("write it as `{scheme}://<bucket-or-host>/<path>`"),
+            )
+            .key(&e.key)
+            .at(pos),
+        );
+        return;
+    }
+    let authority = uri.authority.unwrap_or("");
+    if BUCKET_SCHEMES.contains(&scheme.as_str()) && authority.is_empty() && uri.scheme.is_some() {
+        out.push(
+            Finding::new(
+                RuleId::HA105,
+                format!("storageDir `{shown}` names no bucket: the {scheme} file system cannot be created and HA fails at start"),
+                format!("put the bucket after `{scheme}://`, e.g. `{scheme}://my-bucket{}`", if uri.path.is_empty() { "/flink/recovery" } else { uri.path }),
+            )
+            .key(&e.key)
+            .at(pos),
+        );
+    } else if AZURE_SCHEMES.contains(&scheme.as_str())
+        && uri.scheme.is_some()
+        && authority.split_once('@').is_none_or(|(container, account)| container.is_empty() || account.is_empty())
+    {
+        out.push(
+            Finding::new(
+                RuleId::HA105,
+                format!("storageDir `{shown}` names no container: Azure URIs need `container@account` after `{scheme}://`"),
+                format!("e.g. `{scheme}://flink@myaccount.dfs.core.windows.net/recovery`"),
+            )
+            .key(&e.key)
+            .at(pos),
+        );
+    } else if scheme == "file" {
+        out.push(
+            Finding::new(
+                RuleId::HA106,
+                format!("storageDir `{shown}` is on the local file system: only safe on a volume every JobManager mounts and that outlives the pods"),
+                "use an object store (s3://, gs://, abfss://) or mount a ReadWriteMany PersistentVolume at this path in every JobManager",
+            )
+            .key(&e.key)
+            .at(pos),
+        );
+    }
+}
+
+const ELECTION: [&OptionSpec; 3] = [options::LEASE_DURATION, options::RENEW_DEADLINE, options::RETRY_PERIOD];
+
+fn check_durations(config: &FlinkConfig, is_k8s: bool, out: &mut Vec<Finding>) {
+    // `None`: set but invalid (already reported), so timing rules are skipped.
+    let mut values: [Option<Duration>; 3] = [None; 3];
+    for (i, option) in ELECTION.iter().enumerate() {
+        values[i] = match config.effective(option) {
+            Some(e) => check_duration(e, out),
+            None => option.default.and_then(|d| duration::parse(d).ok()),
+        };
+    }
+    if let Some(e) = config.effective(options::CHECKPOINT_INTERVAL) {
+        check_duration(e, out);
+    }
+    let explicit: Vec<&Entry> = ELECTION.iter().filter_map(|o| config.effective(o)).collect();
+    let [Some(lease), Some(renew), Some(retry)] = values else { return };
+    if explicit.is_empty() && !is_k8s {
+        return;
+    }
+    let pos_of = |option: &OptionSpec| {
+        config
+            .effective(option)
+            .or_else(|| explicit.first().copied())
+            .and_then(|e| e.key_pos)
+    };
+    let fmt = |d: Duration| humanize(d);
+    let mut impossible = false;
+    if renew > lease {
+        impossible = true;
+        out.push(
+            Finding::new(
+                RuleId::HA111,
+                format!(
+                    "renew-deadline ({}) is longer than lease-duration ({}): the lease expires while the leader still believes it can renew",
+                    fmt(renew),
+                    fmt(lease)
+                ),
+                "keep renew-deadline <= lease-duration (defaults: 15 s and 15 s)",
+            )
+            .key(options::RENEW_DEADLINE.key)
+            .at(pos_of(options::RENEW_DEADLINE)),
+        );
+    }
+    if retry >= renew {
+        impossible = true;
+        out.push(
+            Finding::new(
+                RuleId::HA111,
+                format!(
+                    "retry-period ({}) is not shorter than renew-deadline ({}): the leader gets no second renewal attempt before it must step down",
+                    fmt(retry),
+                    fmt(renew)
+                ),
+                "keep retry-period well below renew-deadline (defaults: 5 s and 15 s)",
+            )
+            .key(options::RETRY_PERIOD.key)
+            .at(pos_of(options::RETRY_PERIOD)),
+        );
+    }
+    if impossible || explicit.is_empty() {
+        return;
+    }
+    if lease - renew < retry {
+        out.push(
+            Finding::new(
+                RuleId::HA112,
+                format!(
+                    "lease-duration ({}) - renew-deadline ({}) is less than retry-period ({}): a leader that steps down late can overlap with the next one",
+                    fmt(lease),
+                    fmt(renew),
+                    fmt(retry)
+                ),
+                "make lease-duration exceed renew-deadline by at least one retry-period, e.g. 20 s / 15 s / 5 s",
+            )
+            .key(options::LEASE_DURATION.key)
+            .at(pos_of(options::LEASE_DURATION)),
+        );
+    }
+    if renew < retry * 2 {
+        out.push(
+            Finding::new(
+                RuleId::HA112,
+                format!(
+                    "renew-deadline ({}) is less than twice retry-period ({}): one failed renewal costs leadership",
+                    fmt(renew),
+                    fmt(retry)
+                ),
+                "keep renew-deadline at least 2 x retry-period (fabric8 requires 2.2 x)",
+            )
+            .key(options::RENEW_DEADLINE.key)
+            .at(pos_of(options::RENEW_DEADLINE)),
+        );
+    }
+}
+
+/// Reports an invalid or zero duration; returns it when usable.
+fn check_duration(e: &Entry, out: &mut Vec<Finding>) -> Option<Duration> {
+    match duration::parse(&e.value) {
+        Ok(d) if d.is_zero() => {
+            out.push(
+                Finding::new(
+                    RuleId::HA110,
+                    format!("`{}` is zero", e.key),
+                    "use a positive duration such as `15 s`",
+                )
+                .key(&e.key)
+                .at(value_place(e)),
+            );
+            None
+        }
+        Ok(d) => Some(d),
+        Err(why) => {
+            out.push(
+                Finding::new(
+                    RuleId::HA110,
+                    format!("`{}` value `{}` {why}; Flink cannot read it as a duration", e.key, display_value(&e.key, &e.value)),
+                    "write a whole number and a unit, e.g. `15 s`, `500 ms`, `1 min` (no unit means milliseconds)",
+                )
+                .key(&e.key)
+                .at(value_place(e)),
+            );
+            None
+        }
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    }
+}
+

@@ -1,0 +1,251 @@
+//! From bytes to findings: size and encoding checks, format detection, and dispatch to
+//! the Flink config readers or the Kubernetes object rules.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{self, ConfigFact, Facts};
+use crate::config;
+use crate::finding::{Finding, Report};
+use crate::ha_config::{self, HaFacts, Origin};
+use crate::objects::{self, DocOut};
+use crate::rules::RuleId;
+use crate::yaml::{self, Pos};
+
+/// Largest input read. A ConfigMap holds at most 1 MiB and the API server takes
+/// requests of a few MiB; anything larger is not a configuration.
+pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
+
+/// How to read an input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputFormat {
+    /// Decide from the file name and the content.
+    #[default]
+    Auto,
+    /// Legacy `flink-conf.yaml`, read with Flink's line parser.
+    FlinkConf,
+    /// Standard `config.yaml` (YAML 1.2).
+    ConfigYaml,
+    /// Kubernetes manifests: one or more YAML/JSON documents.
+    Kubernetes,
+}
+
+impl InputFormat {
+    pub const NAMES: &[&str] = &["auto", "flink-conf", "config-yaml", "kubernetes"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputFormat::Auto => "auto",
+            InputFormat::FlinkConf => "flink-conf",
+            InputFormat::ConfigYaml => "config-yaml",
+            InputFormat::Kubernetes => "kubernetes",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InputFormat> {
+        match s {
+            "auto" => Some(InputFormat::Auto),
+            "flink-conf" | "flink-conf.yaml" => Some(InputFormat::FlinkConf),
+            "config-yaml" | "config.yaml" => Some(InputFormat::ConfigYaml),
+            "kubernetes" | "k8s" | "manifests" => Some(InputFormat::Kubernetes),
+            _ => None,
+        }
+    }
+}
+
+/// Decides the format of an input from its name and content (never `Auto`).
+pub fn detect(name: &str, text: &str) -> InputFormat {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    if base.starts_with("flink-conf") {
+        return InputFormat::FlinkConf;
+    }
+    if looks_like_manifest(text) {
+        InputFormat::Kubernetes
+    } else {
+        InputFormat::ConfigYaml
+    }
+}
+
+/// A top-level `apiVersion:` and `kind:` (YAML), or a JSON object with both.
+fn looks_like_manifest(text: &str) -> bool {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        return text.contains("\"apiVersion\"") && text.contains("\"kind\"");
+    }
+    let mut api = false;
+    let mut kind = false;
+    for line in text.lines() {
+        api |= line.starts_with("apiVersion:");
+        kind |= line.starts_with("kind:");
+        if api && kind {
+            return true;
+        }
+    }
+    false
+}
+
+fn input_error(message: String, hint: &str, pos: Option<Pos>) -> Finding {
+    Finding::new(RuleId::HA001, message, hint).at(pos)
+}
+
+/// Checks size and encoding; the text, or the finding that stops linting.
+pub fn decode(bytes: &[u8]) -> Result<&str, Finding> {
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(input_error(
+            format!(
+                "input is {} bytes; the linter reads at most {} (a ConfigMap holds at most 1 MiB)",
+                bytes.len(),
+                MAX_INPUT_BYTES
+            ),
+            "lint the configuration files themselves, not an archive or a dump",
+            None,
+        ));
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = &bytes[..e.valid_up_to()];
+        // The prefix is valid UTF-8 by construction.
+        let prefix = std::str::from_utf8(valid).unwrap_or("");
+        let line = prefix.matches('\n').count() + 1;
+        let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        input_error(
+            format!(
+                "input is not UTF-8: byte 0x{:02X} at offset {} cannot be decoded",
+                bytes[e.valid_up_to()],
+                e.valid_up_to()
+            ),
+            "Flink and Kubernetes read configuration as UTF-8; re-save the file as UTF-8",
+            Some(Pos::new(line, column)),
+        )
+    })
+}
+
+fn syntax_error(e: &yaml::SyntaxError) -> Finding {
+    input_error(
+        format!("cannot read the YAML: {}", e.message),
+        "fix the YAML at this position; nothing after it was linted",
+        Some(e.pos),
+    )
+}
+
+/// Lints a Flink configuration text (a file or one embedded in a ConfigMap).
+pub fn lint_config_text(text: &str, legacy: bool, origin: &Origin) -> (Vec<Finding>, Option<HaFacts>) {
+    let mut findings = Vec::new();
+    let config = if legacy {
+        let (config, parse_findings) = config::parse_legacy(text);
+        findings.extend(parse_findings);
+        config
+    } else {
+        let stream = yaml::parse_stream(text);
+        if let Some(e) = &stream.error {
+            findings.push(syntax_error(e));
+            return (findings, None);
+        }
+        let docs: Vec<&yaml::Document> = stream.documents.iter().filter(|d| d.root.is_some()).collect();
+        if docs.len() > 1 {
+            findings.push(input_error(
+                format!("config.yaml holds {} YAML documents; Flink reads exactly one", docs.len()),
+                "remove the `---` separators and keep one document",
+                Some(docs[1].pos),
+            ));
+        }
+        let Some(root) = docs.first().and_then(|d| d.root.as_ref()) else {
+            return (findings, None);
+        };
+        let (config, parse_findings) = config::parse_standard(root);
+        let unreadable = parse_findings.iter().any(|f| f.rule == RuleId::HA001) && config.is_empty();
+        findings.extend(parse_findings);
+        if unreadable {
+            return (findings, None);
+        }
+        config
+    };
+    let facts = ha_config::check(&config, origin, &mut findings);
+    (findings, Some(facts))
+}
+
+/// Lints a stream of Kubernetes documents.
+fn lint_manifests(text: &str, out: &mut DocOut) {
+    let stream = yaml::parse_stream(text);
+    let count = stream.documents.iter().filter(|d| d.root.is_some()).count();
+    for doc in &stream.documents {
+        let Some(root) = &doc.root else { continue };
+        if root.as_map().is_none() {
+            out.findings.push(input_error(
+                "a document is not a map: expected a Kubernetes object or a Flink configuration".to_string(),
+                "each document must be a YAML map",
+                root.pos.or(Some(doc.pos)),
+            ));
+        } else if objects::looks_like_object(root) {
+            objects::lint_object(root, out);
+        } else if count == 1 {
+            // A lone map without apiVersion/kind is a Flink config in a file of another name.
+            let (config, findings) = config::parse_standard(root);
+            out.findings.extend(findings);
+            let facts = ha_config::check(&config, &Origin::File, &mut out.findings);
+            push_file_facts(out, facts);
+        } else {
+            objects::lint_object(root, out);
+        }
+    }
+    if let Some(e) = &stream.error {
+        out.findings.push(syntax_error(e));
+    }
+}
+
+fn push_file_facts(out: &mut DocOut, facts: HaFacts) {
+    out.facts.configs.push(ConfigFact {
+        cluster_id: facts.cluster_id,
+        kind: facts.kind,
+        storage_dir: facts.storage_dir,
+        from_configmap: false,
+    });
+}
+
+/// One input of a lint run.
+#[derive(Clone, Copy, Debug)]
+pub struct LintInput<'a> {
+    /// The file name (decides the format under `Auto` and appears in messages).
+    pub name: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// Lints several inputs together: each gets its own report, and the bundle rules
+/// (HA4xx) look across all of them.
+pub fn lint_inputs(inputs: &[LintInput<'_>], format: InputFormat) -> Vec<Report> {
+    let mut reports = Vec::with_capacity(inputs.len());
+    let mut facts = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let (findings, f) = lint_one(input, format);
+        reports.push(Report { findings });
+        facts.push(f);
+    }
+    let names: Vec<&str> = inputs.iter().map(|i| i.name).collect();
+    for (report, extra) in reports.iter_mut().zip(bundle::check(&facts, &names)) {
+        report.findings.extend(extra);
+        report.normalize();
+    }
+    reports
+}
+
+fn lint_one(input: &LintInput<'_>, format: InputFormat) -> (Vec<Finding>, Facts) {
+    let text = match decode(input.bytes) {
+        Ok(text) => text,
+        Err(finding) => return (vec![finding], Facts::default()),
+    };
+    let format = match format {
+        InputFormat::Auto => detect(input.name, text),
+        f => f,
+    };
+    let mut out = DocOut::default();
+    match format {
+        InputFormat::FlinkConf | InputFormat::ConfigYaml => {
+            let (findings, facts) = lint_config_text(text, format == InputFormat::FlinkConf, &Origin::File);
+            out.findings = findings;
+            if let Some(facts) = facts {
+                push_file_facts(&mut out, facts);
+            }
+        }
+        InputFormat::Kubernetes | InputFormat::Auto => lint_manifests(text, &mut out),
+    }
+    (out.findings, out.facts)
+}

@@ -1,0 +1,521 @@
+//! Kubernetes objects: which documents matter (ConfigMaps, FlinkDeployments,
+//! FlinkSessionJobs, Deployments), the HA2xx ConfigMap rules, the HA3xx operator rules,
+//! and the Flink configuration embedded in `flink-config-<id>` ConfigMaps.
+
+use crate::bundle::{ConfigFact, DeploymentFact, Facts};
+use crate::config::{self, FlinkConfig};
+use crate::finding::{Finding, Severity};
+use crate::ha_config::{self, HaKind, Origin};
+use crate::leader_record::{self, LeaderRecord};
+use crate::options::{self, display_value};
+use crate::rules::RuleId;
+use crate::yaml::{Node, Pos, Style, Value};
+use crate::input;
+
+/// Labels Flink puts on HA ConfigMaps.
+pub const LABEL_APP: &str = "app";
+pub const LABEL_TYPE: &str = "type";
+pub const LABEL_TYPE_VALUE: &str = "flink-native-kubernetes";
+pub const LABEL_CONFIGMAP_TYPE: &str = "configmap-type";
+pub const LABEL_CONFIGMAP_TYPE_VALUE: &str = "high-availability";
+
+/// A ConfigMap holds at most this many bytes of keys and values.
+pub const CONFIGMAP_LIMIT: usize = 1024 * 1024;
+
+/// Prefix of leader entries in the cluster ConfigMap.
+pub const LEADER_KEY_PREFIX: &str = "org.apache.flink.k8s.leader.";
+
+/// Where findings of one document go.
+#[derive(Default)]
+pub struct DocOut {
+    pub findings: Vec<Finding>,
+    pub facts: Facts,
+}
+
+/// Lints one Kubernetes object (a document with `apiVersion` and `kind`).
+pub fn lint_object(root: &Node, out: &mut DocOut) {
+    let kind = root.str_at(&["kind"]).unwrap_or("");
+    let api = root.str_at(&["apiVersion"]).unwrap_or("");
+    let group = api.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+    match (group, kind) {
+        ("", "ConfigMap") => configmap(root, out),
+        ("flink.apache.org", "FlinkDeployment") => flink_deployment(root, out),
+        ("flink.apache.org", "FlinkSessionJob") => flink_session_job(root, out),
+        ("apps", "Deployment") => deployment(root, out),
+        ("", "List") => {
+            for item in root.get("items").and_then(Node::as_seq).unwrap_or(&[]) {
+                if item.as_map().is_some() {
+                    lint_object(item, out);
+                }
+            }
+        }
+        ("admission.k8s.io", "AdmissionReview") => {
+            if let Some(object) = root.path(&["request", "object"]).filter(|o| o.as_map().is_some()) {
+                lint_object(object, out);
+            }
+        }
+        _ => {
+            let name = root.str_at(&["metadata", "name"]).unwrap_or("");
+            let what = if kind.is_empty() { "a document without `kind`".to_string() } else { format!("`{kind}` `{name}`") };
+            out.findings.push(
+                Finding::new(
+                    RuleId::HA005,
+                    format!("{what} is not something the linter checks; skipped"),
+                    "the linter reads Flink configs, ConfigMaps, FlinkDeployments, FlinkSessionJobs and Deployments",
+                )
+                .path("kind")
+                .at(root.entry("kind").map_or(root.pos, |(k, _)| k.pos)),
+            );
+        }
+    }
+}
+
+fn owner_refs(root: &Node) -> Option<(&Node, usize)> {
+    let (key, value) = root.get("metadata")?.entry("ownerReferences")?;
+    let n = value.as_seq().map_or(0, <[Node]>::len);
+    (n > 0).then_some((key, n))
+}
+
+fn labels(root: &Node) -> Option<&Node> {
+    root.path(&["metadata", "labels"]).filter(|n| n.as_map().is_some())
+}
+
+fn label<'a>(root: &'a Node, name: &str) -> Option<&'a str> {
+    labels(root)?.str_at(&[name])
+}
+
+/// Cluster id from the name of an HA ConfigMap, when the name has an HA pattern.
+pub fn ha_name_cluster_id(name: &str) -> Option<&str> {
+    if let Some(id) = name.strip_suffix("-cluster-config-map") {
+        return (!id.is_empty()).then_some(id);
+    }
+    for component in ["-dispatcher-leader", "-resourcemanager-leader", "-restserver-leader"] {
+        if let Some(id) = name.strip_suffix(component) {
+            return (!id.is_empty()).then_some(id);
+        }
+    }
+    for suffix in ["-config-map", "-jobmanager-leader"] {
+        if let Some(rest) = name.strip_suffix(suffix) {
+            if let Some((id, job)) = rest.rsplit_once('-') {
+                if is_job_id(job) && !id.is_empty() {
+                    return Some(id);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A Flink job id: 32 lower-case hex digits.
+pub fn is_job_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Whether a ConfigMap is one of Flink's HA ConfigMaps (spec/rules.md, HA2xx).
+pub fn is_ha_configmap(root: &Node) -> bool {
+    let name = root.str_at(&["metadata", "name"]).unwrap_or("");
+    root.path(&["metadata", "annotations", leader_record::ANNOTATION]).is_some()
+        || (label(root, LABEL_TYPE) == Some(LABEL_TYPE_VALUE)
+            && label(root, LABEL_CONFIGMAP_TYPE) == Some(LABEL_CONFIGMAP_TYPE_VALUE))
+        || ha_name_cluster_id(name).is_some()
+}
+
+fn configmap(root: &Node, out: &mut DocOut) {
+    let name = root.str_at(&["metadata", "name"]).unwrap_or("");
+    let ha = is_ha_configmap(root);
+    let flink_config = name.strip_prefix("flink-config-").filter(|id| !id.is_empty());
+    if !ha && flink_config.is_none() {
+        return;
+    }
+    if ha {
+        ha_configmap(root, name, out);
+    }
+    if let Some(id) = flink_config {
+        if owner_refs(root).is_none() {
+            out.findings.push(
+                Finding::new(
+                    RuleId::HA203,
+                    format!("`{name}` has no owner reference: nothing removes it when the cluster is deleted"),
+                    format!("let the JobManager Deployment `{id}` own it (ownerReferences with controller: true)"),
+                )
+                .path("metadata.ownerReferences")
+                .at(root.get("metadata").and_then(|m| m.pos)),
+            );
+        }
+        embedded_configs(root, id, out);
+    }
+    configmap_size(root, name, out);
+}
+
+fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
+    if let Some((key, n)) = owner_refs(root) {
+        out.findings.push(
+            Finding::new(
+                RuleId::HA201,
+                format!(
+                    "HA ConfigMap `{name}` has {n} owner reference{}: the garbage collector deletes it with its owner and every job's HA metadata is lost",
+                    if n == 1 { "" } else { "s" }
+                ),
+                "remove metadata.ownerReferences; HA ConfigMaps must outlive the JobManager Deployment",
+            )
+            .path("metadata.ownerReferences")
+            .at(key.pos),
+        );
+    }
+
+    let id = ha_name_cluster_id(name);
+    let mut problems = Vec::new();
+    match (label(root, LABEL_APP), id) {
+        (None, _) => problems.push(format!("label `{LABEL_APP}` is missing")),
+        (Some(app), Some(id)) if app != id => {
+            problems.push(format!("label `{LABEL_APP}={app}` does not match cluster id `{id}` in the name"))
+        }
+        _ => {}
+    }
+    if label(root, LABEL_TYPE).is_none() {
+        problems.push(format!("label `{LABEL_TYPE}` is missing"));
+    }
+    if !problems.is_empty() {
+        let expected = format!(
+            "`{LABEL_APP}={}` and `{LABEL_TYPE}={LABEL_TYPE_VALUE}`",
+            id.unwrap_or("<cluster-id>")
+        );
+        let at = root
+            .get("metadata")
+            .and_then(|m| m.entry("labels").map(|(k, _)| k.pos).unwrap_or(m.pos));
+        out.findings.push(
+            Finding::new(
+                RuleId::HA202,
+                format!("HA ConfigMap `{name}`: {}; cleanup by label and watches miss it", problems.join(", ")),
+                format!("label it {expected}"),
+            )
+            .path("metadata.labels")
+            .at(at),
+        );
+    }
+
+    if let Some((key, value)) = root
+        .get("metadata")
+        .and_then(|m| m.get("annotations"))
+        .and_then(|a| a.entry(leader_record::ANNOTATION))
+    {
+        let text = value.as_str().unwrap_or("");
+        if let Err(why) = LeaderRecord::parse(text) {
+            out.findings.push(
+                Finding::new(
+                    RuleId::HA206,
+                    format!("the leader annotation {why}"),
+                    "let Flink write the record, or remove the annotation so a leader can be elected afresh",
+                )
+                .path(format!("metadata.annotations.{}", leader_record::ANNOTATION))
+                .at(key.pos),
+            );
+        }
+    }
+
+    let Some(data) = root.get("data").and_then(Node::as_map) else { return };
+    for (k, v) in data {
+        let Some(key) = k.as_str() else { continue };
+        let value = v.as_str().unwrap_or("");
+        let problem = if let Some(id) = key.strip_prefix("checkpointID-") {
+            (id.len() != 19 || !id.bytes().all(|b| b.is_ascii_digit())).then(|| {
+                format!("checkpoint key `{key}` is not `checkpointID-` and 19 digits; recovery sorts keys as text and may pick the wrong checkpoint")
+            })
+        } else if key == "counter" {
+            (value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| format!("`counter` is `{}`, not a decimal checkpoint id", display_value(key, value)))
+        } else if let Some(component) = key.strip_prefix(LEADER_KEY_PREFIX) {
+            match value.split_once(',') {
+                Some((session, address)) if is_uuid(session) && !address.is_empty() => None,
+                _ => Some(format!(
+                    "leader entry for `{component}` is `{}`, not `<session-uuid>,<address>`",
+                    display_value(key, value)
+                )),
+            }
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            out.findings.push(
+                Finding::new(
+                    RuleId::HA206,
+                    message,
+                    "HA data is written by the JobManager; restore it from a backup or remove the entry",
+                )
+                .path(format!("data.{key}"))
+                .at(k.pos),
+            );
+        }
+    }
+}
+
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn configmap_size(root: &Node, name: &str, out: &mut DocOut) {
+    let mut total = 0usize;
+    let mut at = None;
+    for (field, binary) in [("data", false), ("binaryData", true)] {
+        if let Some((k, map)) = root.entry(field) {
+            at = at.or(k.pos);
+            for (key, value) in map.as_map().unwrap_or(&[]) {
+                let v = value.as_str().unwrap_or("");
+                // binaryData is base64 in the manifest; the limit counts decoded bytes.
+                let len = if binary { v.trim_end_matches('=').len() * 3 / 4 } else { v.len() };
+                total += key.as_str().map_or(0, str::len) + len;
+            }
+        }
+    }
+    let (severity, verdict) = if total > CONFIGMAP_LIMIT {
+        (Severity::Error, "over the 1 MiB limit: the API server rejects it")
+    } else if total * 10 > CONFIGMAP_LIMIT * 8 {
+        (Severity::Warning, "over 80 % of the 1 MiB limit: a few more entries and writes fail")
+    } else {
+        return;
+    };
+    out.findings.push(
+        Finding::new(
+            RuleId::HA204,
+            format!("ConfigMap `{name}` holds {total} bytes of data, {verdict}"),
+            "retain fewer checkpoints (`execution.checkpointing.num-retained`) or split the configuration",
+        )
+        .severity(severity)
+        .path("data")
+        .at(at),
+    );
+}
+
+/// Lints the `config.yaml` / `flink-conf.yaml` inside a `flink-config-<id>` ConfigMap
+/// with positions mapped back into the manifest.
+fn embedded_configs(root: &Node, cluster_id: &str, out: &mut DocOut) {
+    let Some(data) = root.get("data").and_then(Node::as_map) else { return };
+    for (k, v) in data {
+        let legacy = match k.as_str() {
+            Some("config.yaml") => false,
+            Some("flink-conf.yaml") => true,
+            _ => continue,
+        };
+        let Some(text) = v.as_str() else { continue };
+        let origin = Origin::ConfigMap {
+            cluster_id: cluster_id.to_string(),
+        };
+        let (mut findings, facts) = input::lint_config_text(text, legacy, &origin);
+        let placement = Placement::of(v);
+        for f in &mut findings {
+            placement.apply(f);
+        }
+        out.findings.extend(findings);
+        if let Some(facts) = facts {
+            out.facts.configs.push(ConfigFact {
+                cluster_id: facts.cluster_id.or_else(|| Some(cluster_id.to_string())),
+                kind: facts.kind,
+                storage_dir: facts.storage_dir.map(|(s, p)| (s, p.and_then(|p| placement.map(p)))),
+                from_configmap: true,
+            });
+        }
+    }
+}
+
+/// How positions inside an embedded text map to the manifest.
+enum Placement {
+    /// A literal block (`|`): line `n` of the text is line `first_line + n - 1` of the
+    /// manifest, shifted right by the block's indentation.
+    Block { first_line: u32, indent: u32 },
+    /// Anything else (quoted, folded, JSON): every finding points at the value itself.
+    Fixed(Option<Pos>),
+}
+
+impl Placement {
+    fn of(value: &Node) -> Placement {
+        let Some(pos) = value.pos else {
+            return Placement::Fixed(None);
+        };
+        let Value::Scalar { text, style: Style::Literal } = &value.value else {
+            return Placement::Fixed(Some(pos));
+        };
+        // The parser places a literal block at its first non-blank content character;
+        // leading empty lines and that line's own extra indentation are in the text.
+        let blank = text.len() - text.trim_start_matches('\n').len();
+        let first = text[blank..].lines().next().unwrap_or("");
+        let extra = first.len() - first.trim_start_matches(' ').len();
+        Placement::Block {
+            first_line: pos.line.saturating_sub(blank as u32),
+            indent: (pos.column - 1).saturating_sub(extra as u32),
+        }
+    }
+
+    fn map(&self, p: Pos) -> Option<Pos> {
+        match self {
+            Placement::Block { first_line, indent } => Some(Pos {
+                line: first_line + p.line - 1,
+                column: p.column + indent,
+            }),
+            Placement::Fixed(pos) => *pos,
+        }
+    }
+
+    fn apply(&self, f: &mut Finding) {
+        let mapped = match f.pos() {
+            Some(p) => self.map(p),
+            None => match self {
+                Placement::Fixed(pos) => *pos,
+                Placement::Block { .. } => None,
+            },
+        };
+        f.line = mapped.map(|p| p.line);
+        f.column = mapped.map(|p| p.column);
+    }
+}
+
+/// `spec.flinkConfiguration`, flat (`key: "value"`) or nested YAML.
+fn flink_configuration(root: &Node, out: &mut DocOut) -> FlinkConfig {
+    let Some(node) = root.path(&["spec", "flinkConfiguration"]) else {
+        return FlinkConfig::default();
+    };
+    if node.is_null() {
+        return FlinkConfig::default();
+    }
+    if node.as_map().is_none() {
+        out.findings.push(
+            Finding::new(
+                RuleId::HA001,
+                "`spec.flinkConfiguration` must be a map of options",
+                "write options as `key: value` entries under flinkConfiguration",
+            )
+            .path("spec.flinkConfiguration")
+            .at(node.pos),
+        );
+        return FlinkConfig::default();
+    }
+    let (config, findings) = config::parse_standard(node);
+    out.findings.extend(findings);
+    for key in [options::K8S_CLUSTER_ID.key, options::K8S_NAMESPACE.key]
+        .into_iter()
+        .chain(std::iter::once(options::HA_CLUSTER_ID.key))
+        .chain(options::HA_CLUSTER_ID.deprecated.iter().copied())
+    {
+        if let Some(e) = config.get(key) {
+            out.findings.push(
+                Finding::new(
+                    RuleId::HA301,
+                    format!("`{key}` is set by the operator from the resource; setting it in flinkConfiguration conflicts with it"),
+                    format!("remove `{key}`; the cluster id is `metadata.name` and the namespace is the resource's"),
+                )
+                .key(key)
+                .at(e.key_pos),
+            );
+        }
+    }
+    config
+}
+
+fn flink_deployment(root: &Node, out: &mut DocOut) {
+    let name = root.str_at(&["metadata", "name"]).unwrap_or("");
+    if !name.is_empty() && !ha_config::is_valid_cluster_id(name, 45) {
+        out.findings.push(
+            Finding::new(
+                RuleId::HA304,
+                format!(
+                    "FlinkDeployment name `{name}` {}; it becomes the cluster id and part of object names",
+                    ha_config::cluster_id_problem(name, 45)
+                ),
+                format!("rename it, e.g. `{}`", ha_config::suggest_cluster_id(name, 45)),
+            )
+            .path("metadata.name")
+            .at(root.path(&["metadata", "name"]).and_then(|n| n.pos)),
+        );
+    }
+    let config = flink_configuration(root, out);
+    let origin = Origin::FlinkDeployment { name: name.to_string() };
+    let facts = ha_config::check(&config, &origin, &mut out.findings);
+    let ha_on = facts.kind.is_on();
+
+    let mode_node = root.path(&["spec", "job", "upgradeMode"]);
+    let mode = mode_node.and_then(Node::as_str).unwrap_or("");
+    let mode_pos = mode_node.and_then(|n| n.pos);
+    if mode == "last-state" && !ha_on && facts.kind != HaKind::Invalid {
+        out.findings.push(
+            Finding::new(
+                RuleId::HA302,
+                "`upgradeMode: last-state` restores jobs from HA metadata, but HA is off",
+                "set `high-availability.type: kubernetes` and `high-availability.storageDir` in flinkConfiguration",
+            )
+            .path("spec.job.upgradeMode")
+            .at(mode_pos),
+        );
+    }
+    if matches!(mode, "last-state" | "savepoint") && config.effective(options::CHECKPOINT_DIR).is_none() {
+        out.findings.push(
+            Finding::new(
+                RuleId::HA305,
+                format!("`upgradeMode: {mode}` needs a checkpoint directory, and `execution.checkpointing.dir` is not set"),
+                "set `execution.checkpointing.dir` (or `state.checkpoints.dir` before Flink 1.20) in flinkConfiguration",
+            )
+            .path("spec.job.upgradeMode")
+            .at(mode_pos),
+        );
+    }
+
+    if let Some(node) = root.path(&["spec", "jobManager", "replicas"]) {
+        let text = node.as_str().unwrap_or("");
+        let problem = match text.trim().parse::<i64>() {
+            Ok(n) if n < 1 => Some(format!("`spec.jobManager.replicas` is {n}; at least one JobManager is needed")),
+            Ok(n) if n > 1 && !ha_on => Some(format!(
+                "{n} JobManager replicas without HA: standby JobManagers need leader election"
+            )),
+            Ok(_) => None,
+            Err(_) => Some(format!("`spec.jobManager.replicas` is `{text}`, not a number")),
+        };
+        if let Some(message) = problem {
+            out.findings.push(
+                Finding::new(
+                    RuleId::HA303,
+                    message,
+                    "use 1 replica, or turn on Kubernetes HA for standbys",
+                )
+                .path("spec.jobManager.replicas")
+                .at(node.pos),
+            );
+        }
+    }
+
+    out.facts.configs.push(ConfigFact {
+        cluster_id: (!name.is_empty()).then(|| name.to_string()),
+        kind: facts.kind,
+        storage_dir: facts.storage_dir,
+        from_configmap: false,
+    });
+}
+
+fn flink_session_job(root: &Node, out: &mut DocOut) {
+    let config = flink_configuration(root, out);
+    ha_config::check(&config, &Origin::FlinkSessionJob, &mut out.findings);
+}
+
+fn deployment(root: &Node, out: &mut DocOut) {
+    let name = root.str_at(&["metadata", "name"]).unwrap_or("");
+    let cluster_id = label(root, LABEL_APP).unwrap_or(name);
+    let replicas_node = root.path(&["spec", "replicas"]);
+    let replicas = replicas_node
+        .and_then(Node::as_str)
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or(1);
+    out.facts.deployments.push(DeploymentFact {
+        name: name.to_string(),
+        cluster_id: cluster_id.to_string(),
+        replicas,
+        pos: replicas_node.and_then(|n| n.pos).or(root.pos),
+    });
+}
+
+/// Whether a document is a Kubernetes object rather than a Flink config.
+pub fn looks_like_object(root: &Node) -> bool {
+    root.get("kind").is_some() && root.get("apiVersion").is_some()
+}
+

@@ -1,0 +1,221 @@
+//! The Flink options the linter knows: keys, deprecated spellings, defaults and types.
+//!
+//! One table feeds effective-value lookup, the deprecation rules (HA107/HA108), the type
+//! checks (HA118) and the JSON Schema (`flink-ha schema`), so they cannot drift apart.
+
+/// What a value must look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionType {
+    String,
+    /// Flink `TimeUtils` duration (checked by HA110, not by the type check).
+    Duration,
+    /// A decimal integer no smaller than `min`.
+    Integer { min: i64 },
+    Boolean,
+}
+
+#[derive(Debug)]
+pub struct OptionSpec {
+    pub key: &'static str,
+    /// Older keys Flink still reads, highest precedence first.
+    pub deprecated: &'static [&'static str],
+    pub default: Option<&'static str>,
+    pub ty: OptionType,
+    pub description: &'static str,
+}
+
+pub const HA_TYPE: &OptionSpec = &OptionSpec {
+    key: "high-availability.type",
+    deprecated: &["high-availability", "recovery.mode"],
+    default: Some("NONE"),
+    ty: OptionType::String,
+    description: "High-availability mode: NONE, ZOOKEEPER, KUBERNETES (case-insensitive) or the factory class of a custom HA service.",
+};
+
+pub const STORAGE_DIR: &OptionSpec = &OptionSpec {
+    key: "high-availability.storageDir",
+    deprecated: &["high-availability.zookeeper.storageDir", "recovery.zookeeper.storageDir"],
+    default: None,
+    ty: OptionType::String,
+    description: "Durable storage for JobManager metadata (an absolute URI such as s3://bucket/flink/recovery). Kubernetes holds only pointers to it.",
+};
+
+pub const HA_CLUSTER_ID: &OptionSpec = &OptionSpec {
+    key: "high-availability.cluster-id",
+    deprecated: &[
+        "high-availability.zookeeper.path.namespace",
+        "recovery.zookeeper.path.namespace",
+    ],
+    default: Some("/default"),
+    ty: OptionType::String,
+    description: "Id of the cluster in HA storage: payloads go to <storageDir>/<this id>/. Native Kubernetes deployments set it to kubernetes.cluster-id; standalone ones do not.",
+};
+
+pub const K8S_CLUSTER_ID: &OptionSpec = &OptionSpec {
+    key: "kubernetes.cluster-id",
+    deprecated: &[],
+    default: None,
+    ty: OptionType::String,
+    description: "Cluster id on Kubernetes: names the HA ConfigMaps. [a-z]([-a-z0-9]*[a-z0-9])?, at most 45 characters.",
+};
+
+pub const K8S_NAMESPACE: &OptionSpec = &OptionSpec {
+    key: "kubernetes.namespace",
+    deprecated: &[],
+    default: Some("default"),
+    ty: OptionType::String,
+    description: "Namespace of the cluster's Kubernetes objects.",
+};
+
+pub const JM_REPLICAS: &OptionSpec = &OptionSpec {
+    key: "kubernetes.jobmanager.replicas",
+    deprecated: &[],
+    default: Some("1"),
+    ty: OptionType::Integer { min: 1 },
+    description: "Number of JobManager pods; more than one needs HA (standbys).",
+};
+
+pub const LEASE_DURATION: &OptionSpec = &OptionSpec {
+    key: "high-availability.kubernetes.leader-election.lease-duration",
+    deprecated: &[],
+    default: Some("15 s"),
+    ty: OptionType::Duration,
+    description: "How long a leader lease is valid without renewal.",
+};
+
+pub const RENEW_DEADLINE: &OptionSpec = &OptionSpec {
+    key: "high-availability.kubernetes.leader-election.renew-deadline",
+    deprecated: &[],
+    default: Some("15 s"),
+    ty: OptionType::Duration,
+    description: "How long a leader keeps trying to renew before it steps down.",
+};
+
+pub const RETRY_PERIOD: &OptionSpec = &OptionSpec {
+    key: "high-availability.kubernetes.leader-election.retry-period",
+    deprecated: &[],
+    default: Some("5 s"),
+    ty: OptionType::Duration,
+    description: "Pause between attempts to acquire or renew the lease.",
+};
+
+pub const MAX_RETRIES: &OptionSpec = &OptionSpec {
+    key: "kubernetes.transactional-operation.max-retries",
+    deprecated: &[],
+    default: Some("15"),
+    ty: OptionType::Integer { min: 0 },
+    description: "Retries of a ConfigMap compare-and-set after the first attempt (15 since Flink 1.20, 5 before).",
+};
+
+pub const NUM_RETAINED: &OptionSpec = &OptionSpec {
+    key: "execution.checkpointing.num-retained",
+    deprecated: &["state.checkpoints.num-retained"],
+    default: Some("1"),
+    ty: OptionType::Integer { min: 1 },
+    description: "Completed checkpoints kept; each adds a pointer to the job ConfigMap.",
+};
+
+pub const CHECKPOINT_INTERVAL: &OptionSpec = &OptionSpec {
+    key: "execution.checkpointing.interval",
+    deprecated: &[],
+    default: None,
+    ty: OptionType::Duration,
+    description: "Checkpoint interval; unset means checkpointing is off and recovered jobs start from scratch.",
+};
+
+pub const CHECKPOINT_DIR: &OptionSpec = &OptionSpec {
+    key: "execution.checkpointing.dir",
+    deprecated: &["state.checkpoints.dir"],
+    default: None,
+    ty: OptionType::String,
+    description: "Where checkpoint data is written.",
+};
+
+pub const JOB_RESULT_STORE_PATH: &OptionSpec = &OptionSpec {
+    key: "job-result-store.storage-path",
+    deprecated: &[],
+    default: None,
+    ty: OptionType::String,
+    description: "Where job results are stored; defaults to <storageDir>/job-result-store/<ha cluster-id>.",
+};
+
+pub const JOB_RESULT_STORE_DELETE: &OptionSpec = &OptionSpec {
+    key: "job-result-store.delete-on-commit",
+    deprecated: &[],
+    default: Some("true"),
+    ty: OptionType::Boolean,
+    description: "Whether a job result is deleted once its cleanup has finished.",
+};
+
+pub const DEFAULT_SCHEME: &OptionSpec = &OptionSpec {
+    key: "fs.default-scheme",
+    deprecated: &[],
+    default: None,
+    ty: OptionType::String,
+    description: "Scheme (and authority) used for paths without one.",
+};
+
+/// Every option the linter knows, in the order the schema lists them.
+pub const ALL: &[&OptionSpec] = &[
+    HA_TYPE,
+    STORAGE_DIR,
+    HA_CLUSTER_ID,
+    K8S_CLUSTER_ID,
+    K8S_NAMESPACE,
+    JM_REPLICAS,
+    LEASE_DURATION,
+    RENEW_DEADLINE,
+    RETRY_PERIOD,
+    MAX_RETRIES,
+    NUM_RETAINED,
+    CHECKPOINT_INTERVAL,
+    CHECKPOINT_DIR,
+    JOB_RESULT_STORE_PATH,
+    JOB_RESULT_STORE_DELETE,
+    DEFAULT_SCHEME,
+];
+
+/// Substrings (case-insensitive) of keys whose values Flink masks in its logs; the
+/// linter never prints such a value either.
+const SENSITIVE: &[&str] = &[
+    "password",
+    "secret",
+    "fs.azure.account.key",
+    "apikey",
+    "auth-params",
+    "service-key",
+    "token",
+    "basic-auth",
+    "jaas.config",
+    "http-headers",
+];
+
+pub const MASK: &str = "******";
+
+pub fn is_sensitive(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    SENSITIVE.iter().any(|s| key.contains(s))
+}
+
+/// A value as it may appear in a message: masked for sensitive keys, shortened when long.
+pub fn display_value(key: &str, value: &str) -> String {
+    if is_sensitive(key) {
+        return MASK.to_string();
+    }
+    const MAX: usize = 80;
+    if value.chars().count() > MAX {
+        let cut: String = value.chars().take(MAX).collect();
+        format!("{cut}…")
+    } else {
+        value.to_string()
+    }
+}
+
+/// The current key for a deprecated one, if `key` is deprecated.
+pub fn current_for(key: &str) -> Option<&'static OptionSpec> {
+    ALL.iter().copied().find(|o| o.deprecated.contains(&key))
+}
+
+pub fn by_key(key: &str) -> Option<&'static OptionSpec> {
+    ALL.iter().copied().find(|o| o.key == key)
+}
