@@ -105,7 +105,7 @@ pub fn review(json: &str, now_unix_ms: i64, settings: &ReviewSettings) -> Result
     let warnings: Vec<String> = findings
         .iter()
         .filter(|f| f.severity == Severity::Warning)
-        .map(|f| shorten(&format!("[{}] {}", f.rule, f.message)))
+        .map(warning_line)
         .collect();
 
     let mut response = AdmissionResponse::from(&request);
@@ -201,6 +201,16 @@ fn check_delete(old: &Node, now: Timestamp) -> Vec<Finding> {
         )
         .path(format!("metadata.annotations.{}", leader_record::ANNOTATION)),
     ]
+}
+
+/// A warning short enough for kubectl: the rule and its title, and what it is about.
+/// The full message is in the findings (and the webhook's log).
+fn warning_line(f: &Finding) -> String {
+    let line = match f.key.as_deref().or(f.path.as_deref()) {
+        Some(subject) => format!("[{}] {}: {subject}", f.rule, f.rule.title()),
+        None => format!("[{}] {}", f.rule, f.rule.title()),
+    };
+    shorten(&line)
 }
 
 fn shorten(s: &str) -> String {

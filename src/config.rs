@@ -63,6 +63,9 @@ impl FlinkConfig {
 pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
     let mut config = FlinkConfig::default();
     let mut findings = Vec::new();
+    // The key of the last `parent:` line (YAML nesting that Flink ignores), to explain
+    // the indented lines under it.
+    let mut parent: Option<String> = None;
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         let (conf_part, comment) = match line.find('#') {
@@ -83,6 +86,7 @@ pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
                 }
                 _ => display_value(conf, conf),
             };
+            parent = conf.strip_suffix(':').map(|p| p.trim().to_string());
             let (message, hint) = if conf.ends_with(':') {
                 (
                     format!("`{shown}` has no value on its line; Flink skips it (flink-conf.yaml is not YAML: nesting is ignored)"),
@@ -101,6 +105,20 @@ pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
             );
             continue;
         };
+        if lead == 0 {
+            parent = None;
+        } else if let Some(p) = &parent {
+            let key = conf[..split].trim_matches(|c: char| c <= ' ');
+            findings.push(
+                Finding::new(
+                    RuleId::HA003,
+                    format!("indented under `{p}:`, but Flink ignores nesting: this line sets `{key}`, not `{p}.{key}`"),
+                    format!("write `{p}.{key}: ...` on one line, without indentation"),
+                )
+                .key(key)
+                .at(Some(line_pos)),
+            );
+        }
         let raw_key = &conf[..split];
         let raw_value = &conf[split + 2..];
         let key = raw_key.trim_matches(|c: char| c <= ' ');
@@ -268,19 +286,19 @@ fn flatten(
 }
 
 fn duplicate(key: &str, first: Option<Pos>, at: Option<Pos>, how: Option<&str>) -> Finding {
-    let first = match first {
-        Some(p) => format!(" (first at line {})", p.line),
-        None => String::new(),
-    };
-    let how = how.map(|h| format!(" {h}")).unwrap_or_default();
-    let hint = if options::current_for(key).is_some() || key == "high-availability" {
-        "keep one definition; for HA write only the nested form `high-availability:\\n  type: kubernetes`"
+    let mut details: Vec<String> = how.map(str::to_string).into_iter().collect();
+    if let Some(p) = first {
+        details.push(format!("first at line {}", p.line));
+    }
+    let details = if details.is_empty() { String::new() } else { format!(" ({})", details.join("; ")) };
+    let hint = if key == "high-availability" {
+        "keep one definition: the nested `high-availability:` map, with `type: kubernetes` inside it"
     } else {
         "keep one definition of the key"
     };
     Finding::new(
         RuleId::HA002,
-        format!("`{key}` is defined twice{how}{first}; Flink refuses to start on a duplicate key"),
+        format!("`{key}` is defined twice{details}; Flink refuses to start on a duplicate key"),
         hint,
     )
     .key(key)

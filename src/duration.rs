@@ -26,6 +26,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     let number: u128 = trimmed[..digits]
         .parse()
         .map_err(|_| "is too large".to_string())?;
+    if trimmed[digits..].starts_with(['.', ',']) {
+        return Err("is not a whole number (Flink durations take no fractions; use a smaller unit)".to_string());
+    }
     let unit = trimmed[digits..].trim().to_lowercase();
     let per = NANOS_PER
         .iter()

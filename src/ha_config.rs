@@ -339,7 +339,10 @@ fn check_deprecations(config: &FlinkConfig, out: &mut Vec<Finding>) {
             Finding::new(
                 RuleId::HA107,
                 format!("`{}` is deprecated", e.key),
-                format!("use `{}` instead", current.key),
+                match current.since {
+                    Some(v) => format!("use `{}` instead (Flink {v}+)", current.key),
+                    None => format!("use `{}` instead", current.key),
+                },
             )
             .key(&e.key)
             .at(e.key_pos),

@@ -55,12 +55,15 @@ impl InputFormat {
 
 /// Decides the format of an input from its name and content (never `Auto`).
 pub fn detect(name: &str, text: &str) -> InputFormat {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    if base.starts_with("flink-conf") {
-        return InputFormat::FlinkConf;
-    }
+    // Content first: a legacy file never has top-level `apiVersion:` and `kind:`.
     if looks_like_manifest(text) {
-        InputFormat::Kubernetes
+        return InputFormat::Kubernetes;
+    }
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let stem = base.strip_suffix(".yaml").or_else(|| base.strip_suffix(".yml")).unwrap_or(base);
+    // `flink-conf.yaml`, and copies such as `flink-conf-prod.yaml` or `flink-conf.yaml.bak`.
+    if stem == "flink-conf" || base.starts_with("flink-conf.") || base.starts_with("flink-conf-") || base.starts_with("flink-conf_") {
+        InputFormat::FlinkConf
     } else {
         InputFormat::ConfigYaml
     }

@@ -70,6 +70,11 @@ pub fn lint_object(root: &Node, out: &mut DocOut) {
     }
 }
 
+/// Where `metadata:` is written, for findings about a field that is missing from it.
+fn metadata_pos(root: &Node) -> Option<Pos> {
+    root.entry("metadata").map_or(root.pos, |(k, _)| k.pos)
+}
+
 fn owner_refs(root: &Node) -> Option<(&Node, usize)> {
     let (key, value) = root.get("metadata")?.entry("ownerReferences")?;
     let n = value.as_seq().map_or(0, <[Node]>::len);
@@ -139,7 +144,7 @@ fn configmap(root: &Node, out: &mut DocOut) {
                     format!("let the JobManager Deployment `{id}` own it (ownerReferences with controller: true)"),
                 )
                 .path("metadata.ownerReferences")
-                .at(root.get("metadata").and_then(|m| m.pos)),
+                .at(metadata_pos(root)),
             );
         }
         embedded_configs(root, id, out);
@@ -181,8 +186,9 @@ fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
             id.unwrap_or("<cluster-id>")
         );
         let at = root
-            .get("metadata")
-            .and_then(|m| m.entry("labels").map(|(k, _)| k.pos).unwrap_or(m.pos));
+            .path(&["metadata"])
+            .and_then(|m| m.entry("labels"))
+            .map_or_else(|| metadata_pos(root), |(k, _)| k.pos);
         out.findings.push(
             Finding::new(
                 RuleId::HA202,

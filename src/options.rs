@@ -20,6 +20,8 @@ pub struct OptionSpec {
     /// Older keys Flink still reads, highest precedence first.
     pub deprecated: &'static [&'static str],
     pub default: Option<&'static str>,
+    /// The Flink version that introduced `key`, when its deprecated keys are older.
+    pub since: Option<&'static str>,
     pub ty: OptionType,
     pub description: &'static str,
 }
@@ -28,6 +30,7 @@ pub const HA_TYPE: &OptionSpec = &OptionSpec {
     key: "high-availability.type",
     deprecated: &["high-availability", "recovery.mode"],
     default: Some("NONE"),
+    since: Some("1.16"),
     ty: OptionType::String,
     description: "High-availability mode: NONE, ZOOKEEPER, KUBERNETES (case-insensitive) or the factory class of a custom HA service.",
 };
@@ -36,6 +39,7 @@ pub const STORAGE_DIR: &OptionSpec = &OptionSpec {
     key: "high-availability.storageDir",
     deprecated: &["high-availability.zookeeper.storageDir", "recovery.zookeeper.storageDir"],
     default: None,
+    since: None,
     ty: OptionType::String,
     description: "Durable storage for JobManager metadata (an absolute URI such as s3://bucket/flink/recovery). Kubernetes holds only pointers to it.",
 };
@@ -47,6 +51,7 @@ pub const HA_CLUSTER_ID: &OptionSpec = &OptionSpec {
         "recovery.zookeeper.path.namespace",
     ],
     default: Some("/default"),
+    since: None,
     ty: OptionType::String,
     description: "Id of the cluster in HA storage: payloads go to <storageDir>/<this id>/. Native Kubernetes deployments set it to kubernetes.cluster-id; standalone ones do not.",
 };
@@ -55,6 +60,7 @@ pub const K8S_CLUSTER_ID: &OptionSpec = &OptionSpec {
     key: "kubernetes.cluster-id",
     deprecated: &[],
     default: None,
+    since: None,
     ty: OptionType::String,
     description: "Cluster id on Kubernetes: names the HA ConfigMaps. [a-z]([-a-z0-9]*[a-z0-9])?, at most 45 characters.",
 };
@@ -63,6 +69,7 @@ pub const K8S_NAMESPACE: &OptionSpec = &OptionSpec {
     key: "kubernetes.namespace",
     deprecated: &[],
     default: Some("default"),
+    since: None,
     ty: OptionType::String,
     description: "Namespace of the cluster's Kubernetes objects.",
 };
@@ -71,6 +78,7 @@ pub const JM_REPLICAS: &OptionSpec = &OptionSpec {
     key: "kubernetes.jobmanager.replicas",
     deprecated: &[],
     default: Some("1"),
+    since: None,
     ty: OptionType::Integer { min: 1 },
     description: "Number of JobManager pods; more than one needs HA (standbys).",
 };
@@ -79,6 +87,7 @@ pub const LEASE_DURATION: &OptionSpec = &OptionSpec {
     key: "high-availability.kubernetes.leader-election.lease-duration",
     deprecated: &[],
     default: Some("15 s"),
+    since: None,
     ty: OptionType::Duration,
     description: "How long a leader lease is valid without renewal.",
 };
@@ -87,6 +96,7 @@ pub const RENEW_DEADLINE: &OptionSpec = &OptionSpec {
     key: "high-availability.kubernetes.leader-election.renew-deadline",
     deprecated: &[],
     default: Some("15 s"),
+    since: None,
     ty: OptionType::Duration,
     description: "How long a leader keeps trying to renew before it steps down.",
 };
@@ -95,6 +105,7 @@ pub const RETRY_PERIOD: &OptionSpec = &OptionSpec {
     key: "high-availability.kubernetes.leader-election.retry-period",
     deprecated: &[],
     default: Some("5 s"),
+    since: None,
     ty: OptionType::Duration,
     description: "Pause between attempts to acquire or renew the lease.",
 };
@@ -103,6 +114,7 @@ pub const MAX_RETRIES: &OptionSpec = &OptionSpec {
     key: "kubernetes.transactional-operation.max-retries",
     deprecated: &[],
     default: Some("15"),
+    since: None,
     ty: OptionType::Integer { min: 0 },
     description: "Retries of a ConfigMap compare-and-set after the first attempt (15 since Flink 1.20, 5 before).",
 };
@@ -111,6 +123,7 @@ pub const NUM_RETAINED: &OptionSpec = &OptionSpec {
     key: "execution.checkpointing.num-retained",
     deprecated: &["state.checkpoints.num-retained"],
     default: Some("1"),
+    since: Some("1.20"),
     ty: OptionType::Integer { min: 1 },
     description: "Completed checkpoints kept; each adds a pointer to the job ConfigMap.",
 };
@@ -119,6 +132,7 @@ pub const CHECKPOINT_INTERVAL: &OptionSpec = &OptionSpec {
     key: "execution.checkpointing.interval",
     deprecated: &[],
     default: None,
+    since: None,
     ty: OptionType::Duration,
     description: "Checkpoint interval; unset means checkpointing is off and recovered jobs start from scratch.",
 };
@@ -127,6 +141,7 @@ pub const CHECKPOINT_DIR: &OptionSpec = &OptionSpec {
     key: "execution.checkpointing.dir",
     deprecated: &["state.checkpoints.dir"],
     default: None,
+    since: Some("1.20"),
     ty: OptionType::String,
     description: "Where checkpoint data is written.",
 };
@@ -135,6 +150,7 @@ pub const JOB_RESULT_STORE_PATH: &OptionSpec = &OptionSpec {
     key: "job-result-store.storage-path",
     deprecated: &[],
     default: None,
+    since: None,
     ty: OptionType::String,
     description: "Where job results are stored; defaults to <storageDir>/job-result-store/<ha cluster-id>.",
 };
@@ -143,6 +159,7 @@ pub const JOB_RESULT_STORE_DELETE: &OptionSpec = &OptionSpec {
     key: "job-result-store.delete-on-commit",
     deprecated: &[],
     default: Some("true"),
+    since: None,
     ty: OptionType::Boolean,
     description: "Whether a job result is deleted once its cleanup has finished.",
 };
@@ -151,6 +168,7 @@ pub const DEFAULT_SCHEME: &OptionSpec = &OptionSpec {
     key: "fs.default-scheme",
     deprecated: &[],
     default: None,
+    since: None,
     ty: OptionType::String,
     description: "Scheme (and authority) used for paths without one.",
 };

@@ -1,0 +1,132 @@
+//! The fixture corpus: every directory under `tests/fixtures/` is one lint run (its
+//! files form a bundle) or, when it holds `review.json`, one admission review. The
+//! expected output sits beside the inputs in `expected.json` and must match byte for
+//! byte. `UPDATE_EXPECT=1 cargo test --test fixtures` rewrites the expectations; review
+//! the diff before committing it.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use flink_ha_policy::{InputFormat, LintInput, LintRun, ReviewSettings, lint_inputs, review, rules};
+
+/// The instant reviews are judged at: 7 s after the leader records in the corpus were
+/// renewed (live with a 15 s lease).
+pub const REVIEW_NOW: &str = "2026-11-24T01:34:40Z";
+
+fn fixture_dirs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&root)
+        .expect("tests/fixtures exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn input_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = walk(dir)
+        .into_iter()
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    files
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).expect("readable fixture dir") {
+        let path = entry.expect("readable entry").path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// What the corpus produces for one fixture directory.
+pub fn actual_output(dir: &Path) -> String {
+    let review_file = dir.join("review.json");
+    if review_file.exists() {
+        let body = fs::read_to_string(&review_file).expect("readable review.json");
+        let now: jiff::Timestamp = REVIEW_NOW.parse().expect("valid time");
+        let settings = match fs::read_to_string(dir.join("settings.json")) {
+            Ok(s) => serde_json::from_str(&s).expect("valid settings.json"),
+            Err(_) => ReviewSettings::default(),
+        };
+        return match review(&body, now.as_millisecond(), &settings) {
+            Ok(r) => {
+                let v: serde_json::Value = serde_json::from_str(&r.response).expect("response is JSON");
+                serde_json::to_string_pretty(&v).expect("serializable") + "\n"
+            }
+            Err(e) => format!("error: {e}\n"),
+        };
+    }
+    let files = input_files(dir);
+    let loaded: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|p| {
+            let name = p.strip_prefix(dir).expect("inside dir").to_string_lossy().replace('\\', "/");
+            (name, fs::read(p).expect("readable fixture"))
+        })
+        .collect();
+    let inputs: Vec<LintInput<'_>> = loaded
+        .iter()
+        .map(|(name, bytes)| LintInput { name, bytes })
+        .collect();
+    let reports = lint_inputs(&inputs, InputFormat::Auto);
+    LintRun::new(loaded.iter().map(|(n, _)| n.clone()).zip(reports)).to_json_pretty() + "\n"
+}
+
+#[test]
+fn corpus_matches_expectations() {
+    let update = std::env::var_os("UPDATE_EXPECT").is_some();
+    let mut failures = Vec::new();
+    for dir in fixture_dirs() {
+        let actual = actual_output(&dir);
+        let expected_path = dir.join("expected.json");
+        if update {
+            fs::write(&expected_path, &actual).expect("writable expected.json");
+            continue;
+        }
+        let expected = fs::read_to_string(&expected_path).unwrap_or_default();
+        if expected != actual {
+            failures.push(format!(
+                "{}:\n--- expected\n{expected}\n--- actual\n{actual}",
+                dir.file_name().unwrap_or_default().to_string_lossy()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{} fixture(s) differ:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn corpus_covers_every_rule() {
+    let mut seen = BTreeSet::new();
+    for dir in fixture_dirs() {
+        let out = actual_output(&dir);
+        for rule in rules::ALL {
+            if out.contains(&format!("\"rule\": \"{rule}\"")) || out.contains(&format!("[{rule}]")) {
+                seen.insert(*rule);
+            }
+        }
+    }
+    let missing: Vec<_> = rules::ALL.iter().filter(|r| !seen.contains(r)).collect();
+    assert!(missing.is_empty(), "no fixture produces {missing:?}");
+}
+
+#[test]
+fn clean_inputs_have_no_errors() {
+    for dir in fixture_dirs() {
+        let name = dir.file_name().unwrap_or_default().to_string_lossy().to_string();
+        if !name.starts_with("clean-") {
+            continue;
+        }
+        let out = actual_output(&dir);
+        assert!(!out.contains("\"severity\": \"error\""), "{name} has errors:\n{out}");
+        assert!(!out.contains("\"allowed\": false"), "{name} was denied:\n{out}");
+    }
+}
