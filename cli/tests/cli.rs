@@ -1,0 +1,256 @@
+//! The `flink-ha` binary as a user meets it: output contract, exit codes, stdin,
+//! directories, and the whole fixture corpus through the command line.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flink-ha"))
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("flink-ha starts");
+    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    child.wait_with_output().expect("flink-ha finishes")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every lint fixture, run as `flink-ha lint --format json <its files>` from inside its
+/// directory, gives exactly its expected.json.
+#[test]
+fn lint_reproduces_the_corpus() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(fixtures()).expect("fixtures") {
+        let dir = entry.expect("entry").path();
+        if !dir.is_dir() || dir.join("review.json").exists() {
+            continue;
+        }
+        let mut files: Vec<String> = walkdir(&dir)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .map(|p| p.strip_prefix(&dir).expect("inside").to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let out = bin()
+            .arg("lint")
+            .arg("--format=json")
+            .args(&files)
+            .current_dir(&dir)
+            .output()
+            .expect("runs");
+        let expected: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"))
+                .expect("expected is JSON");
+        let actual: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+        assert_eq!(actual, expected, "{}", dir.display());
+        let errors = expected["summary"]["errors"].as_u64().expect("count");
+        assert_eq!(out.status.code(), Some(if errors > 0 { 1 } else { 0 }), "{}", dir.display());
+        checked += 1;
+    }
+    assert!(checked >= 30, "only {checked} fixtures found");
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn text_output_is_compiler_style() {
+    let o = bin()
+        .args(["lint", "ha109-ha-type-typos/config.yaml"])
+        .current_dir(fixtures())
+        .output()
+        .expect("runs");
+    let text = stdout(&o);
+    assert!(
+        text.starts_with("ha109-ha-type-typos/config.yaml:2:25: error[HA109]: `kubernets` is not an HA type"),
+        "{text}"
+    );
+    assert!(text.contains("\n    hint: did you mean `kubernetes`?"), "{text}");
+    assert!(text.ends_with("1 error, 0 warnings, 0 infos in 1 file\n"), "{text}");
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn directories_are_walked_and_form_one_bundle() {
+    let o = bin()
+        .args(["lint", "--format", "json", "ha402-storage-dirs-disagree"])
+        .current_dir(fixtures())
+        .output()
+        .expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let paths: Vec<&str> = v["files"].as_array().expect("files").iter().map(|f| f["path"].as_str().unwrap_or("")).collect();
+    assert_eq!(
+        paths,
+        ["ha402-storage-dirs-disagree/flinkdeployment.yaml", "ha402-storage-dirs-disagree/prod.yaml"]
+    );
+    assert_eq!(v["summary"]["warnings"], 2);
+    assert_eq!(o.status.code(), Some(0), "warnings alone exit 0");
+}
+
+#[test]
+fn stdin_is_read_with_dash() {
+    let o = run_with_stdin(&["lint", "--format=json", "-"], b"high-availability.type: kubernetes\n");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["files"][0]["path"], "<stdin>");
+    let rules: Vec<&str> = v["files"][0]["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(rules, ["HA101", "HA103", "HA114", "HA117"]);
+    assert_eq!(o.status.code(), Some(1));
+
+    // Legacy format forced on stdin: the quotes are kept.
+    let o = run_with_stdin(&["lint", "--input-format", "flink-conf", "-"], b"high-availability.type: \"none\"\n");
+    assert!(stdout(&o).contains("warning[HA004]"), "{}", stdout(&o));
+}
+
+#[test]
+fn io_and_usage_problems_exit_2_with_one_line() {
+    let o = bin().args(["lint", "no/such/file.yaml"]).output().expect("runs");
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.starts_with("flink-ha: cannot read no/such/file.yaml:"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    let empty = tempfile::tempdir().expect("tempdir");
+    let o = bin().arg("lint").arg(empty.path()).output().expect("runs");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no *.yaml or *.yml files under"), "{}", stderr(&o));
+
+    let o = bin().args(["lint", "--format", "xml", "x.yaml"]).output().expect("runs");
+    assert_eq!(o.status.code(), Some(2));
+    let o = bin().args(["lint", "--input-format", "toml", "x.yaml"]).output().expect("runs");
+    assert_eq!(o.status.code(), Some(2));
+    let o = bin().arg("lint").output().expect("runs");
+    assert_eq!(o.status.code(), Some(2), "no PATH is a usage error");
+}
+
+#[test]
+fn binary_garbage_is_a_finding_not_a_crash() {
+    let mut garbage = Vec::new();
+    let mut x: u32 = 12345;
+    for _ in 0..100_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        garbage.push((x >> 16) as u8);
+    }
+    let o = run_with_stdin(&["lint", "--format=json", "-"], &garbage);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("\"HA001\""), "{}", stdout(&o));
+}
+
+#[test]
+fn sarif_is_2_1_0_with_the_catalogue() {
+    let o = bin()
+        .args(["lint", "--format", "sarif", "ha105-no-bucket"])
+        .current_dir(fixtures())
+        .output()
+        .expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["version"], "2.1.0");
+    let run = &v["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "flink-ha");
+    assert_eq!(
+        run["tool"]["driver"]["rules"].as_array().expect("rules").len(),
+        flink_ha_policy::rules::ALL.len()
+    );
+    let results = run["results"].as_array().expect("results");
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["ruleId"], "HA105");
+    assert_eq!(results[0]["level"], "error");
+    assert_eq!(results[0]["locations"][0]["physicalLocation"]["region"]["startLine"], 3);
+}
+
+#[test]
+fn rules_and_schema() {
+    let o = bin().args(["rules", "--format", "json"]).output().expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let ids: Vec<&str> = v.as_array().expect("list").iter().map(|r| r["id"].as_str().unwrap_or("")).collect();
+    assert!(ids.contains(&"HA001") && ids.contains(&"HA205") && ids.contains(&"HA402"), "{ids:?}");
+    assert!(v[0]["explanation"].as_str().is_some_and(|e| e.len() > 20));
+
+    let o = bin().arg("schema").output().expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(v["properties"]["high-availability.storageDir"].is_object());
+    assert!(v["properties"]["high-availability"]["anyOf"].is_array(), "nested form and deprecated flat key");
+}
+
+#[test]
+fn review_exit_codes_follow_the_decision() {
+    let dir = fixtures();
+    let now = ["--now", "2026-11-24T01:34:40Z"];
+    let o = bin()
+        .arg("review")
+        .arg(dir.join("review-ha205-delete-live-denied/review.json"))
+        .args(now)
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["response"]["allowed"], false);
+    assert_eq!(v["response"]["status"]["code"], 403);
+
+    let o = bin()
+        .arg("review")
+        .arg(dir.join("review-ha205-delete-live-denied/review.json"))
+        .args(now)
+        .args(["--disable", "HA205"])
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // An hour later the lease has long expired.
+    let o = bin()
+        .arg("review")
+        .arg(dir.join("review-ha205-delete-live-denied/review.json"))
+        .args(["--now", "2026-11-24T02:34:40Z"])
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(0));
+
+    let o = run_with_stdin(&["review", "-"], b"{\"kind\":\"ConfigMap\"}");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not an AdmissionReview"), "{}", stderr(&o));
+
+    let o = bin().args(["review", "--disable", "HA999", "x.json"]).output().expect("runs");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no such rule"), "{}", stderr(&o));
+}
+
+#[test]
+fn examples_run_on_the_embedded_samples() {
+    let o = bin().args(["lint", "--examples"]).output().expect("runs");
+    let text = stdout(&o);
+    assert!(text.contains("samples/mistakes/config.yaml:4:25: error[HA109]"), "{text}");
+    assert!(!text.contains("samples/clean/"), "the clean sample has no findings:\n{text}");
+    assert_eq!(o.status.code(), Some(1));
+}

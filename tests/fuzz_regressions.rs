@@ -1,0 +1,53 @@
+//! Replays the fuzz corpus and every crasher the fuzzer ever found
+//! (`fuzz/corpus/*`, `fuzz/artifacts/*`) through `lint` and `review` on every
+//! `cargo test`, so a fixed crash stays fixed without running the fuzzer.
+
+use std::path::Path;
+
+use flink_ha_policy::{InputFormat, LintInput, LintRun, ReviewSettings, lint_inputs, review};
+
+fn files(dir: &str) -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut files: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect();
+    files.sort();
+    files
+}
+
+/// Mirrors `fuzz/fuzz_targets/lint.rs`.
+fn lint_case(data: &[u8]) {
+    let Some((&selector, bytes)) = data.split_first() else { return };
+    let (name, format) = match selector % 5 {
+        0 => ("config.yaml", InputFormat::Auto),
+        1 => ("flink-conf.yaml", InputFormat::Auto),
+        2 => ("manifests.yaml", InputFormat::Kubernetes),
+        3 => ("config.yaml", InputFormat::ConfigYaml),
+        _ => ("flink-conf.yaml", InputFormat::FlinkConf),
+    };
+    let reports = lint_inputs(&[LintInput { name, bytes }], format);
+    let run = LintRun::new([(name.to_string(), reports.into_iter().next().unwrap_or_default())]);
+    assert!(run.to_json().starts_with("{\"files\""));
+    let _ = run.to_text();
+    let _ = run.to_sarif();
+}
+
+#[test]
+fn lint_corpus_and_crashers_replay() {
+    let cases: Vec<_> = files("fuzz/corpus/lint").into_iter().chain(files("fuzz/artifacts/lint")).collect();
+    assert!(cases.len() >= 40, "the lint corpus is committed ({} files)", cases.len());
+    for path in cases {
+        lint_case(&std::fs::read(&path).expect("readable"));
+    }
+}
+
+#[test]
+fn review_corpus_and_crashers_replay() {
+    let cases: Vec<_> = files("fuzz/corpus/review").into_iter().chain(files("fuzz/artifacts/review")).collect();
+    assert!(cases.len() >= 10, "the review corpus is committed ({} files)", cases.len());
+    for path in cases {
+        let bytes = std::fs::read(&path).expect("readable");
+        if let Ok(body) = std::str::from_utf8(&bytes) {
+            let _ = review(body, 1_795_829_680_000, &ReviewSettings::default());
+        }
+    }
+}
