@@ -95,11 +95,7 @@ fn input_error(message: String, hint: &str, pos: Option<Pos>) -> Finding {
 pub fn decode(bytes: &[u8]) -> Result<&str, Finding> {
     if bytes.len() > MAX_INPUT_BYTES {
         return Err(input_error(
-            format!(
-                "input is {} bytes; the linter reads at most {} (a ConfigMap holds at most 1 MiB)",
-                bytes.len(),
-                MAX_INPUT_BYTES
-            ),
+            format!("input is over {MAX_INPUT_BYTES} bytes, the most the linter reads (a ConfigMap holds at most 1 MiB)"),
             "lint the configuration files themselves, not an archive or a dump",
             None,
         ));
