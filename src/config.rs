@@ -2,10 +2,8 @@
 //! read from a legacy `flink-conf.yaml` (Flink's line parser) or a standard
 //! `config.yaml` (YAML 1.2, nested maps flattened to dotted keys).
 
-use std::collections::HashMap;
-
 use crate::finding::Finding;
-use crate::options::{self, OptionSpec, display_value};
+use crate::options::{OptionSpec, display_value};
 use crate::rules::RuleId;
 use crate::yaml::{Node, Pos, Value};
 
@@ -22,19 +20,25 @@ pub struct Entry {
 #[derive(Clone, Debug, Default)]
 pub struct FlinkConfig {
     pub entries: Vec<Entry>,
-    /// Key → index of its last entry.
-    index: HashMap<String, usize>,
+    /// Entry indices sorted by (key, input order): lookups by binary search, no hashing
+    /// (a config has tens of keys; sorting beats a hash map's setup and hashing here).
+    index: Vec<usize>,
 }
 
 impl FlinkConfig {
     pub fn push(&mut self, entry: Entry) {
-        self.index.insert(entry.key.clone(), self.entries.len());
+        let at = self
+            .index
+            .partition_point(|&i| self.entries[i].key.as_str() <= entry.key.as_str());
+        self.index.insert(at, self.entries.len());
         self.entries.push(entry);
     }
 
     /// The entry in force for exactly this key.
     pub fn get(&self, key: &str) -> Option<&Entry> {
-        self.index.get(key).map(|&i| &self.entries[i])
+        let end = self.index.partition_point(|&i| self.entries[i].key.as_str() <= key);
+        let last = &self.entries[*self.index.get(end.checked_sub(1)?)?];
+        (last.key == key).then_some(last)
     }
 
     /// The entry in force for an option: its current key, else the first deprecated key
@@ -46,9 +50,7 @@ impl FlinkConfig {
 
     /// The value in force for an option, falling back to its default.
     pub fn value_or_default<'a>(&'a self, option: &'a OptionSpec) -> Option<&'a str> {
-        self.effective(option)
-            .map(|e| e.value.as_str())
-            .or(option.default)
+        self.effective(option).map(|e| e.value.as_str()).or(option.default)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -217,21 +219,25 @@ pub fn parse_standard(root: &Node) -> (FlinkConfig, Vec<Finding>) {
         );
         return (config, findings);
     }
-    let mut seen: HashMap<String, (Option<Pos>, bool)> = HashMap::new();
-    flatten(root, "", &mut config, &mut findings, &mut seen, false);
+    let mut defs = Vec::new();
+    flatten(root, "", NO_PARENT, &mut config, &mut findings, &mut defs);
+    report_duplicates(&defs, &mut findings);
     (config, findings)
 }
 
-fn flatten(
-    map: &Node,
-    prefix: &str,
-    config: &mut FlinkConfig,
-    findings: &mut Vec<Finding>,
-    seen: &mut HashMap<String, (Option<Pos>, bool)>,
-    reported: bool,
-) {
+const NO_PARENT: usize = usize::MAX;
+
+/// One key definition met while flattening: an option or a nested map.
+struct Def {
+    key: String,
+    pos: Option<Pos>,
+    is_map: bool,
+    /// Index in `defs` of the enclosing map's definition.
+    parent: usize,
+}
+
+fn flatten(map: &Node, prefix: &str, parent: usize, config: &mut FlinkConfig, findings: &mut Vec<Finding>, defs: &mut Vec<Def>) {
     let Some(entries) = map.as_map() else { return };
-    let mut local: HashMap<&str, Option<Pos>> = HashMap::new();
     for (k, v) in entries {
         let Some(raw) = k.as_str() else {
             findings.push(
@@ -249,38 +255,67 @@ fn flatten(
         } else {
             format!("{prefix}.{raw}")
         };
-        let mut dup = reported;
-        if let Some(first) = local.insert(raw, k.pos) {
-            dup = true;
-            findings.push(duplicate(&full, first, k.pos, None));
-        }
         let is_map = matches!(&v.value, Value::Map(inner) if !inner.is_empty());
         if !is_map && v.is_null() {
             continue;
         }
-        // The same dotted key reached twice by different paths (`a.b: 1` and
-        // `a: {b: 2}`, or a flat value next to a nested map) is one duplicate key.
-        if let Some(&(first, first_is_map)) = seen.get(&full) {
-            if !dup && !(is_map && first_is_map) {
-                let how = if is_map != first_is_map {
-                    "as a value and as a nested map"
-                } else {
-                    "once dotted and once nested"
-                };
-                findings.push(duplicate(&full, first, k.pos, Some(how)));
-                dup = true;
-            }
-        }
-        seen.entry(full.clone()).or_insert((k.pos, is_map));
+        defs.push(Def {
+            key: full,
+            pos: k.pos,
+            is_map,
+            parent,
+        });
+        let me = defs.len() - 1;
         if is_map {
-            flatten(v, &full, config, findings, seen, dup);
+            // Borrow the key back from `defs` for the children's prefix.
+            let prefix = defs[me].key.clone();
+            flatten(v, &prefix, me, config, findings, defs);
         } else {
             config.push(Entry {
-                key: full,
+                key: defs[me].key.clone(),
                 value: v.to_flow_string(),
                 key_pos: k.pos,
                 value_pos: v.pos,
             });
+        }
+    }
+}
+
+/// HA002: the same dotted key defined twice, whether as a YAML duplicate in one map or
+/// by two paths (`a.b: 1` and `a: {b: 2}`, or a value next to a nested map of that name).
+/// Two nested maps of one name reached by different paths merge and are fine. Keys
+/// inside a duplicated map are not reported again.
+fn report_duplicates(defs: &[Def], findings: &mut Vec<Finding>) {
+    let mut order: Vec<usize> = (0..defs.len()).collect();
+    order.sort_by(|&a, &b| defs[a].key.cmp(&defs[b].key).then(a.cmp(&b)));
+    let mut dup: Vec<Option<(usize, &'static str)>> = vec![None; defs.len()];
+    for run in order.chunk_by(|&a, &b| defs[a].key == defs[b].key) {
+        let first = run[0];
+        for &later in &run[1..] {
+            let (f, l) = (&defs[first], &defs[later]);
+            let how = if f.parent == l.parent {
+                ""
+            } else if f.is_map && l.is_map {
+                continue;
+            } else if f.is_map != l.is_map {
+                "as a value and as a nested map"
+            } else {
+                "once dotted and once nested"
+            };
+            dup[later] = Some((first, how));
+        }
+    }
+    for (i, d) in dup.iter().enumerate() {
+        let Some((first, how)) = *d else { continue };
+        let mut ancestor = defs[i].parent;
+        let mut inside_duplicate = false;
+        while ancestor != NO_PARENT {
+            inside_duplicate |= dup[ancestor].is_some();
+            ancestor = defs[ancestor].parent;
+        }
+        if !inside_duplicate {
+            let how = (!how.is_empty()).then_some(how);
+            findings.push(duplicate(&defs[i].key, defs[first].pos, defs[i].pos, how));
         }
     }
 }

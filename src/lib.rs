@@ -22,6 +22,7 @@ pub mod finding;
 pub mod rules;
 pub mod options;
 pub mod yaml;
+mod yaml_simple;
 pub mod config;
 pub mod duration;
 pub mod storage_uri;

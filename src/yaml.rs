@@ -207,7 +207,7 @@ impl Node {
 }
 
 /// One document of a stream. `root` is `None` for an empty document.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Document {
     pub root: Option<Node>,
     /// Where the document starts (its `---` or first node).
@@ -222,7 +222,7 @@ pub struct SyntaxError {
 }
 
 /// The documents read before any error, and the error that stopped reading.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Stream {
     pub documents: Vec<Document>,
     pub error: Option<SyntaxError>,
@@ -245,6 +245,21 @@ enum Frame {
 /// Reads a YAML stream into documents. Never panics and never recurses: nesting is
 /// tracked on an explicit stack bounded by [`MAX_DEPTH`].
 pub fn parse_stream(text: &str) -> Stream {
+    parse_stream_simple(text).unwrap_or_else(|| parse_stream_full(text))
+}
+
+/// The fast path alone (`yaml_simple.rs`): the stream when the text is in the simple
+/// subset, else `None`. Public for the differential tests, which compare it with
+/// [`parse_stream_full`] wherever it answers.
+pub fn parse_stream_simple(text: &str) -> Option<Stream> {
+    crate::yaml_simple::parse(text).map(|document| Stream {
+        documents: vec![document],
+        error: None,
+    })
+}
+
+/// The general path: every YAML construct, through `saphyr-parser`'s events.
+pub fn parse_stream_full(text: &str) -> Stream {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     let error = loop {

@@ -1,0 +1,150 @@
+//! A fast path for the YAML most Flink configs are: one document of block maps whose
+//! keys and values are single-line plain scalars, with comments and blank lines.
+//!
+//! Why: a general YAML parser costs about 20 µs for a 40-option `config.yaml` on these
+//! machines, the whole budget of a lint (BENCHMARKS.md). This reader handles only that
+//! subset and answers `None` for anything else (quotes, flow collections, sequences,
+//! anchors, block scalars, multi-line scalars, tabs, non-ASCII, null values, several
+//! documents, errors), which then goes to `saphyr-parser`. When it answers, its tree is
+//! exactly the one the general path builds, positions included: `tests/yaml_simple.rs`
+//! compares both on the corpus and the `yaml_simple` fuzz target on arbitrary input.
+
+use crate::yaml::{Document, MAX_DEPTH, Node, Pos, Style, Value};
+
+/// Characters that may not start a plain scalar here (YAML indicators), or that make a
+/// key something other than plain text.
+const INDICATORS: &[u8] = b"-?:,[]{}#&*!|>'\"%@`";
+
+struct Frame {
+    indent: usize,
+    pos: Pos,
+    entries: Vec<(Node, Node)>,
+    /// A `key:` with nothing after it, waiting for its nested map.
+    pending: Option<Node>,
+}
+
+/// The document, or `None` when the text is outside the subset.
+pub fn parse(text: &str) -> Option<Document> {
+    if !text.is_ascii() || text.bytes().any(|b| b == b'\t' || b == b'\r' || (b < b' ' && b != b'\n')) {
+        return None;
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut first: Option<Pos> = None;
+    for (i, line) in text.split('\n').enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let rest = &line[indent..];
+        if rest.is_empty() || rest.starts_with('#') {
+            continue;
+        }
+        // Document markers and directives.
+        if indent == 0 && (rest.starts_with("---") || rest.starts_with("...")) {
+            return None;
+        }
+        let line_no = i + 1;
+        let (key, value, value_col) = split_line(rest, indent)?;
+        let key_pos = Pos::new(line_no, indent + 1);
+
+        // Place the line in the tree by its indentation.
+        match stack.last_mut() {
+            None if indent == 0 => {
+                first = Some(key_pos);
+                stack.push(Frame { indent, pos: key_pos, entries: Vec::new(), pending: None });
+            }
+            None => return None,
+            Some(top) if top.pending.is_some() => {
+                // The previous `key:` opens a map only if this line is deeper; otherwise
+                // its value is null, which the general path spells out.
+                if indent <= top.indent || stack.len() >= MAX_DEPTH {
+                    return None;
+                }
+                stack.push(Frame { indent, pos: key_pos, entries: Vec::new(), pending: None });
+            }
+            Some(_) => {
+                while stack.last().is_some_and(|f| indent < f.indent) {
+                    close(&mut stack);
+                }
+                // Deeper without an opening `key:` is a continuation line; between two
+                // levels is an error. Both go to the general path.
+                if stack.last().map(|f| f.indent) != Some(indent) {
+                    return None;
+                }
+            }
+        }
+
+        let top = stack.last_mut()?;
+        let key_node = Node {
+            value: Value::Scalar { text: key.to_string(), style: Style::Plain },
+            pos: Some(key_pos),
+        };
+        match value {
+            None => top.pending = Some(key_node),
+            Some(v) => top.entries.push((
+                key_node,
+                Node {
+                    value: Value::Scalar { text: v.to_string(), style: Style::Plain },
+                    pos: Some(Pos::new(line_no, value_col + 1)),
+                },
+            )),
+        }
+    }
+    if stack.last().is_some_and(|f| f.pending.is_some()) {
+        return None;
+    }
+    while stack.len() > 1 {
+        close(&mut stack);
+    }
+    let root = stack.pop()?;
+    Some(Document {
+        root: Some(Node { value: Value::Map(root.entries), pos: Some(root.pos) }),
+        pos: first?,
+    })
+}
+
+/// Ends the innermost map and hangs it under its parent's pending key.
+fn close(stack: &mut Vec<Frame>) {
+    let Some(done) = stack.pop() else { return };
+    let node = Node { value: Value::Map(done.entries), pos: Some(done.pos) };
+    if let Some(parent) = stack.last_mut() {
+        if let Some(key) = parent.pending.take() {
+            parent.entries.push((key, node));
+        }
+    }
+}
+
+/// Splits `key: value  # comment` (the line without its indentation) into the key, the
+/// value (`None` for `key:`) and the value's 0-based column; `None` if outside the subset.
+fn split_line(rest: &str, indent: usize) -> Option<(&str, Option<&str>, usize)> {
+    let bytes = rest.as_bytes();
+    let colon = (0..bytes.len()).find(|&i| bytes[i] == b':' && (i + 1 == bytes.len() || bytes[i + 1] == b' '))?;
+    let key = &rest[..colon];
+    if key.is_empty()
+        || INDICATORS.contains(&bytes[0])
+        || key.ends_with(' ')
+        || key.contains(" #")
+        || key.bytes().any(|b| matches!(b, b'[' | b']' | b'{' | b'}' | b',' | b'"' | b'\''))
+    {
+        return None;
+    }
+    let after = &rest[colon + 1..];
+    let lead = after.len() - after.trim_start_matches(' ').len();
+    let body = &after[lead..];
+    if body.is_empty() || body.starts_with('#') {
+        return Some((key, None, 0));
+    }
+    // A comment starts at ` #`; the value ends before it, without trailing blanks.
+    let value = match body.find(" #") {
+        Some(at) => &body[..at],
+        None => body,
+    }
+    .trim_end_matches(' ');
+    let vb = value.as_bytes();
+    let starts_with_indicator = match vb[0] {
+        // `-`, `?` and `:` may start a plain scalar when a non-blank follows (`--opts`).
+        b'-' | b'?' | b':' => vb.len() < 2 || vb[1] == b' ',
+        b => INDICATORS.contains(&b),
+    };
+    if starts_with_indicator || value.contains(": ") || value.ends_with(':') {
+        return None;
+    }
+    Some((key, Some(value), indent + colon + 1 + lead))
+}
