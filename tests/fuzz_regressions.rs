@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use flink_ha_policy::yaml::{parse_stream_full, parse_stream_simple};
 use flink_ha_policy::{InputFormat, LintInput, LintRun, ReviewSettings, lint_inputs, review};
 
 fn files(dir: &str) -> Vec<std::path::PathBuf> {
@@ -50,4 +51,26 @@ fn review_corpus_and_crashers_replay() {
             let _ = review(body, 1_795_829_680_000, &ReviewSettings::default());
         }
     }
+}
+
+/// Mirrors `fuzz/fuzz_targets/yaml_simple.rs`, over its own corpus and the lint corpus
+/// (whose inputs are mostly configs; their first byte selects the format there).
+#[test]
+fn yaml_fast_path_corpus_replays() {
+    let own = files("fuzz/corpus/yaml_simple").into_iter().chain(files("fuzz/artifacts/yaml_simple"));
+    let mut texts: Vec<Vec<u8>> = own.map(|p| std::fs::read(p).expect("readable")).collect();
+    for path in files("fuzz/corpus/lint") {
+        let bytes = std::fs::read(&path).expect("readable");
+        texts.push(bytes.get(1..).unwrap_or_default().to_vec());
+    }
+    let mut answered = 0;
+    for bytes in &texts {
+        let Ok(text) = std::str::from_utf8(bytes) else { continue };
+        if let Some(fast) = parse_stream_simple(text) {
+            let full = parse_stream_full(text);
+            assert!(fast == full, "input {text:?}\nfast: {fast:?}\nfull: {full:?}");
+            answered += 1;
+        }
+    }
+    assert!(answered > 0, "no corpus input took the fast path");
 }
