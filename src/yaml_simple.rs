@@ -15,6 +15,9 @@ use crate::yaml::{Document, MAX_DEPTH, Node, Pos, Style, Value};
 /// key something other than plain text.
 const INDICATORS: &[u8] = b"-?:,[]{}#&*!|>'\"%@`";
 
+/// The longest key the fast path reads (YAML's limit for implicit keys is 1024).
+const MAX_SIMPLE_KEY: usize = 1000;
+
 struct Frame {
     indent: usize,
     pos: Pos,
@@ -117,7 +120,10 @@ fn split_line(rest: &str, indent: usize) -> Option<(&str, Option<&str>, usize)> 
     let bytes = rest.as_bytes();
     let colon = (0..bytes.len()).find(|&i| bytes[i] == b':' && (i + 1 == bytes.len() || bytes[i + 1] == b' '))?;
     let key = &rest[..colon];
+    // YAML caps implicit keys at 1024 characters (the general parser rejects longer
+    // ones); decline well before that.
     if key.is_empty()
+        || key.len() > MAX_SIMPLE_KEY
         || INDICATORS.contains(&bytes[0])
         || key.ends_with(' ')
         || key.contains(" #")

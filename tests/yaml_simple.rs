@@ -93,3 +93,15 @@ fn fast_path_matches_on_mutations() {
     assert!(answered > 1_000, "the fast path answered for only {answered} of {checked} mutations");
     eprintln!("{checked} mutations, {answered} answered by the fast path and compared");
 }
+
+/// Found by the `yaml_simple` fuzz target: YAML limits implicit keys to 1024
+/// characters, so a longer key is a syntax error, never a map entry.
+#[test]
+fn a_key_longer_than_yaml_allows_is_not_read_as_a_key() {
+    for len in [999, 1000, 1001, 1023, 1024, 1025, 1100] {
+        let text = format!("a: 1\n{}: 2\n", "k".repeat(len));
+        same(&text).unwrap();
+    }
+    let text = format!("{}: 2\n", "k".repeat(1100));
+    assert!(flink_ha_policy::yaml::parse_stream(&text).error.is_some());
+}
