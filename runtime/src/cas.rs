@@ -1,0 +1,167 @@
+//! Compare-and-set on a ConfigMap, Flink's write protocol: GET, apply an idempotent
+//! change (which may refuse, e.g. when this process no longer leads), PUT with the
+//! `resourceVersion` that was read. A 409 retries from the GET, up to
+//! `kubernetes.transactional-operation.max-retries` times after the first attempt.
+//!
+//! Every request has a deadline: kube's default read timeout is minutes, far longer
+//! than a lease. A write whose answer never came is "possibly written", and the caller
+//! learns it ([`Error::PossiblyWritten`]) so it never deletes a payload that a pointer
+//! may now reference.
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+
+use crate::error::{Error, Result};
+
+/// What an update function decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The ConfigMap was changed in place: write it.
+    Write,
+    /// Nothing to do (the change is already there): succeed without a write.
+    Unchanged,
+}
+
+/// Compare-and-set writes to the ConfigMaps of one namespace.
+#[derive(Clone)]
+pub struct ConfigMapCas {
+    pub api: Api<ConfigMap>,
+    /// Retries after the first attempt (Flink's `kubernetes.transactional-operation.max-retries`).
+    pub max_retries: u32,
+    /// The deadline of each request.
+    pub request_timeout: Duration,
+}
+
+impl ConfigMapCas {
+    pub fn new(api: Api<ConfigMap>, max_retries: u32, request_timeout: Duration) -> Self {
+        ConfigMapCas {
+            api,
+            max_retries,
+            request_timeout,
+        }
+    }
+
+    /// Reads a ConfigMap; `None` if it does not exist.
+    pub async fn get(&self, name: &str) -> Result<Option<ConfigMap>> {
+        self.bounded(format!("GET ConfigMap {name}"), self.api.get_opt(name))
+            .await?
+            .map_err(Error::Kube)
+    }
+
+    /// Applies `change` to the current ConfigMap and writes it if it asks to, retrying
+    /// on conflicts. `Missing` if the ConfigMap does not exist.
+    pub async fn update<F>(&self, name: &str, change: F) -> Result<ConfigMap>
+    where
+        F: FnMut(&mut ConfigMap) -> Result<Change>,
+    {
+        self.update_or_create(name, None, change).await
+    }
+
+    /// As [`ConfigMapCas::update`]; a missing ConfigMap is first created from `template`
+    /// (with `change` applied to it), and a lost creation race falls back to updating.
+    pub async fn update_or_create<F>(
+        &self,
+        name: &str,
+        template: Option<&ConfigMap>,
+        mut change: F,
+    ) -> Result<ConfigMap>
+    where
+        F: FnMut(&mut ConfigMap) -> Result<Change>,
+    {
+        let mut possibly_written: Option<String> = None;
+        let attempts = self.max_retries.saturating_add(1);
+        for attempt in 1..=attempts {
+            let current = match self.get(name).await {
+                Ok(current) => current,
+                // Nothing was written by this read; try again while attempts remain.
+                Err(error @ (Error::Timeout { .. } | Error::Kube(_))) if attempt < attempts => {
+                    tracing::debug!(%name, %error, attempt, "read failed; retrying");
+                    continue;
+                }
+                Err(error) => return Err(self.unless_possibly_written(name, possibly_written, error)),
+            };
+            let (mut object, exists) = match (current, template) {
+                (Some(object), _) => (object, true),
+                (None, Some(template)) => (template.clone(), false),
+                (None, None) => {
+                    return Err(Error::Missing {
+                        name: name.to_string(),
+                    });
+                }
+            };
+            if change(&mut object)? == Change::Unchanged && exists {
+                return Ok(object);
+            }
+            let written = if exists {
+                self.bounded(
+                    format!("PUT ConfigMap {name}"),
+                    self.api.replace(name, &PostParams::default(), &object),
+                )
+                .await
+            } else {
+                object.metadata.resource_version = None;
+                self.bounded(
+                    format!("POST ConfigMap {name}"),
+                    self.api.create(&PostParams::default(), &object),
+                )
+                .await
+            };
+            match written {
+                Ok(Ok(stored)) => return Ok(stored),
+                // 409: a concurrent writer won (or created it first). Re-read and retry.
+                Ok(Err(kube::Error::Api(status))) if status.code == 409 => {
+                    tracing::debug!(%name, attempt, "conflict; retrying");
+                }
+                Ok(Err(kube::Error::Api(status))) if status.code == 404 => {
+                    return Err(Error::Missing {
+                        name: name.to_string(),
+                    });
+                }
+                // Another 4xx: the server refused it; it was not written.
+                Ok(Err(kube::Error::Api(status))) if (400..500).contains(&status.code) => {
+                    return Err(self.unless_possibly_written(
+                        name,
+                        possibly_written,
+                        Error::Kube(kube::Error::Api(status)),
+                    ));
+                }
+                // 5xx, a lost connection or no answer in time: it may have been applied.
+                Ok(Err(error)) => possibly_written = Some(error.to_string()),
+                Err(timeout) => possibly_written = Some(timeout.to_string()),
+            }
+        }
+        Err(match possibly_written {
+            Some(reason) => Error::PossiblyWritten {
+                name: name.to_string(),
+                reason,
+            },
+            None => Error::Conflict {
+                name: name.to_string(),
+                attempts,
+            },
+        })
+    }
+
+    /// Runs one request under the deadline.
+    pub async fn bounded<T>(&self, what: String, request: impl Future<Output = T>) -> Result<T> {
+        tokio::time::timeout(self.request_timeout, request)
+            .await
+            .map_err(|_| Error::Timeout {
+                what,
+                waited: self.request_timeout,
+            })
+    }
+
+    fn unless_possibly_written(&self, name: &str, possibly: Option<String>, error: Error) -> Error {
+        match possibly {
+            Some(reason) => Error::PossiblyWritten {
+                name: name.to_string(),
+                reason: format!("{reason}; then {error}"),
+            },
+            None => error,
+        }
+    }
+}

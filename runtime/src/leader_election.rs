@@ -1,0 +1,561 @@
+//! Leader election on the cluster ConfigMap, Flink's lock: the fabric8 leader record in
+//! the `control-plane.alpha.kubernetes.io/leader` annotation of
+//! `<cluster-id>-cluster-config-map`, so a Flink JobManager and this runtime contend
+//! for the same lock.
+//!
+//! Where it is safer than Flink:
+//! - **Expiry by the local monotonic clock.** A lease counts as expired when the record
+//!   has not changed for `leaseDuration` since this process first saw it (client-go's
+//!   rule), not by comparing the holder's wall-clock `renewTime` with ours, which a clock
+//!   offset between nodes turns into two leaders or none.
+//! - **The exact identity.** The holder is parsed from the record and compared whole;
+//!   Flink looks for its identity as a substring of the raw annotation.
+//! - **One request per renewal.** The leader writes with the resourceVersion it cached
+//!   from its last write and reads again only after a conflict (Flink: GET + PATCH).
+//! - **Takeover at the moment of expiry.** Followers sleep until the observed lease runs
+//!   out, and a watch on the ConfigMap wakes them when it is released, instead of polling
+//!   every retry period.
+//!
+//! A leader that cannot renew within `renew-deadline` steps down (before any follower
+//! may take over, since `renew-deadline <= lease-duration`), and contends again. On a
+//! graceful stop the lock is released (empty holder, 1 s lease, as Flink does) so a
+//! standby takes over at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ObjectMeta, WatchEvent, WatchParams};
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+use flink_ha_policy::leader_record::LeaderRecord;
+
+use crate::cas::{Change, ConfigMapCas};
+use crate::error::{Error, Result};
+use crate::names;
+
+/// The lease a graceful release leaves behind, as Flink writes it.
+const RELEASED_LEASE: Duration = Duration::from_secs(1);
+
+/// Timings and names of one election.
+#[derive(Clone, Debug)]
+pub struct ElectionConfig {
+    pub cluster_id: String,
+    /// `high-availability.kubernetes.leader-election.lease-duration` (15 s).
+    pub lease_duration: Duration,
+    /// `...renew-deadline` (15 s): a leader that could not renew for this long steps down.
+    pub renew_deadline: Duration,
+    /// `...retry-period` (5 s): how often the leader renews and a follower retries.
+    pub retry_period: Duration,
+    /// `kubernetes.transactional-operation.max-retries` (15).
+    pub max_retries: u32,
+}
+
+impl ElectionConfig {
+    /// Flink's defaults for a cluster id.
+    pub fn flink_defaults(cluster_id: &str) -> ElectionConfig {
+        ElectionConfig {
+            cluster_id: cluster_id.to_string(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(15),
+            retry_period: Duration::from_secs(5),
+            max_retries: 15,
+        }
+    }
+}
+
+/// What this process is, as the election sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leadership {
+    Follower,
+    /// Leading; the session id is fresh for every grant and goes into leader entries.
+    Leader { session_id: Uuid },
+}
+
+impl Leadership {
+    pub fn session_id(&self) -> Option<Uuid> {
+        match self {
+            Leadership::Leader { session_id } => Some(*session_id),
+            Leadership::Follower => None,
+        }
+    }
+}
+
+/// A running election. Dropping it aborts the election without releasing the lock
+/// (as a killed process would); [`LeaderElection::stop`] releases it.
+pub struct LeaderElection {
+    identity: String,
+    name: String,
+    cas: ConfigMapCas,
+    leadership: watch::Receiver<Leadership>,
+    shutdown: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl LeaderElection {
+    /// Starts contending at once with a fresh identity.
+    pub fn start(api: Api<ConfigMap>, config: ElectionConfig) -> LeaderElection {
+        let identity = Uuid::new_v4().to_string();
+        let name = names::cluster_config_map(&config.cluster_id);
+        let cas = ConfigMapCas::new(api, config.max_retries, config.lease_duration);
+        let (leadership_tx, leadership) = watch::channel(Leadership::Follower);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let elector = Elector {
+            cas: cas.clone(),
+            name: name.clone(),
+            identity: identity.clone(),
+            config,
+            leadership: leadership_tx,
+            observed: None,
+            changed: Arc::new(Notify::new()),
+        };
+        let task = tokio::spawn(elector.run(shutdown_rx));
+        LeaderElection {
+            identity,
+            name,
+            cas,
+            leadership,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// The identity written into the lock while this process leads.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The current state; `changed()` on it waits for grants and revocations.
+    pub fn leadership(&self) -> watch::Receiver<Leadership> {
+        self.leadership.clone()
+    }
+
+    /// Waits until this process leads; the session id of the grant.
+    pub async fn wait_for_leadership(&self) -> Uuid {
+        let mut rx = self.leadership.clone();
+        loop {
+            if let Some(session) = rx.borrow_and_update().session_id() {
+                return session;
+            }
+            if rx.changed().await.is_err() {
+                // The election task ended; it never grants again.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Publishes `address` as the leader of `component` (`org.apache.flink.k8s.leader.
+    /// <component>` = `<session>,<address>`), in a write that checks this process still
+    /// holds the lock.
+    pub async fn publish_leader_address(&self, component: &str, address: &str) -> Result<()> {
+        let session = self.leadership.borrow().session_id().ok_or_else(|| Error::NotLeader {
+            name: self.name.clone(),
+            reason: "no leadership granted".into(),
+        })?;
+        let key = names::leader_entry_key(component);
+        let value = names::leader_entry_value(&session, address);
+        self.cas
+            .update(&self.name, |cm| {
+                check_holds_lock(cm, &self.identity, &self.name)?;
+                let data = cm.data.get_or_insert_with(Default::default);
+                if data.get(&key) == Some(&value) {
+                    return Ok(Change::Unchanged);
+                }
+                data.insert(key.clone(), value.clone());
+                Ok(Change::Write)
+            })
+            .await
+            .map(drop)
+    }
+
+    /// Stops contending; if leading, removes this process's leader entries and releases
+    /// the lock so a standby takes over at once.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for LeaderElection {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The "leadership check in the same write": the lock in this very ConfigMap must name
+/// `identity` exactly. Used by every write that only the leader may make.
+pub fn check_holds_lock(cm: &ConfigMap, identity: &str, name: &str) -> Result<()> {
+    held_record(cm, identity, name).map(drop)
+}
+
+/// The leader record of `cm` if it names `identity`, else why not.
+fn held_record(cm: &ConfigMap, identity: &str, name: &str) -> Result<LeaderRecord> {
+    let not_leader = |reason: String| Error::NotLeader {
+        name: name.to_string(),
+        reason,
+    };
+    let raw = raw_record(cm).ok_or_else(|| not_leader("the ConfigMap has no leader record".into()))?;
+    let record = LeaderRecord::parse(raw).map_err(|e| not_leader(format!("the leader record {e}")))?;
+    if record.holder_identity == identity {
+        Ok(record)
+    } else if record.holder_identity.is_empty() {
+        Err(not_leader("the lock is released".into()))
+    } else {
+        Err(not_leader(format!("the lock is held by {}", record.holder_identity)))
+    }
+}
+
+/// The lock as last observed: the raw annotation and when it last changed (monotonic).
+struct Observed {
+    raw: Option<String>,
+    since: Instant,
+}
+
+enum Attempt {
+    Acquired(ConfigMap),
+    /// Someone holds it; look again at the latest by `until`.
+    Held { until: Instant },
+}
+
+enum LeadOutcome {
+    Lost,
+    Shutdown,
+}
+
+struct Elector {
+    cas: ConfigMapCas,
+    name: String,
+    identity: String,
+    config: ElectionConfig,
+    leadership: watch::Sender<Leadership>,
+    observed: Option<Observed>,
+    /// Pinged by the watch on the ConfigMap.
+    changed: Arc<Notify>,
+}
+
+impl Elector {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let watcher = tokio::spawn(watch_config_map(
+            self.cas.api.clone(),
+            self.name.clone(),
+            self.changed.clone(),
+        ));
+        loop {
+            let Some(lease) = self.contend(&mut shutdown).await else {
+                break;
+            };
+            let session_id = Uuid::new_v4();
+            tracing::info!(identity = %self.identity, %session_id, "leadership granted");
+            self.leadership.send_replace(Leadership::Leader { session_id });
+            let outcome = self.lead(lease, &mut shutdown).await;
+            self.leadership.send_replace(Leadership::Follower);
+            match outcome {
+                LeadOutcome::Lost => {
+                    tracing::warn!(identity = %self.identity, "leadership revoked; contending again");
+                    // Whatever we cached is stale: judge the lock afresh.
+                    self.observed = None;
+                }
+                LeadOutcome::Shutdown => {
+                    self.release(session_id).await;
+                    break;
+                }
+            }
+        }
+        watcher.abort();
+    }
+
+    /// Follower: tries until it holds the lock; `None` on shutdown.
+    async fn contend(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<ConfigMap> {
+        loop {
+            if *shutdown.borrow() {
+                return None;
+            }
+            let wait = match self.try_acquire().await {
+                Ok(Attempt::Acquired(cm)) => return Some(cm),
+                // Wake just after the observed lease runs out, or at the next retry.
+                Ok(Attempt::Held { until }) => until
+                    .saturating_duration_since(Instant::now())
+                    .min(self.config.retry_period)
+                    + jitter(Duration::from_millis(50)),
+                Err(error) => {
+                    tracing::warn!(%error, "could not check the leader lock");
+                    self.config.retry_period + jitter(self.config.retry_period / 5)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.changed.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn try_acquire(&mut self) -> Result<Attempt> {
+        let Some(mut cm) = self.cas.get(&self.name).await? else {
+            return self.create_with_lock().await;
+        };
+        let now = Instant::now();
+        let raw = cm
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(names::LEADER_ANNOTATION))
+            .cloned();
+        let since = match &self.observed {
+            Some(o) if o.raw == raw => o.since,
+            _ => now,
+        };
+        self.observed = Some(Observed {
+            raw: raw.clone(),
+            since,
+        });
+        let previous = match raw.as_deref().map(LeaderRecord::parse) {
+            None => None,
+            Some(Ok(record)) => Some(record),
+            Some(Err(problem)) => {
+                // Unreadable: treat it as a holder that stopped renewing once it has not
+                // changed for a whole lease.
+                tracing::warn!(name = %self.name, %problem, "malformed leader record");
+                let until = since + self.config.lease_duration;
+                if now < until {
+                    return Ok(Attempt::Held { until });
+                }
+                None
+            }
+        };
+        if let Some(record) = &previous {
+            let free = record.holder_identity.is_empty() || record.holder_identity == self.identity;
+            let until = since + record.lease_duration;
+            if !free && now < until {
+                return Ok(Attempt::Held { until });
+            }
+        }
+        let record = self.new_record(previous.as_ref());
+        cm.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(names::LEADER_ANNOTATION.to_string(), record.to_json());
+        let sent = self
+            .cas
+            .bounded(
+                format!("PUT ConfigMap {}", self.name),
+                self.cas.api.replace(&self.name, &Default::default(), &cm),
+            )
+            .await?;
+        match sent {
+            Ok(stored) => Ok(Attempt::Acquired(stored)),
+            // Another contender was faster; look again now.
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Held { until: now }),
+            Err(error) => Err(Error::Kube(error)),
+        }
+    }
+
+    /// No cluster ConfigMap yet: create it holding the lock, with the HA labels and no
+    /// owner references (it must outlive the Deployment).
+    async fn create_with_lock(&mut self) -> Result<Attempt> {
+        let record = self.new_record(None);
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                labels: Some(names::ha_labels(&self.config.cluster_id)),
+                annotations: Some([(names::LEADER_ANNOTATION.to_string(), record.to_json())].into()),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        };
+        let sent = self
+            .cas
+            .bounded(
+                format!("POST ConfigMap {}", self.name),
+                self.cas.api.create(&Default::default(), &cm),
+            )
+            .await?;
+        match sent {
+            Ok(stored) => Ok(Attempt::Acquired(stored)),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Held {
+                until: Instant::now(),
+            }),
+            Err(error) => Err(Error::Kube(error)),
+        }
+    }
+
+    fn new_record(&self, previous: Option<&LeaderRecord>) -> LeaderRecord {
+        let now = jiff::Timestamp::now();
+        let transitions = previous.map_or(0, |p| {
+            p.leader_transitions + u64::from(p.holder_identity != self.identity)
+        });
+        LeaderRecord {
+            holder_identity: self.identity.clone(),
+            lease_duration: self.config.lease_duration,
+            acquire_time: now,
+            renew_time: now,
+            leader_transitions: transitions,
+        }
+    }
+
+    /// Leader: renews every retry period; steps down when no renewal succeeded within
+    /// renew-deadline or the lock names someone else.
+    async fn lead(&mut self, mut cached: ConfigMap, shutdown: &mut watch::Receiver<bool>) -> LeadOutcome {
+        let mut last_renewal = Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.retry_period) => {}
+                _ = shutdown.changed() => return LeadOutcome::Shutdown,
+            }
+            loop {
+                let deadline = last_renewal + self.config.renew_deadline;
+                let sent_at = Instant::now();
+                let Some(left) = deadline.checked_duration_since(sent_at).filter(|d| !d.is_zero()) else {
+                    tracing::warn!(identity = %self.identity, "no renewal within renew-deadline; stepping down");
+                    return LeadOutcome::Lost;
+                };
+                match self.renew(&cached, left).await {
+                    Ok(stored) => {
+                        cached = stored;
+                        last_renewal = sent_at;
+                        break;
+                    }
+                    Err(Error::NotLeader { reason, .. }) => {
+                        tracing::warn!(identity = %self.identity, %reason, "deposed");
+                        return LeadOutcome::Lost;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "renewal failed; retrying");
+                        let pause = (self.config.retry_period / 4).min(left);
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = shutdown.changed() => return LeadOutcome::Shutdown,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One PUT with the cached resourceVersion; after a conflict, a GET, the identity
+    /// check, and one more PUT.
+    async fn renew(&self, cached: &ConfigMap, within: Duration) -> Result<ConfigMap> {
+        let mut cm = cached.clone();
+        for _ in 0..2 {
+            let mut record = held_record(&cm, &self.identity, &self.name)?;
+            record.renew_time = jiff::Timestamp::now();
+            cm.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(names::LEADER_ANNOTATION.to_string(), record.to_json());
+            let sent = tokio::time::timeout(within, self.cas.api.replace(&self.name, &Default::default(), &cm))
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: format!("renew the lease on {}", self.name),
+                    waited: within,
+                })?;
+            match sent {
+                Ok(stored) => return Ok(stored),
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    cm = tokio::time::timeout(within, self.cas.api.get_opt(&self.name))
+                        .await
+                        .map_err(|_| Error::Timeout {
+                            what: format!("read {}", self.name),
+                            waited: within,
+                        })??
+                        .ok_or_else(|| Error::NotLeader {
+                            name: self.name.clone(),
+                            reason: "the ConfigMap was deleted".into(),
+                        })?;
+                }
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    return Err(Error::NotLeader {
+                        name: self.name.clone(),
+                        reason: "the ConfigMap was deleted".into(),
+                    });
+                }
+                Err(error) => return Err(Error::Kube(error)),
+            }
+        }
+        Err(Error::Conflict {
+            name: self.name.clone(),
+            attempts: 2,
+        })
+    }
+
+    /// Graceful stop: removes this process's leader entries and empties the lock, in one
+    /// write that checks the lock is still ours.
+    async fn release(&self, session: Uuid) {
+        let result = self
+            .cas
+            .update(&self.name, |cm| {
+                let mut record = held_record(cm, &self.identity, &self.name)?;
+                record.holder_identity.clear();
+                record.lease_duration = RELEASED_LEASE;
+                record.renew_time = jiff::Timestamp::now();
+                cm.metadata
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(names::LEADER_ANNOTATION.to_string(), record.to_json());
+                if let Some(data) = cm.data.as_mut() {
+                    data.retain(|key, value| {
+                        !(key.starts_with(names::LEADER_ENTRY_PREFIX) && is_own_entry(value, session))
+                    });
+                }
+                Ok(Change::Write)
+            })
+            .await;
+        match result {
+            Ok(_) => tracing::info!(identity = %self.identity, "leadership released"),
+            Err(error) => tracing::warn!(%error, "could not release the lock; it expires on its own"),
+        }
+    }
+}
+
+/// A leader entry written under `session`.
+fn is_own_entry(value: &str, session: Uuid) -> bool {
+    names::parse_leader_entry(value).is_some_and(|(entry_session, _)| entry_session == session)
+}
+
+fn raw_record(cm: &ConfigMap) -> Option<&str> {
+    cm.metadata
+        .annotations
+        .as_ref()?
+        .get(names::LEADER_ANNOTATION)
+        .map(String::as_str)
+}
+
+fn jitter(max: Duration) -> Duration {
+    max.mul_f64(fastrand::f64())
+}
+
+/// Pings `changed` on every change of the ConfigMap; re-watches after errors, expiry
+/// (410 Gone) and the server closing the watch.
+async fn watch_config_map(api: Api<ConfigMap>, name: String, changed: Arc<Notify>) {
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(290);
+    loop {
+        match api.watch(&params, "0").await {
+            Ok(stream) => {
+                let mut stream = stream.boxed();
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(WatchEvent::Error(status)) => {
+                            tracing::debug!(code = status.code, "watch ended by the server");
+                            break;
+                        }
+                        Ok(_) => changed.notify_one(),
+                        Err(error) => {
+                            tracing::debug!(%error, "watch broke");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::debug!(%error, "cannot watch the cluster ConfigMap"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,22 @@
+//! # flink-ha-runtime: Flink's Kubernetes HA services in Rust
+//!
+//! Leader election, leader retrieval, the HA metadata stores and their cleanup, on
+//! Kubernetes ConfigMaps in Flink's own layout (`../shared/spec/flink-ha.md`): a Flink
+//! JobManager and this runtime read each other's data and contend for the same lock.
+//! Where Flink leaves a gap, the runtime closes it (exact identities, expiry by the
+//! local monotonic clock, fenced job ConfigMaps); each module says where.
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | [`names`] | Flink's object names, labels and leader-entry format |
+//! | [`cas`] | compare-and-set on a ConfigMap: Flink's write protocol, with deadlines |
+//! | [`leader_election`] | the lock on `<cluster-id>-cluster-config-map` |
+//! | [`error`] | what callers must tell apart: not written, possibly written, not leader |
+
+pub mod cas;
+pub mod error;
+pub mod leader_election;
+pub mod names;
+
+pub use error::{Error, Result};
+pub use leader_election::{ElectionConfig, LeaderElection, Leadership};

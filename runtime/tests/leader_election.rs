@@ -1,0 +1,230 @@
+//! Leader election against the real API server (flink-ha-testenv), with short timings so
+//! expiry happens within a test: lease 2 s, renew deadline 1.5 s, retry period 0.4 s.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+
+use flink_ha_policy::leader_record::LeaderRecord;
+use flink_ha_runtime::leader_election::check_holds_lock;
+use flink_ha_runtime::{ElectionConfig, Error, LeaderElection, Leadership, names};
+use flink_ha_testenv::TestEnv;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const LEASE: Duration = Duration::from_secs(2);
+
+fn fast(cluster_id: &str) -> ElectionConfig {
+    ElectionConfig {
+        cluster_id: cluster_id.to_string(),
+        lease_duration: LEASE,
+        renew_deadline: Duration::from_millis(1500),
+        retry_period: Duration::from_millis(400),
+        max_retries: 15,
+    }
+}
+
+fn leaders(elections: &[&LeaderElection]) -> Vec<String> {
+    elections
+        .iter()
+        .filter(|e| matches!(*e.leadership().borrow(), Leadership::Leader { .. }))
+        .map(|e| e.identity().to_string())
+        .collect()
+}
+
+async fn record(api: &Api<ConfigMap>, cluster_id: &str) -> Result<LeaderRecord, Box<dyn std::error::Error>> {
+    let cm = api.get(&names::cluster_config_map(cluster_id)).await?;
+    let raw = cm
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .remove(names::LEADER_ANNOTATION)
+        .ok_or("no leader annotation")?;
+    Ok(LeaderRecord::parse(&raw)?)
+}
+
+/// Waits until one of `elections` leads; returns its index and how long it took.
+async fn next_leader(elections: &[&LeaderElection], within: Duration) -> Result<(usize, Duration), String> {
+    let start = Instant::now();
+    loop {
+        if let Some(i) = elections
+            .iter()
+            .position(|e| matches!(*e.leadership().borrow(), Leadership::Leader { .. }))
+        {
+            return Ok((i, start.elapsed()));
+        }
+        if start.elapsed() > within {
+            return Err(format!("no leader within {within:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_contenders_one_leader_then_graceful_handover_and_takeover_after_a_crash() -> TestResult {
+    let env = TestEnv::new("election-three").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let a = LeaderElection::start(api.clone(), fast("orders"));
+    let b = LeaderElection::start(api.clone(), fast("orders"));
+    let c = LeaderElection::start(api.clone(), fast("orders"));
+
+    let (first, _) = next_leader(&[&a, &b, &c], Duration::from_secs(10)).await?;
+    // Exactly one leader, and the lock names it, over several renewal periods.
+    for _ in 0..10 {
+        let now_leading = leaders(&[&a, &b, &c]);
+        assert!(now_leading.len() <= 1, "two leaders: {now_leading:?}");
+        let holder = record(&api, "orders").await?.holder_identity;
+        if let [leader] = now_leading.as_slice() {
+            assert_eq!(&holder, leader);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let renewed = record(&api, "orders").await?;
+    assert!(renewed.renew_time > renewed.acquire_time, "the leader renews: {renewed:?}");
+    assert_eq!(renewed.lease_duration, LEASE);
+
+    // The cluster ConfigMap carries the HA labels and no owner references.
+    let cm = api.get(&names::cluster_config_map("orders")).await?;
+    assert_eq!(cm.metadata.labels.clone().unwrap_or_default(), names::ha_labels("orders"));
+    assert!(cm.metadata.owner_references.is_none());
+
+    // Graceful stop: the lock is released and a standby takes over at once, long
+    // before the lease would have expired.
+    let mut all = vec![a, b, c];
+    let leader = all.remove(first);
+    let before = record(&api, "orders").await?.leader_transitions;
+    let stopped = Instant::now();
+    leader.stop().await;
+    let (second, _) = next_leader(&[&all[0], &all[1]], Duration::from_secs(10)).await?;
+    let handover = stopped.elapsed();
+    assert!(handover < LEASE, "graceful hand-over took {handover:?}, as long as an expiry");
+    assert_eq!(record(&api, "orders").await?.leader_transitions, before + 1);
+
+    // A crash (the task aborted, nothing released): the other takes over only once the
+    // lease has run out since the last renewal it saw.
+    let crashed = all.remove(second);
+    let survivor = all.remove(0);
+    let last_renewal = Instant::now();
+    drop(crashed);
+    let (_, _) = next_leader(&[&survivor], Duration::from_secs(10)).await?;
+    let takeover = last_renewal.elapsed();
+    assert!(
+        takeover + Duration::from_millis(400) >= LEASE,
+        "took over after {takeover:?}, before the lease of {LEASE:?} could have expired"
+    );
+    assert!(takeover < LEASE + Duration::from_millis(400) * 3, "takeover after {takeover:?}");
+    assert_eq!(record(&api, "orders").await?.holder_identity, survivor.identity());
+    survivor.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_cannot_publish_and_steps_down() -> TestResult {
+    let env = TestEnv::new("election-deposed").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let election = LeaderElection::start(api.clone(), fast("deposed"));
+    let session = tokio::time::timeout(Duration::from_secs(10), election.wait_for_leadership()).await?;
+
+    election.publish_leader_address(names::DISPATCHER, "pekko.tcp://flink@10.0.0.7:6123/user/rpc/dispatcher_1").await?;
+    let cm = api.get(&names::cluster_config_map("deposed")).await?;
+    let entry = cm.data.unwrap_or_default()[&names::leader_entry_key(names::DISPATCHER)].clone();
+    assert_eq!(names::parse_leader_entry(&entry), Some((session, "pekko.tcp://flink@10.0.0.7:6123/user/rpc/dispatcher_1")));
+
+    // Someone else takes the lock behind this leader's back (as after a long pause).
+    let mut cm = api.get(&names::cluster_config_map("deposed")).await?;
+    let mut usurper = record(&api, "deposed").await?;
+    usurper.holder_identity = format!("{}-usurper", election.identity());
+    cm.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(names::LEADER_ANNOTATION.to_string(), usurper.to_json());
+    api.replace(&names::cluster_config_map("deposed"), &PostParams::default(), &cm).await?;
+
+    // Its next write is refused in the same request that would have made it.
+    let refused = election.publish_leader_address(names::REST_SERVER, "http://10.0.0.7:8081").await;
+    assert!(matches!(refused, Err(Error::NotLeader { .. })), "{refused:?}");
+    let cm = api.get(&names::cluster_config_map("deposed")).await?;
+    assert!(!cm.data.unwrap_or_default().contains_key(&names::leader_entry_key(names::REST_SERVER)));
+
+    // And it notices at its next renewal.
+    let mut state = election.leadership();
+    tokio::time::timeout(Duration::from_secs(5), state.wait_for(|s| *s == Leadership::Follower)).await??;
+    assert_eq!(record(&api, "deposed").await?.holder_identity, usurper.holder_identity);
+    drop(election);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_stop_removes_own_leader_entries_and_keeps_the_rest() -> TestResult {
+    let env = TestEnv::new("election-release").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let election = LeaderElection::start(api.clone(), fast("release"));
+    tokio::time::timeout(Duration::from_secs(10), election.wait_for_leadership()).await?;
+    election.publish_leader_address(names::DISPATCHER, "pekko.tcp://flink@10.0.0.8:6123/user/rpc/dispatcher_1").await?;
+    // Data that is not a leader entry of this session stays (execution plans, other entries).
+    let mut cm = api.get(&names::cluster_config_map("release")).await?;
+    let data = cm.data.get_or_insert_with(Default::default);
+    data.insert("executionPlan-a1b2c3d4e5f60718293a4b5c6d7e8f90".into(), "{\"pointer\":1}".into());
+    let foreign = names::leader_entry_value(&uuid::Uuid::new_v4(), "http://elsewhere");
+    data.insert(names::leader_entry_key("job-a1b2c3d4e5f60718293a4b5c6d7e8f90"), foreign.clone());
+    api.replace(&names::cluster_config_map("release"), &PostParams::default(), &cm).await?;
+
+    election.stop().await;
+    let cm = api.get(&names::cluster_config_map("release")).await?;
+    let data = cm.data.clone().unwrap_or_default();
+    assert!(!data.contains_key(&names::leader_entry_key(names::DISPATCHER)));
+    assert_eq!(data.get(&names::leader_entry_key("job-a1b2c3d4e5f60718293a4b5c6d7e8f90")), Some(&foreign));
+    assert!(data.contains_key("executionPlan-a1b2c3d4e5f60718293a4b5c6d7e8f90"));
+    let released = record(&api, "release").await?;
+    assert_eq!(released.holder_identity, "");
+    assert_eq!(released.lease_duration, Duration::from_secs(1));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_leader_record_is_taken_over_after_a_lease_without_change() -> TestResult {
+    let env = TestEnv::new("election-malformed").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some(names::cluster_config_map("garbled"));
+    cm.metadata.labels = Some(names::ha_labels("garbled"));
+    cm.metadata.annotations = Some([(names::LEADER_ANNOTATION.to_string(), "{not json".to_string())].into());
+    api.create(&PostParams::default(), &cm).await?;
+
+    let started = Instant::now();
+    let election = LeaderElection::start(api.clone(), fast("garbled"));
+    tokio::time::timeout(Duration::from_secs(10), election.wait_for_leadership()).await?;
+    assert!(started.elapsed() >= LEASE, "took over a record it could not read after {:?}", started.elapsed());
+    assert_eq!(record(&api, "garbled").await?.holder_identity, election.identity());
+    election.stop().await;
+    Ok(())
+}
+
+/// Flink matches its identity as a substring of the raw annotation; this runtime
+/// compares the parsed holder exactly.
+#[test]
+fn the_lock_check_compares_the_exact_identity() {
+    let identity = "6b0a4e1c-0000-4000-8000-000000000001";
+    let with_holder = |holder: &str| {
+        let mut cm = ConfigMap::default();
+        let record = LeaderRecord {
+            holder_identity: holder.to_string(),
+            lease_duration: LEASE,
+            acquire_time: jiff::Timestamp::UNIX_EPOCH,
+            renew_time: jiff::Timestamp::UNIX_EPOCH,
+            leader_transitions: 0,
+        };
+        cm.metadata.annotations = Some([(names::LEADER_ANNOTATION.to_string(), record.to_json())].into());
+        cm
+    };
+    assert!(check_holds_lock(&with_holder(identity), identity, "x").is_ok());
+    for other in [format!("{identity}-2"), format!("x{identity}"), String::new()] {
+        let refused = check_holds_lock(&with_holder(&other), identity, "x");
+        assert!(matches!(refused, Err(Error::NotLeader { .. })), "{other:?}: {refused:?}");
+    }
+    let mut garbled = ConfigMap::default();
+    garbled.metadata.annotations = Some([(names::LEADER_ANNOTATION.to_string(), format!("\"{identity}\""))].into());
+    assert!(check_holds_lock(&garbled, identity, "x").is_err());
+    assert!(check_holds_lock(&ConfigMap::default(), identity, "x").is_err());
+}
