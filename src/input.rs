@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::{self, ConfigFact, Facts};
-use crate::config;
+use crate::config::{self, FlinkConfig};
 use crate::finding::{Finding, Report};
 use crate::ha_config::{self, HaFacts, Origin};
 use crate::objects::{self, DocOut};
@@ -128,38 +128,41 @@ fn syntax_error(e: &yaml::SyntaxError) -> Finding {
 
 /// Lints a Flink configuration text (a file or one embedded in a ConfigMap).
 pub fn lint_config_text(text: &str, legacy: bool, origin: &Origin) -> (Vec<Finding>, Option<HaFacts>) {
+    let (config, mut findings) = read_config_text(text, legacy);
+    let facts = config.map(|config| ha_config::check(&config, origin, &mut findings));
+    (findings, facts)
+}
+
+/// Reads a Flink configuration text into the options Flink would see, with the
+/// findings of reading it (HA001–HA004). `None` when nothing could be read: a syntax
+/// error, or a document that is not a map. The HA rules are not applied here; the HA
+/// runtime uses this to run with exactly the configuration the linter judged.
+pub fn read_config_text(text: &str, legacy: bool) -> (Option<FlinkConfig>, Vec<Finding>) {
+    if legacy {
+        let (config, findings) = config::parse_legacy(text);
+        return (Some(config), findings);
+    }
     let mut findings = Vec::new();
-    let config = if legacy {
-        let (config, parse_findings) = config::parse_legacy(text);
-        findings.extend(parse_findings);
-        config
-    } else {
-        let stream = yaml::parse_stream(text);
-        if let Some(e) = &stream.error {
-            findings.push(syntax_error(e));
-            return (findings, None);
-        }
-        let docs: Vec<&yaml::Document> = stream.documents.iter().filter(|d| d.root.is_some()).collect();
-        if docs.len() > 1 {
-            findings.push(input_error(
-                format!("config.yaml holds {} YAML documents; Flink reads exactly one", docs.len()),
-                "remove the `---` separators and keep one document",
-                Some(docs[1].pos),
-            ));
-        }
-        let Some(root) = docs.first().and_then(|d| d.root.as_ref()) else {
-            return (findings, None);
-        };
-        let (config, parse_findings) = config::parse_standard(root);
-        let unreadable = parse_findings.iter().any(|f| f.rule == RuleId::HA001) && config.is_empty();
-        findings.extend(parse_findings);
-        if unreadable {
-            return (findings, None);
-        }
-        config
+    let stream = yaml::parse_stream(text);
+    if let Some(e) = &stream.error {
+        findings.push(syntax_error(e));
+        return (None, findings);
+    }
+    let docs: Vec<&yaml::Document> = stream.documents.iter().filter(|d| d.root.is_some()).collect();
+    if docs.len() > 1 {
+        findings.push(input_error(
+            format!("config.yaml holds {} YAML documents; Flink reads exactly one", docs.len()),
+            "remove the `---` separators and keep one document",
+            Some(docs[1].pos),
+        ));
+    }
+    let Some(root) = docs.first().and_then(|d| d.root.as_ref()) else {
+        return (None, findings);
     };
-    let facts = ha_config::check(&config, origin, &mut findings);
-    (findings, Some(facts))
+    let (config, parse_findings) = config::parse_standard(root);
+    let unreadable = parse_findings.iter().any(|f| f.rule == RuleId::HA001) && config.is_empty();
+    findings.extend(parse_findings);
+    ((!unreadable).then_some(config), findings)
 }
 
 /// Lints a stream of Kubernetes documents.

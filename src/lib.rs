@@ -38,7 +38,7 @@ pub mod schema;
 pub mod admission;
 
 pub use finding::{Finding, Report, Severity, Summary};
-pub use input::{InputFormat, LintInput, MAX_INPUT_BYTES, detect, lint_inputs};
+pub use input::{InputFormat, LintInput, MAX_INPUT_BYTES, detect, lint_inputs, read_config_text};
 pub use render::LintRun;
 pub use rules::RuleId;
 #[cfg(feature = "admission")]

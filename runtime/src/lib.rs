@@ -9,14 +9,17 @@
 //! | module | what lives there |
 //! |---|---|
 //! | [`names`] | Flink's object names, labels and leader-entry format |
+//! | [`config`] | settings from a Flink configuration, linted by the policy core first |
 //! | [`cas`] | compare-and-set on a ConfigMap: Flink's write protocol, with deadlines |
 //! | [`leader_election`] | the lock on `<cluster-id>-cluster-config-map` |
 //! | [`error`] | what callers must tell apart: not written, possibly written, not leader |
 
 pub mod cas;
+pub mod config;
 pub mod error;
 pub mod leader_election;
 pub mod names;
 
+pub use config::{ConfigError, HaSettings};
 pub use error::{Error, Result};
 pub use leader_election::{ElectionConfig, LeaderElection, Leadership};

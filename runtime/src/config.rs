@@ -1,0 +1,181 @@
+//! The runtime's settings, read from a Flink configuration (`config.yaml` or a legacy
+//! `flink-conf.yaml`) exactly as the policy core reads it — and only after the core's
+//! lint found no error. A configuration the admission webhook would reject never runs.
+
+use std::time::Duration;
+
+use flink_ha_policy::config::FlinkConfig;
+use flink_ha_policy::ha_config::{self, HaKind};
+use flink_ha_policy::options::{self, OptionSpec};
+use flink_ha_policy::{InputFormat, LintRun, Report, Severity, detect, duration, lint_as, read_config_text};
+
+use crate::leader_election::ElectionConfig;
+
+/// Why the runtime will not start with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The lint found errors; `report` is what `flink-ha lint` prints for the file.
+    #[error("{name}: the configuration has {errors} error(s); the HA runtime does not start with it\n{report}")]
+    Rejected { name: String, errors: usize, report: String },
+    /// Not a configuration the runtime can run with (a manifest, HA off).
+    #[error("{name}: {reason}")]
+    Unusable { name: String, reason: String },
+}
+
+/// What the HA services need from a Flink configuration.
+#[derive(Clone, Debug)]
+pub struct HaSettings {
+    /// `kubernetes.cluster-id`: names the HA ConfigMaps.
+    pub cluster_id: String,
+    /// `kubernetes.namespace` (`default`).
+    pub namespace: String,
+    /// `high-availability.storageDir` (current key or a deprecated one).
+    pub storage_dir: String,
+    /// The folder under `storage_dir` for this cluster's payloads: the effective
+    /// `high-availability.cluster-id`, which native deployments derive from
+    /// `kubernetes.cluster-id`.
+    pub storage_cluster_id: String,
+    pub election: ElectionConfig,
+    /// `execution.checkpointing.num-retained` (1).
+    pub num_retained: u32,
+    /// The lint's warnings and infos, for the caller to log.
+    pub report: Report,
+}
+
+impl HaSettings {
+    /// Lints `text` (named `name`, whose name decides between `config.yaml` and
+    /// `flink-conf.yaml` as for `flink-ha lint`) and reads the settings from it.
+    pub fn from_flink_config(name: &str, text: &str) -> Result<HaSettings, ConfigError> {
+        let unusable = |reason: String| ConfigError::Unusable {
+            name: name.to_string(),
+            reason,
+        };
+        let legacy = match detect(name, text) {
+            InputFormat::FlinkConf => true,
+            InputFormat::ConfigYaml => false,
+            _ => {
+                return Err(unusable(
+                    "is a Kubernetes manifest; give the runtime the Flink configuration file itself".into(),
+                ));
+            }
+        };
+        let format = if legacy { InputFormat::FlinkConf } else { InputFormat::ConfigYaml };
+        let report = lint_as(name, text.as_bytes(), format);
+        let errors = report.findings.iter().filter(|f| f.severity == Severity::Error).count();
+        if errors > 0 {
+            return Err(ConfigError::Rejected {
+                name: name.to_string(),
+                errors,
+                report: LintRun::new([(name.to_string(), report)]).to_text(),
+            });
+        }
+        let (Some(config), _) = read_config_text(text, legacy) else {
+            return Err(unusable("holds no configuration".into()));
+        };
+        let ha_type = config.value_or_default(options::HA_TYPE).unwrap_or("NONE");
+        if !matches!(ha_config::classify(ha_type), HaKind::Kubernetes) {
+            return Err(unusable(format!(
+                "high-availability.type is `{ha_type}`, not `kubernetes`; the runtime provides Kubernetes HA only"
+            )));
+        }
+        // The lint passed, so these are present and well-formed; say so if not anyway.
+        let text_of = |option: &OptionSpec| -> Result<String, ConfigError> {
+            config
+                .value_or_default(option)
+                .map(str::to_string)
+                .ok_or_else(|| unusable(format!("`{}` is not set", option.key)))
+        };
+        let cluster_id = text_of(options::K8S_CLUSTER_ID)?;
+        let storage_cluster_id = match config.effective(options::HA_CLUSTER_ID) {
+            Some(entry) => entry.value.trim_start_matches('/').to_string(),
+            None => cluster_id.clone(),
+        };
+        let election = ElectionConfig {
+            cluster_id: cluster_id.clone(),
+            lease_duration: duration_of(&config, options::LEASE_DURATION).map_err(unusable)?,
+            renew_deadline: duration_of(&config, options::RENEW_DEADLINE).map_err(unusable)?,
+            retry_period: duration_of(&config, options::RETRY_PERIOD).map_err(unusable)?,
+            max_retries: integer_of(&config, options::MAX_RETRIES).map_err(unusable)?,
+        };
+        Ok(HaSettings {
+            namespace: text_of(options::K8S_NAMESPACE)?,
+            storage_dir: text_of(options::STORAGE_DIR)?,
+            storage_cluster_id,
+            num_retained: integer_of(&config, options::NUM_RETAINED).map_err(unusable)?,
+            cluster_id,
+            election,
+            report,
+        })
+    }
+}
+
+fn duration_of(config: &FlinkConfig, option: &OptionSpec) -> Result<Duration, String> {
+    let value = config.value_or_default(option).unwrap_or_default();
+    duration::parse(value).map_err(|e| format!("`{}`: {e}", option.key))
+}
+
+fn integer_of(config: &FlinkConfig, option: &OptionSpec) -> Result<u32, String> {
+    let value = config.value_or_default(option).unwrap_or_default();
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{}` is `{value}`, not a whole number", option.key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLEAN: &str = "high-availability.type: kubernetes
+high-availability.storageDir: s3://flink-ha/recovery
+kubernetes.cluster-id: orders-etl
+high-availability.cluster-id: orders-etl
+execution.checkpointing.interval: 30 s
+execution.checkpointing.num-retained: 3
+high-availability.kubernetes.leader-election.lease-duration: 20 s
+";
+
+    #[test]
+    fn reads_what_flink_would_with_defaults() {
+        let settings = HaSettings::from_flink_config("config.yaml", CLEAN).expect("a clean config");
+        assert_eq!(settings.cluster_id, "orders-etl");
+        assert_eq!(settings.namespace, "default");
+        assert_eq!(settings.storage_dir, "s3://flink-ha/recovery");
+        assert_eq!(settings.storage_cluster_id, "orders-etl");
+        assert_eq!(settings.num_retained, 3);
+        assert_eq!(settings.election.lease_duration, Duration::from_secs(20));
+        assert_eq!(settings.election.renew_deadline, Duration::from_secs(15));
+        assert_eq!(settings.election.retry_period, Duration::from_secs(5));
+        assert_eq!(settings.election.max_retries, 15);
+    }
+
+    #[test]
+    fn legacy_files_and_deprecated_keys_are_read_as_flink_reads_them() {
+        let text = "high-availability: kubernetes\nhigh-availability.zookeeper.storageDir: file:///mnt/ha\nkubernetes.cluster-id: legacy\nkubernetes.namespace: flink\nexecution.checkpointing.interval: 10 s\n";
+        let settings = HaSettings::from_flink_config("conf/flink-conf.yaml", text).expect("usable");
+        assert_eq!(settings.storage_dir, "file:///mnt/ha");
+        assert_eq!(settings.namespace, "flink");
+        // Deprecated keys are warnings, and the caller gets them.
+        assert!(settings.report.findings.iter().any(|f| f.rule.as_str() == "HA107"));
+    }
+
+    #[test]
+    fn a_config_with_errors_is_refused_with_the_lint_report() {
+        let text = CLEAN.replace("type: kubernetes", "type: kubernets");
+        let error = HaSettings::from_flink_config("config.yaml", &text).expect_err("HA109");
+        let message = error.to_string();
+        assert!(matches!(error, ConfigError::Rejected { errors: 1, .. }), "{message}");
+        assert!(message.contains("config.yaml:1:"), "{message}");
+        assert!(message.contains("HA109"), "{message}");
+    }
+
+    #[test]
+    fn ha_off_or_a_manifest_is_unusable() {
+        let off = "kubernetes.cluster-id: x\n";
+        let error = HaSettings::from_flink_config("config.yaml", off).expect_err("HA off");
+        assert!(error.to_string().contains("not `kubernetes`"), "{error}");
+        let manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flink-config-x\n";
+        let error = HaSettings::from_flink_config("cm.yaml", manifest).expect_err("a manifest");
+        assert!(error.to_string().contains("manifest"), "{error}");
+    }
+}
