@@ -12,12 +12,14 @@
 //! | [`config`] | settings from a Flink configuration, linted by the policy core first |
 //! | [`cas`] | compare-and-set on a ConfigMap: Flink's write protocol, with deadlines |
 //! | [`leader_election`] | the lock on `<cluster-id>-cluster-config-map` |
+//! | [`leader_retrieval`] | who leads a component, from its leader entry, by a watch |
 //! | [`error`] | what callers must tell apart: not written, possibly written, not leader |
 
 pub mod cas;
 pub mod config;
 pub mod error;
 pub mod leader_election;
+pub mod leader_retrieval;
 pub mod names;
 
 pub use config::{ConfigError, HaSettings};
