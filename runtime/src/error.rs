@@ -20,6 +20,9 @@ pub enum Error {
     /// The ConfigMap does not exist (and the operation does not create it).
     #[error("ConfigMap {name} does not exist")]
     Missing { name: String },
+    /// Data in a ConfigMap is not what this key must hold; nothing was written.
+    #[error("ConfigMap {name}: key `{key}` is corrupt: {reason}")]
+    Corrupt { name: String, key: String, reason: String },
     /// The API server refused or could not be reached before anything was sent.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),

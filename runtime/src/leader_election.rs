@@ -70,14 +70,23 @@ impl ElectionConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Leadership {
     Follower,
-    /// Leading; the session id is fresh for every grant and goes into leader entries.
-    Leader { session_id: Uuid },
+    /// Leading. The session id is fresh for every grant and goes into leader entries;
+    /// the epoch is the lock's `leaderTransitions` as this grant wrote it, higher than
+    /// every earlier grant's, and fences the job ConfigMaps ([`crate::fence`]).
+    Leader { session_id: Uuid, epoch: u64 },
 }
 
 impl Leadership {
     pub fn session_id(&self) -> Option<Uuid> {
         match self {
-            Leadership::Leader { session_id } => Some(*session_id),
+            Leadership::Leader { session_id, .. } => Some(*session_id),
+            Leadership::Follower => None,
+        }
+    }
+
+    pub fn epoch(&self) -> Option<u64> {
+        match self {
+            Leadership::Leader { epoch, .. } => Some(*epoch),
             Leadership::Follower => None,
         }
     }
@@ -134,10 +143,15 @@ impl LeaderElection {
 
     /// Waits until this process leads; the session id of the grant.
     pub async fn wait_for_leadership(&self) -> Uuid {
+        self.wait_for_grant().await.0
+    }
+
+    /// Waits until this process leads; the session id and epoch of the grant.
+    pub async fn wait_for_grant(&self) -> (Uuid, u64) {
         let mut rx = self.leadership.clone();
         loop {
-            if let Some(session) = rx.borrow_and_update().session_id() {
-                return session;
+            if let Leadership::Leader { session_id, epoch } = *rx.borrow_and_update() {
+                return (session_id, epoch);
             }
             if rx.changed().await.is_err() {
                 // The election task ended; it never grants again.
@@ -251,8 +265,11 @@ impl Elector {
                 break;
             };
             let session_id = Uuid::new_v4();
-            tracing::info!(identity = %self.identity, %session_id, "leadership granted");
-            self.leadership.send_replace(Leadership::Leader { session_id });
+            let epoch = raw_record(&lease)
+                .and_then(|raw| LeaderRecord::parse(raw).ok())
+                .map_or(0, |record| record.leader_transitions);
+            tracing::info!(identity = %self.identity, %session_id, epoch, "leadership granted");
+            self.leadership.send_replace(Leadership::Leader { session_id, epoch });
             let outcome = self.lead(lease, &mut shutdown).await;
             self.leadership.send_replace(Leadership::Follower);
             match outcome {
@@ -385,11 +402,12 @@ impl Elector {
         }
     }
 
+    /// The record of a new grant. `leaderTransitions` grows with every grant (fabric8
+    /// raises it only when the identity changes; ours is the same across a lost and
+    /// regained lock), so it can serve as the fencing epoch of the job ConfigMaps.
     fn new_record(&self, previous: Option<&LeaderRecord>) -> LeaderRecord {
         let now = jiff::Timestamp::now();
-        let transitions = previous.map_or(0, |p| {
-            p.leader_transitions + u64::from(p.holder_identity != self.identity)
-        });
+        let transitions = previous.map_or(0, |p| p.leader_transitions.saturating_add(1));
         LeaderRecord {
             holder_identity: self.identity.clone(),
             lease_duration: self.config.lease_duration,

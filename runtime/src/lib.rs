@@ -13,11 +13,15 @@
 //! | [`cas`] | compare-and-set on a ConfigMap: Flink's write protocol, with deadlines |
 //! | [`leader_election`] | the lock on `<cluster-id>-cluster-config-map` |
 //! | [`leader_retrieval`] | who leads a component, from its leader entry, by a watch |
+//! | [`fence`] | the leader epoch on job ConfigMaps (beyond Flink) |
+//! | [`checkpoint_counter`] | the `counter` key of a job ConfigMap |
 //! | [`error`] | what callers must tell apart: not written, possibly written, not leader |
 
 pub mod cas;
+pub mod checkpoint_counter;
 pub mod config;
 pub mod error;
+pub mod fence;
 pub mod leader_election;
 pub mod leader_retrieval;
 pub mod names;
