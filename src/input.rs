@@ -71,6 +71,11 @@ pub fn detect(name: &str, text: &str) -> InputFormat {
 
 /// A top-level `apiVersion:` and `kind:` (YAML), or a JSON object with both.
 fn looks_like_manifest(text: &str) -> bool {
+    // Most configs name neither; a substring search (memchr speed) says so before the
+    // line-by-line check.
+    if !(text.contains("apiVersion") && text.contains("kind")) {
+        return false;
+    }
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {
         return text.contains("\"apiVersion\"") && text.contains("\"kind\"");
