@@ -29,6 +29,12 @@ pub enum Error {
     /// A request did not finish in time (and was not a write).
     #[error("{what}: no answer from the API server within {waited:?}")]
     Timeout { what: String, waited: Duration },
+    /// The key exists with another value: an add never overwrites a live entry.
+    #[error("ConfigMap {name}: `{key}` already holds another entry")]
+    AlreadyExists { name: String, key: String },
+    /// Reading or writing a payload in storageDir failed.
+    #[error("storageDir: {0}")]
+    Storage(String),
     /// The configuration is not one the runtime can run with.
     #[error("configuration: {0}")]
     Config(String),

@@ -15,16 +15,22 @@
 //! | [`leader_retrieval`] | who leads a component, from its leader entry, by a watch |
 //! | [`fence`] | the leader epoch on job ConfigMaps (beyond Flink) |
 //! | [`checkpoint_counter`] | the `counter` key of a job ConfigMap |
+//! | [`payloads`] | payload files in storageDir (object_store), the pointer format |
+//! | [`state_handle_store`] | Flink's pointer-store protocol on a ConfigMap (add, two-phase remove) |
+//! | [`checkpoint_store`] | a job's completed checkpoints, retention, recovery |
 //! | [`error`] | what callers must tell apart: not written, possibly written, not leader |
 
 pub mod cas;
 pub mod checkpoint_counter;
+pub mod checkpoint_store;
 pub mod config;
 pub mod error;
 pub mod fence;
 pub mod leader_election;
 pub mod leader_retrieval;
 pub mod names;
+pub mod payloads;
+pub mod state_handle_store;
 
 pub use config::{ConfigError, HaSettings};
 pub use error::{Error, Result};
