@@ -35,6 +35,9 @@ pub enum Error {
     /// Reading or writing a payload in storageDir failed.
     #[error("storageDir: {0}")]
     Storage(String),
+    /// An operation that would lose data the caller did not mean to lose.
+    #[error("refused: {0}")]
+    Refused(String),
     /// The configuration is not one the runtime can run with.
     #[error("configuration: {0}")]
     Config(String),

@@ -18,11 +18,13 @@
 //! | [`payloads`] | payload files in storageDir (object_store), the pointer format |
 //! | [`state_handle_store`] | Flink's pointer-store protocol on a ConfigMap (add, two-phase remove) |
 //! | [`checkpoint_store`] | a job's completed checkpoints, retention, recovery |
+//! | [`cleanup`] | the execution-plan store; job and cluster cleanup |
 //! | [`error`] | what callers must tell apart: not written, possibly written, not leader |
 
 pub mod cas;
 pub mod checkpoint_counter;
 pub mod checkpoint_store;
+pub mod cleanup;
 pub mod config;
 pub mod error;
 pub mod fence;

@@ -101,6 +101,22 @@ impl PayloadStore {
         got.bytes().await.map_err(|e| Error::Storage(e.to_string()))
     }
 
+    /// Deletes every payload of the cluster (its cleanup on a normal shutdown).
+    pub async fn delete_all(&self) -> Result<()> {
+        use futures::TryStreamExt;
+        let paths: Vec<Path> = self
+            .store
+            .list(Some(&self.root))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        for path in paths {
+            self.delete(path.as_ref()).await?;
+        }
+        Ok(())
+    }
+
     /// Deletes a payload; one that is already gone is fine (removal is idempotent).
     pub async fn delete(&self, path: &str) -> Result<()> {
         match self.store.delete(&Path::from(path)).await {
