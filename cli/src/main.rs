@@ -1,10 +1,11 @@
 //! `flink-ha`: lint Flink HA configuration, review AdmissionReviews offline, print the
-//! rule catalogue and the option schema.
+//! rule catalogue and the option schema, and run the HA runtime's JobManager process.
 //!
 //! Exit codes: 0 no error findings (or allowed), 1 error findings (or denied),
 //! 2 usage or I/O problem, with a one-line reason on stderr.
 
 mod examples;
+mod jobmanager;
 mod lint;
 mod review;
 
@@ -39,6 +40,10 @@ enum Command {
     Schema,
     /// Read an AdmissionReview and print the response the webhook would send.
     Review(review::ReviewArgs),
+    /// Run a JobManager-like process on the HA runtime: contend for leadership, publish
+    /// its address, run fake jobs that checkpoint, recover them on takeover. Logs go to
+    /// stderr (RUST_LOG to filter).
+    Jobmanager(jobmanager::JobManagerArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -49,6 +54,13 @@ enum RulesFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Lint(args) => lint::run(&args),
         Command::Rules { format } => {
@@ -60,6 +72,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Review(args) => review::run(&args),
+        Command::Jobmanager(args) => jobmanager::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -19,6 +19,7 @@
 //! | [`state_handle_store`] | Flink's pointer-store protocol on a ConfigMap (add, two-phase remove) |
 //! | [`checkpoint_store`] | a job's completed checkpoints, retention, recovery |
 //! | [`cleanup`] | the execution-plan store; job and cluster cleanup |
+//! | [`jobmanager`] | a JobManager-like process on all of the above (failover tests, demo) |
 //! | [`error`] | what callers must tell apart: not written, possibly written, not leader |
 
 pub mod cas;
@@ -28,6 +29,7 @@ pub mod cleanup;
 pub mod config;
 pub mod error;
 pub mod fence;
+pub mod jobmanager;
 pub mod leader_election;
 pub mod leader_retrieval;
 pub mod names;

@@ -1,0 +1,179 @@
+//! Failover with real processes: three `flink-ha jobmanager`s against the real API server.
+//! The leader is SIGKILLed (no release: a standby takes over once the lease runs out and
+//! recovers the jobs at their latest checkpoints), then the next leader gets SIGTERM
+//! (it releases the lock: the last standby takes over at once).
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+
+use flink_ha_runtime::checkpoint_store::checkpoint_id;
+use flink_ha_runtime::names;
+use flink_ha_testenv::TestEnv;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const LEASE: Duration = Duration::from_secs(2);
+const RETRY: Duration = Duration::from_millis(400);
+
+/// Kills every process it holds when dropped, also when the test fails.
+struct JobManagers(Vec<Option<Child>>);
+
+impl Drop for JobManagers {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn config(namespace: &str, storage: &std::path::Path) -> String {
+    format!(
+        "high-availability.type: kubernetes
+high-availability.storageDir: file://{storage}
+high-availability.cluster-id: failover
+kubernetes.cluster-id: failover
+kubernetes.namespace: {namespace}
+execution.checkpointing.interval: 300 ms
+execution.checkpointing.num-retained: 2
+high-availability.kubernetes.leader-election.lease-duration: 2 s
+high-availability.kubernetes.leader-election.renew-deadline: 1500 ms
+high-availability.kubernetes.leader-election.retry-period: 400 ms
+",
+        storage = storage.display()
+    )
+}
+
+/// The address in the dispatcher's leader entry: which process leads.
+async fn leader_address(api: &Api<ConfigMap>) -> Option<String> {
+    let cm = api.get_opt(&names::cluster_config_map("failover")).await.ok()??;
+    let entry = cm.data?.remove(&names::leader_entry_key(names::DISPATCHER))?;
+    names::parse_leader_entry(&entry).map(|(_, address)| address.to_string())
+}
+
+/// The highest checkpoint id of every job.
+async fn latest_checkpoints(api: &Api<ConfigMap>) -> Result<BTreeMap<String, u64>, kube::Error> {
+    let list = api.list(&kube::api::ListParams::default().labels(&names::ha_selector("failover"))).await?;
+    let mut latest = BTreeMap::new();
+    for cm in list.items {
+        let name = cm.metadata.name.unwrap_or_default();
+        let Some(job) = name.strip_prefix("failover-").and_then(|n| n.strip_suffix("-config-map")) else { continue };
+        if job == "cluster" {
+            continue;
+        }
+        let highest = cm.data.unwrap_or_default().keys().filter_map(|k| checkpoint_id(k)).max();
+        if let Some(id) = highest {
+            latest.insert(job.to_string(), id);
+        }
+    }
+    Ok(latest)
+}
+
+async fn wait_until<F, Fut, T>(what: &str, within: Duration, mut probe: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("gave up waiting for {what} after {within:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_graceful_stop_hand_leadership_over_and_jobs_recover() -> TestResult {
+    let env = TestEnv::new("jobmanager-failover").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let dir = tempfile::tempdir()?;
+    let config_path = dir.path().join("config.yaml");
+    std::fs::write(&config_path, config(&env.namespace, &dir.path().join("ha")))?;
+
+    let mut processes = JobManagers(Vec::new());
+    for i in 0..3 {
+        let child = Command::new(env!("CARGO_BIN_EXE_flink-ha"))
+            .args(["jobmanager", "--jobs", "2", "--checkpoint-interval", "300 ms"])
+            .arg("--config")
+            .arg(&config_path)
+            .args(["--address", &format!("jm-{i}")])
+            .env("KUBECONFIG", &env.kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        processes.0.push(Some(child));
+    }
+
+    let first = wait_until("a leader", Duration::from_secs(20), || leader_address(&api)).await?;
+    let before = wait_until("two jobs with checkpoints >= 3", Duration::from_secs(20), || async {
+        latest_checkpoints(&api).await.ok().filter(|l| l.len() == 2 && l.values().all(|&id| id >= 3))
+    })
+    .await?;
+
+    // SIGKILL the leader: nothing is released.
+    let index: usize = first.trim_start_matches("jm-").parse()?;
+    let killed_at = Instant::now();
+    if let Some(mut child) = processes.0[index].take() {
+        child.kill()?;
+        child.wait()?;
+    }
+    let second = wait_until("a new leader after the kill", Duration::from_secs(20), || async {
+        leader_address(&api).await.filter(|a| *a != first)
+    })
+    .await?;
+    let failover = killed_at.elapsed();
+    eprintln!("failover after SIGKILL: {failover:?}");
+    // Not before the lease could have run out, and within lease + retry-period × 2.2.
+    assert!(failover + RETRY >= LEASE, "took over after {failover:?}, before the lease expired");
+    assert!(failover <= LEASE + RETRY.mul_f64(2.2) + Duration::from_millis(500), "failover took {failover:?}");
+
+    // The new leader recovers every job and goes on checkpointing from where it was.
+    let after = wait_until("checkpoints past the ones before the kill", Duration::from_secs(20), || async {
+        latest_checkpoints(&api).await.ok().filter(|l| l.iter().all(|(job, id)| before.get(job).is_some_and(|b| id > b)))
+    })
+    .await?;
+    assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>(), "the same jobs, no new ones");
+
+    // SIGTERM the second leader: it releases the lock and the third takes over at once.
+    let index: usize = second.trim_start_matches("jm-").parse()?;
+    let child = processes.0[index].as_mut().ok_or("the second leader is gone")?;
+    let stopped_at = Instant::now();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    assert!(status.success());
+    let third = wait_until("the last standby to lead", Duration::from_secs(20), || async {
+        leader_address(&api).await.filter(|a| *a != first && *a != second)
+    })
+    .await?;
+    let handover = stopped_at.elapsed();
+    eprintln!("hand-over after SIGTERM: {handover:?} (to {third})");
+    assert!(handover < LEASE, "graceful hand-over took {handover:?}, as long as an expiry");
+    let exited = processes.0[index].as_mut().ok_or("gone")?.wait()?;
+    assert!(exited.success(), "a graceful stop exits 0: {exited}");
+    Ok(())
+}
+
+#[test]
+fn a_config_with_errors_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, "high-availability.type: kubernets\nkubernetes.cluster-id: x\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_flink-ha"))
+        .args(["jobmanager", "--config"])
+        .arg(&path)
+        .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
+        .output()
+        .expect("run flink-ha");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("HA109"), "{stderr}");
+    assert!(stderr.contains("does not start"), "{stderr}");
+}

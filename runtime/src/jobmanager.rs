@@ -1,0 +1,150 @@
+//! A JobManager-like process for failover tests and the demo: it contends for
+//! leadership, publishes its address, and while it leads runs fake jobs that commit a
+//! checkpoint every interval — recovering each at its latest checkpoint when it takes
+//! over. It exercises every HA service the way a Flink JobManager does.
+//!
+//! Losing leadership suspends the jobs (their HA data stays) and the process contends
+//! again; a graceful stop releases the lock so a standby takes over at once.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::cas::ConfigMapCas;
+use crate::checkpoint_counter::CheckpointIdCounter;
+use crate::checkpoint_store::CompletedCheckpointStore;
+use crate::cleanup::ExecutionPlanStore;
+use crate::error::Result;
+use crate::fence::Fence;
+use crate::leader_election::{LeaderElection, Leadership};
+use crate::names;
+use crate::payloads::PayloadStore;
+use crate::HaSettings;
+
+/// What the fake JobManager does besides HA.
+#[derive(Clone, Debug)]
+pub struct JobManagerOptions {
+    /// The address published in the leader entries.
+    pub address: String,
+    /// Jobs to submit when the cluster has none.
+    pub jobs: usize,
+    pub checkpoint_interval: Duration,
+}
+
+/// Runs until `shutdown` turns true; then releases leadership and returns.
+pub async fn run(
+    client: kube::Client,
+    settings: HaSettings,
+    options: JobManagerOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let api: Api<ConfigMap> = Api::namespaced(client, &settings.namespace);
+    let payloads = PayloadStore::open(&settings.storage_dir, &settings.storage_cluster_id)?;
+    let cas = ConfigMapCas::new(api.clone(), settings.election.max_retries, settings.election.lease_duration);
+    let election = LeaderElection::start(api, settings.election.clone());
+    tracing::info!(identity = election.identity(), cluster = %settings.cluster_id, storage = payloads.description(), "contending for leadership");
+    let mut leadership = election.leadership();
+    loop {
+        // Follower: wait for a grant or a shutdown.
+        let (session, epoch) = loop {
+            if *shutdown.borrow() {
+                election.stop().await;
+                return Ok(());
+            }
+            if let Leadership::Leader { session_id, epoch } = *leadership.borrow_and_update() {
+                break (session_id, epoch);
+            }
+            tokio::select! {
+                _ = leadership.changed() => {}
+                _ = shutdown.changed() => {}
+            }
+        };
+        tracing::info!(%session, epoch, "leading");
+        let mut jobs = JoinSet::new();
+        if let Err(error) = lead(&election, &cas, &payloads, &settings, &options, epoch, &mut jobs).await {
+            tracing::warn!(%error, "could not take up the jobs; waiting for the next grant");
+        }
+        // Leading until revoked or shut down; then the jobs are suspended.
+        loop {
+            tokio::select! {
+                _ = leadership.changed() => {
+                    if leadership.borrow_and_update().session_id() != Some(session) {
+                        tracing::warn!("leadership lost; suspending the jobs");
+                        break;
+                    }
+                }
+                _ = shutdown.changed() => break,
+                Some(ended) = jobs.join_next() => {
+                    if let Ok(Err(error)) = ended {
+                        tracing::warn!(%error, "a job stopped checkpointing");
+                    }
+                }
+            }
+        }
+        jobs.shutdown().await;
+    }
+}
+
+/// On a grant: publish the address, recover (or submit) the jobs, start checkpointing.
+async fn lead(
+    election: &LeaderElection,
+    cas: &ConfigMapCas,
+    payloads: &PayloadStore,
+    settings: &HaSettings,
+    options: &JobManagerOptions,
+    epoch: u64,
+    jobs: &mut JoinSet<Result<()>>,
+) -> Result<()> {
+    for component in [names::DISPATCHER, names::RESOURCE_MANAGER, names::REST_SERVER] {
+        election.publish_leader_address(component, &options.address).await?;
+    }
+    let plans = ExecutionPlanStore::new(cas.clone(), &settings.cluster_id, payloads.clone(), election.identity());
+    let mut job_ids = plans.job_ids().await?;
+    if job_ids.is_empty() {
+        for _ in 0..options.jobs {
+            let job_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+            plans.put(&job_id, Bytes::from(format!("{{\"job\":\"{job_id}\"}}"))).await?;
+            tracing::info!(job = %job_id, "submitted");
+            job_ids.push(job_id);
+        }
+    }
+    let fence = Fence::new(epoch, election.identity());
+    for job_id in job_ids {
+        fence.claim_job(cas, &settings.cluster_id, &job_id).await?;
+        election
+            .publish_leader_address(&names::job_component(&job_id), &options.address)
+            .await?;
+        let counter = CheckpointIdCounter::new(cas.clone(), &settings.cluster_id, &job_id, fence.clone());
+        counter.start().await?;
+        let checkpoints = CompletedCheckpointStore::new(
+            cas.clone(),
+            &settings.cluster_id,
+            &job_id,
+            payloads.clone(),
+            fence.clone(),
+            settings.num_retained,
+        );
+        match checkpoints.latest().await? {
+            Some((id, _)) => tracing::info!(job = %job_id, checkpoint = id, "recovered"),
+            None => tracing::info!(job = %job_id, "started without a checkpoint"),
+        }
+        let interval = options.checkpoint_interval;
+        jobs.spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let id = counter.get_and_increment().await?;
+                checkpoints
+                    .add(id, Bytes::from(format!("{{\"job\":\"{job_id}\",\"checkpoint\":{id}}}")))
+                    .await?;
+                tracing::info!(job = %job_id, checkpoint = id, "checkpoint completed");
+            }
+        });
+    }
+    Ok(())
+}
