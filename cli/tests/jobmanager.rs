@@ -110,6 +110,7 @@ async fn kill_and_graceful_stop_hand_leadership_over_and_jobs_recover() -> TestR
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()?;
+        env.plane.adopt(child.id());
         processes.0.push(Some(child));
     }
 

@@ -133,6 +133,15 @@ impl ControlPlane {
         Err(last_error.unwrap_or_else(|| Error::Startup("kube-controller-manager did not start".into())))
     }
 
+    /// Has the reaper kill `pid` when the test process exits, however it exits: for
+    /// processes a test starts against this control plane (they would otherwise outlive
+    /// a killed test run, retrying a server that is gone).
+    pub fn adopt(&self, pid: u32) {
+        if let Ok(mut reaper) = self.reaper.lock() {
+            reaper.register(pid);
+        }
+    }
+
     /// Errors if a process of this control plane has died (with its log's tail).
     pub fn check_alive(&self) -> Result<(), Error> {
         for process in [&self.etcd, &self.apiserver] {

@@ -67,7 +67,7 @@ rm -rf -- "$1""#;
         Ok(Reaper { child, stdin })
     }
 
-    fn register(&mut self, pid: u32) {
+    pub fn register(&mut self, pid: u32) {
         // If the reaper is gone, Drop still kills the process; nothing more to do here.
         let _ = writeln!(self.stdin, "{pid}");
     }
