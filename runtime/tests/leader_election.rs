@@ -228,3 +228,55 @@ fn the_lock_check_compares_the_exact_identity() {
     assert!(check_holds_lock(&garbled, identity, "x").is_err());
     assert!(check_holds_lock(&ConfigMap::default(), identity, "x").is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_config_map_deleted_under_the_leader_revokes_and_is_recreated() -> TestResult {
+    let env = TestEnv::new("election-deleted").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let election = LeaderElection::start(api.clone(), fast("deleted"));
+    let first = tokio::time::timeout(Duration::from_secs(10), election.wait_for_leadership()).await?;
+    api.delete(&names::cluster_config_map("deleted"), &Default::default()).await?;
+
+    // The next renewal finds it gone: revoked; then the lock is taken anew, with a new session.
+    let mut state = election.leadership();
+    tokio::time::timeout(Duration::from_secs(5), state.wait_for(|s| *s == Leadership::Follower)).await??;
+    let second = tokio::time::timeout(Duration::from_secs(10), election.wait_for_leadership()).await?;
+    assert_ne!(first, second);
+    let cm = api.get(&names::cluster_config_map("deleted")).await?;
+    assert_eq!(cm.metadata.labels.unwrap_or_default(), names::ha_labels("deleted"));
+    election.stop().await;
+    Ok(())
+}
+
+/// A leader cut off from the API server steps down within renew-deadline, before any
+/// other process could take the lock, and leads again once the server is back. The
+/// fault is real: the private kube-apiserver is stopped with SIGSTOP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_api_server_steps_down_within_renew_deadline() -> TestResult {
+    let plane = flink_ha_testenv::ControlPlane::start()?;
+    let client = flink_ha_testenv::client_from_kubeconfig(&plane.kubeconfig).await?;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let config = fast("isolated");
+    let election = LeaderElection::start(api.clone(), config.clone());
+    tokio::time::timeout(Duration::from_secs(10), election.wait_for_leadership()).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let pid = plane.apiserver_pid().ok_or("no apiserver pid")?.to_string();
+    let stopped = std::process::Command::new("kill").args(["-STOP", &pid]).status()?;
+    assert!(stopped.success());
+    let cut_off = Instant::now();
+    let mut state = election.leadership();
+    let stepped_down = tokio::time::timeout(Duration::from_secs(10), state.wait_for(|s| *s == Leadership::Follower)).await;
+    let took = cut_off.elapsed();
+    let resumed = std::process::Command::new("kill").args(["-CONT", &pid]).status()?;
+    assert!(resumed.success());
+    stepped_down??;
+    // Within renew-deadline of the last renewal (at most one retry period before the cut),
+    // and so before the lease (2 s) could expire for anyone else.
+    assert!(took <= config.renew_deadline + Duration::from_millis(100), "stepped down after {took:?}");
+    assert!(took < config.lease_duration, "stepped down after {took:?}");
+
+    tokio::time::timeout(Duration::from_secs(15), election.wait_for_leadership()).await?;
+    election.stop().await;
+    Ok(())
+}

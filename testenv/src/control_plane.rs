@@ -133,6 +133,12 @@ impl ControlPlane {
         Err(last_error.unwrap_or_else(|| Error::Startup("kube-controller-manager did not start".into())))
     }
 
+    /// The kube-apiserver's process id, for fault tests (e.g. SIGSTOP it to make the API
+    /// unreachable; use a private plane from [`ControlPlane::start`] for that).
+    pub fn apiserver_pid(&self) -> Option<u32> {
+        self.apiserver.lock().ok().map(|p| p.pid())
+    }
+
     /// Has the reaper kill `pid` when the test process exits, however it exits: for
     /// processes a test starts against this control plane (they would otherwise outlive
     /// a killed test run, retrying a server that is gone).

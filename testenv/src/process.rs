@@ -119,6 +119,10 @@ impl ManagedProcess {
         Ok(ManagedProcess { name, child, log })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `Err` with the log's tail if the process has exited.
     pub fn check_alive(&mut self) -> Result<(), Error> {
         match self.child.try_wait() {
