@@ -79,11 +79,12 @@ fn summary(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
     let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
     println!(
-        "{name}: n={} min {:.3?} median {:.3?} p90 {:.3?} max {:.3?}",
+        "{name}: n={} min {:.3?} median {:.3?} p90 {:.3?} p99 {:.3?} max {:.3?}",
         samples.len(),
         samples[0],
         pick(0.5),
         pick(0.9),
+        pick(0.99),
         samples[samples.len() - 1]
     );
 }
