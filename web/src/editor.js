@@ -3,7 +3,7 @@
 // setDiagnostics (not pulled by lint's `linter()`), because one lint answer feeds both
 // the editor and the findings list and must be applied to both or to neither.
 
-import { EditorState } from '@codemirror/state';
+import { Compartment, EditorState } from '@codemirror/state';
 import {
   EditorView, drawSelection, highlightActiveLine, highlightActiveLineGutter,
   highlightSpecialChars, keymap, lineNumbers,
@@ -14,7 +14,24 @@ import { yaml } from '@codemirror/lang-yaml';
 import { lintGutter, lintKeymap, setDiagnostics } from '@codemirror/lint';
 import { highlightSelectionMatches, searchKeymap } from '@codemirror/search';
 import { findingRange } from './positions.js';
+import { nestsTooDeep } from './depth.js';
 import { ruleLink } from './dom.js';
+
+// Past MAX_HIGHLIGHTED_DEPTH (depth.js) the YAML language is switched off: CodeMirror's
+// highlighter recurses once per tree level and overflows the stack on hostile nesting
+// (the `ha001-deep-nesting` fixture). Highlighting is cosmetic.
+const yamlLanguage = yaml();
+const NO_LANGUAGE = [];
+const language = new Compartment();
+
+/** Switches highlighting off (or back on) in the transaction that changes the depth. */
+const languageByDepth = EditorState.transactionExtender.of((tr) => {
+  if (!tr.docChanged) return null;
+  const plain = nestsTooDeep(tr.newDoc);
+  const wasPlain = language.get(tr.startState) === NO_LANGUAGE;
+  if (plain === wasPlain) return null;
+  return { effects: language.reconfigure(plain ? NO_LANGUAGE : yamlLanguage) };
+});
 
 /**
  * Creates the editor in `parent`; `onChange()` runs after every edit of the text.
@@ -37,7 +54,8 @@ export function createEditor(parent, { label, describedBy, onChange }) {
         EditorView.lineWrapping, // long values stay readable on narrow screens
         highlightSelectionMatches(),
         syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
-        yaml(),
+        language.of(yamlLanguage),
+        languageByDepth,
         lintGutter(),
         keymap.of([...defaultKeymap, ...historyKeymap, ...searchKeymap, ...lintKeymap]),
         EditorView.contentAttributes.of({ 'aria-label': label, 'aria-describedby': describedBy }),

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { Text } from '@codemirror/state';
 import { columnToOffset, findingRange } from '../src/positions.js';
 import { decodeShare, encodeShare, MAX_FRAGMENT_CHARS } from '../src/share.js';
+import { MAX_HIGHLIGHTED_DEPTH, nestsTooDeep } from '../src/depth.js';
 
 test('columns count characters, not UTF-16 units', () => {
   assert.equal(columnToOffset('abc', 1), 0);
@@ -37,4 +38,16 @@ test('share links refuse what they cannot carry and report damage', async () => 
   const random = crypto.getRandomValues(new Uint8Array(MAX_FRAGMENT_CHARS));
   const incompressible = Array.from(random, (b) => String.fromCharCode(33 + (b % 90))).join('');
   assert.equal(await encodeShare({ text: incompressible, name: 'c.yaml', format: 'auto' }), null);
+});
+
+test('highlighting goes off past the depth bound, by brackets or by indentation', () => {
+  const brackets = (n) => Text.of([`a: ${'['.repeat(n)}${']'.repeat(n)}`]);
+  assert.equal(nestsTooDeep(brackets(MAX_HIGHLIGHTED_DEPTH)), false);
+  assert.equal(nestsTooDeep(brackets(MAX_HIGHLIGHTED_DEPTH + 1)), true);
+  // Closed brackets do not add up across a document.
+  assert.equal(nestsTooDeep(Text.of(Array(500).fill('k: [[1], {a: 2}]'))), false);
+  const indented = (levels) => Text.of(Array.from({ length: levels }, (_, i) => `${'  '.repeat(i)}k${i}:`));
+  assert.equal(nestsTooDeep(indented(MAX_HIGHLIGHTED_DEPTH)), false);
+  assert.equal(nestsTooDeep(indented(MAX_HIGHLIGHTED_DEPTH + 2)), true);
+  assert.equal(nestsTooDeep(Text.of(['high-availability.type: kubernetes'])), false);
 });
