@@ -7,19 +7,17 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 
-use flink_ha_runtime::cas::ConfigMapCas;
 use flink_ha_runtime::checkpoint_counter::{COUNTER_KEY, CheckpointIdCounter};
 use flink_ha_runtime::fence::Fence;
-use flink_ha_runtime::{ElectionConfig, Error, LeaderElection, names};
+use flink_ha_runtime::{Error, LeaderElection, names};
 use flink_ha_testenv::TestEnv;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const JOB: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 
-fn cas(api: &Api<ConfigMap>, max_retries: u32) -> ConfigMapCas {
-    ConfigMapCas::new(api.clone(), max_retries, Duration::from_secs(10))
-}
+mod common;
+use common::{cas_with_retries as cas, fast};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starts_at_one_counts_and_keeps_or_drops_its_key_on_shutdown() -> TestResult {
@@ -92,13 +90,7 @@ async fn concurrent_increments_reach_the_exact_total() -> TestResult {
 async fn a_deposed_leader_cannot_move_the_counter() -> TestResult {
     let env = TestEnv::new("counter-fenced").await?;
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
-    let config = ElectionConfig {
-        cluster_id: "fenced".into(),
-        lease_duration: Duration::from_secs(2),
-        renew_deadline: Duration::from_millis(1500),
-        retry_period: Duration::from_millis(400),
-        max_retries: 15,
-    };
+    let config = fast("fenced");
     let old = LeaderElection::start(api.clone(), config.clone());
     let (_, old_epoch) = old.wait_for_grant().await;
     let old_fence = Fence::new(old_epoch, old.identity());

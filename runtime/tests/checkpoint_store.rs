@@ -9,7 +9,6 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 
-use flink_ha_runtime::cas::ConfigMapCas;
 use flink_ha_runtime::checkpoint_store::{CompletedCheckpointStore, checkpoint_key};
 use flink_ha_runtime::fence::Fence;
 use flink_ha_runtime::payloads::{PayloadStore, Pointer};
@@ -35,9 +34,8 @@ async fn setup(test: &str) -> Result<Setup, Box<dyn std::error::Error>> {
     Ok(Setup { _env: env, api, storage, payloads })
 }
 
-fn cas(api: &Api<ConfigMap>) -> ConfigMapCas {
-    ConfigMapCas::new(api.clone(), 15, Duration::from_secs(10))
-}
+mod common;
+use common::cas;
 
 fn store(s: &Setup, fence: &Fence, retained: u32) -> CompletedCheckpointStore {
     CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, s.payloads.clone(), fence.clone(), retained)

@@ -11,13 +11,12 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, PostParams};
 
-use flink_ha_runtime::cas::ConfigMapCas;
 use flink_ha_runtime::checkpoint_counter::CheckpointIdCounter;
 use flink_ha_runtime::checkpoint_store::CompletedCheckpointStore;
 use flink_ha_runtime::cleanup::{ExecutionPlanStore, JobHa, clean_up_cluster, clean_up_job};
 use flink_ha_runtime::fence::Fence;
 use flink_ha_runtime::payloads::PayloadStore;
-use flink_ha_runtime::{ElectionConfig, Error, LeaderElection, names};
+use flink_ha_runtime::{Error, LeaderElection, names};
 use flink_ha_testenv::TestEnv;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -25,19 +24,8 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 const JOB_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const JOB_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
-fn fast(cluster_id: &str) -> ElectionConfig {
-    ElectionConfig {
-        cluster_id: cluster_id.to_string(),
-        lease_duration: Duration::from_secs(2),
-        renew_deadline: Duration::from_millis(1500),
-        retry_period: Duration::from_millis(400),
-        max_retries: 15,
-    }
-}
-
-fn cas(api: &Api<ConfigMap>) -> ConfigMapCas {
-    ConfigMapCas::new(api.clone(), 15, Duration::from_secs(10))
-}
+mod common;
+use common::{cas, fast};
 
 fn files_under(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)

@@ -8,22 +8,13 @@ use kube::api::{Api, PostParams};
 
 use flink_ha_policy::leader_record::LeaderRecord;
 use flink_ha_runtime::leader_election::check_holds_lock;
-use flink_ha_runtime::{ElectionConfig, Error, LeaderElection, Leadership, names};
+use flink_ha_runtime::{Error, LeaderElection, Leadership, names};
 use flink_ha_testenv::TestEnv;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-const LEASE: Duration = Duration::from_secs(2);
-
-fn fast(cluster_id: &str) -> ElectionConfig {
-    ElectionConfig {
-        cluster_id: cluster_id.to_string(),
-        lease_duration: LEASE,
-        renew_deadline: Duration::from_millis(1500),
-        retry_period: Duration::from_millis(400),
-        max_retries: 15,
-    }
-}
+mod common;
+use common::{LEASE, fast};
 
 fn leaders(elections: &[&LeaderElection]) -> Vec<String> {
     elections

@@ -8,20 +8,13 @@ use kube::api::{Api, DeleteParams, PostParams};
 use tokio::sync::watch;
 
 use flink_ha_runtime::leader_retrieval::{LeaderInfo, LeaderRetrieval};
-use flink_ha_runtime::{ElectionConfig, LeaderElection, names};
+use flink_ha_runtime::{LeaderElection, names};
 use flink_ha_testenv::TestEnv;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-fn fast(cluster_id: &str) -> ElectionConfig {
-    ElectionConfig {
-        cluster_id: cluster_id.to_string(),
-        lease_duration: Duration::from_secs(2),
-        renew_deadline: Duration::from_millis(1500),
-        retry_period: Duration::from_millis(400),
-        max_retries: 15,
-    }
-}
+mod common;
+use common::fast;
 
 async fn until(
     rx: &mut watch::Receiver<Option<LeaderInfo>>,

@@ -1,0 +1,33 @@
+//! Helpers shared by the runtime's tests against the real API server.
+#![allow(dead_code)] // each test binary uses a part of them
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+
+use flink_ha_runtime::ElectionConfig;
+use flink_ha_runtime::cas::ConfigMapCas;
+
+/// The lease of [`fast`]: short, so expiry happens within a test.
+pub const LEASE: Duration = Duration::from_secs(2);
+
+/// Election timings for tests: lease 2 s, renew deadline 1.5 s, retry period 0.4 s.
+pub fn fast(cluster_id: &str) -> ElectionConfig {
+    ElectionConfig {
+        cluster_id: cluster_id.to_string(),
+        lease_duration: LEASE,
+        renew_deadline: Duration::from_millis(1500),
+        retry_period: Duration::from_millis(400),
+        max_retries: 15,
+    }
+}
+
+/// Compare-and-set with Flink's default retries and a generous deadline.
+pub fn cas(api: &Api<ConfigMap>) -> ConfigMapCas {
+    cas_with_retries(api, 15)
+}
+
+pub fn cas_with_retries(api: &Api<ConfigMap>, max_retries: u32) -> ConfigMapCas {
+    ConfigMapCas::new(api.clone(), max_retries, Duration::from_secs(10))
+}
