@@ -67,6 +67,8 @@ impl StateHandleStore {
         let written = self
             .cas
             .update(&self.name, |cm| {
+                // What an attempt finds is only the last attempt's business.
+                stale_payload = None;
                 self.guard.check(cm, &self.name)?;
                 let data = cm.data.get_or_insert_with(Default::default);
                 match data.get(key).map(|v| (v.clone(), Pointer::parse(v))) {
@@ -131,6 +133,7 @@ impl StateHandleStore {
         let result = self
             .cas
             .update(&self.name, |cm| {
+                marked = None;
                 self.guard.check(cm, &self.name)?;
                 let Some(value) = cm.data.as_mut().and_then(|d| d.get_mut(key)) else {
                     return Ok(Change::Unchanged);
