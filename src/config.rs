@@ -324,7 +324,9 @@ fn report_duplicates(defs: &[Def], config: &FlinkConfig, findings: &mut Vec<Find
     // so crafted collisions cannot be planned.
     let mut first_of: foldhash::HashMap<&str, usize> =
         foldhash::HashMap::with_capacity_and_hasher(defs.len(), Default::default());
-    let mut dup: Vec<Option<(usize, &'static str)>> = vec![None; defs.len()];
+    // For each later definition of a key: its first one, and how the two differ (`None`:
+    // a plain YAML duplicate in one map).
+    let mut dup: Vec<Option<(usize, Option<&'static str>)>> = vec![None; defs.len()];
     for later in 0..defs.len() {
         let first = *first_of.entry(key(later)).or_insert(later);
         if first == later {
@@ -332,13 +334,13 @@ fn report_duplicates(defs: &[Def], config: &FlinkConfig, findings: &mut Vec<Find
         }
         let (f, l) = (&defs[first], &defs[later]);
         let how = if f.parent == l.parent {
-            ""
+            None
         } else if f.is_map() && l.is_map() {
             continue;
         } else if f.is_map() != l.is_map() {
-            "as a value and as a nested map"
+            Some("as a value and as a nested map")
         } else {
-            "once dotted and once nested"
+            Some("once dotted and once nested")
         };
         dup[later] = Some((first, how));
     }
@@ -351,7 +353,6 @@ fn report_duplicates(defs: &[Def], config: &FlinkConfig, findings: &mut Vec<Find
             ancestor = defs[ancestor].parent;
         }
         if !inside_duplicate {
-            let how = (!how.is_empty()).then_some(how);
             findings.push(duplicate(key(i), defs[first].pos, defs[i].pos, how));
         }
     }
