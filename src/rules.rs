@@ -139,6 +139,12 @@ pub struct Rule {
     pub explanation: &'static str,
 }
 
+/// The catalogue as `flink-ha rules --format json` prints it (indented JSON, no newline):
+/// one function so the CLI, the browser and the component print the same bytes.
+pub fn catalogue_json() -> String {
+    serde_json::to_string_pretty(&catalogue()).unwrap_or_default()
+}
+
 /// The whole catalogue.
 pub fn catalogue() -> Vec<Rule> {
     ALL.iter()

@@ -1,5 +1,6 @@
 //! `flink-ha`: lint Flink HA configuration, review AdmissionReviews offline, print the
-//! rule catalogue and the option schema, and run the HA runtime's JobManager process.
+//! rule catalogue and the option schema, run the admission webhook and the HA runtime's
+//! JobManager process.
 //!
 //! Exit codes: 0 no error findings (or allowed), 1 error findings (or denied),
 //! 2 usage or I/O problem, with a one-line reason on stderr.
@@ -8,6 +9,7 @@ mod examples;
 mod jobmanager;
 mod lint;
 mod review;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -44,6 +46,9 @@ enum Command {
     /// its address, run fake jobs that checkpoint, recover them on takeover. Logs go to
     /// stderr (RUST_LOG to filter).
     Jobmanager(jobmanager::JobManagerArgs),
+    /// Run the admission webhook: an HTTPS server that reviews AdmissionReviews with
+    /// the policy component in wasmtime (/validate, /healthz, /readyz, /metrics).
+    Webhook(webhook::WebhookArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
         }
         Command::Review(args) => review::run(&args),
         Command::Jobmanager(args) => jobmanager::run(&args),
+        Command::Webhook(args) => webhook::run(&args),
     };
     match result {
         Ok(code) => code,
@@ -87,7 +93,7 @@ fn main() -> ExitCode {
 fn print_rules(format: RulesFormat) {
     let catalogue = flink_ha_policy::rules::catalogue();
     match format {
-        RulesFormat::Json => println!("{}", serde_json::to_string_pretty(&catalogue).unwrap_or_default()),
+        RulesFormat::Json => println!("{}", flink_ha_policy::rules::catalogue_json()),
         RulesFormat::Text => {
             for r in &catalogue {
                 println!("{}  {:<7}  {}", r.id, r.severity.as_str(), r.title);

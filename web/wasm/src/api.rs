@@ -36,7 +36,7 @@ pub fn detect_format(name: &str, bytes: &[u8]) -> Option<&'static str> {
 
 /// `flink-ha rules --format json` (without the trailing newline `println!` adds).
 pub fn rules_json() -> String {
-    serde_json::to_string_pretty(&rules::catalogue()).unwrap_or_default()
+    rules::catalogue_json()
 }
 
 #[cfg(test)]

@@ -1,0 +1,77 @@
+//! # flink-ha-admission: the admission webhook host
+//!
+//! Runs the flink-ha policy, a Wasm component exporting `wit/policy.wit`, on every
+//! AdmissionReview the API server sends, and answers allow or deny in the way
+//! `kubectl` users can act on. The parts:
+//!
+//! - [`policy`]: wasmtime. Compile once, `InstancePre` + pooling allocator, a fresh
+//!   instance per call, a memory cap and an epoch deadline per call.
+//! - [`server`]: the HTTPS server (tokio, hyper, rustls). It serves the validate path,
+//!   `/healthz`, `/readyz` and `/metrics`, bounds concurrency and body sizes, times out
+//!   slow clients, and shuts down gracefully.
+//! - [`tls`]: serving certificates. It loads them, reloads them when the files change
+//!   (mounted Secrets rotate), takes an optional client CA for mTLS, and generates a
+//!   self-signed pair for local use.
+//! - [`reload`]: the file watcher behind certificate reload and policy hot swap.
+//! - [`metrics`]: the Prometheus text endpoint.
+//!
+//! `flink-ha webhook` (cli/) is the command in front of [`server::serve`].
+
+pub mod metrics;
+pub mod policy;
+pub mod reload;
+pub mod server;
+pub mod tls;
+
+pub use policy::{EMBEDDED_POLICY, Limits, Policy, PolicyEngine};
+pub use server::{PolicySource, ServerConfig, TlsSource, Webhook};
+
+/// Path of the fault-test policy component built with this crate (see build.rs); empty
+/// when the build embedded a prebuilt policy and skipped it.
+#[doc(hidden)]
+pub const FAULTY_POLICY_PATH: &str = env!("FLINK_HA_FAULTY_POLICY");
+
+/// Why a policy could not be loaded or did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("invalid policy engine settings: {0}")]
+    Config(String),
+    #[error("cannot load the policy from {source_name}: {reason}")]
+    Load { source_name: String, reason: String },
+    #[error("the policy trapped: {0}")]
+    Trap(String),
+    #[error("the policy ran past its {deadline_ms} ms deadline and was stopped")]
+    Deadline { deadline_ms: u64 },
+    #[error("the policy reached its memory cap of {cap_mib} MiB and was stopped")]
+    MemoryCap { cap_mib: usize },
+}
+
+impl PolicyError {
+    /// The `outcome` label of the metrics for this failure.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            PolicyError::Deadline { .. } => "policy_deadline",
+            PolicyError::MemoryCap { .. } => "policy_memory_cap",
+            _ => "policy_trap",
+        }
+    }
+}
+
+/// Why the webhook cannot start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}

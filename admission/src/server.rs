@@ -1,0 +1,618 @@
+//! The HTTPS server: routes, limits, timeouts, reloads, graceful shutdown.
+//!
+//! Paths: `POST /validate` (AdmissionReviews), `GET /healthz` (the process serves),
+//! `GET /readyz` (a policy is compiled, the listener is bound, and the server is not
+//! shutting down), `GET /metrics` (Prometheus text). The optional plain-HTTP probe
+//! listener serves all but `/validate`, for kubelet probes and scrapers when the TLS
+//! port requires client certificates.
+//!
+//! Each review is evaluated on the connection's own task. A review takes tens of
+//! microseconds, less than a thread hand-off costs. A runaway policy is cut off at
+//! the epoch deadline, and the semaphore (no larger than the pool) bounds how many
+//! workers can be inside the policy at once.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tracing::{error, info, warn};
+
+use crate::metrics::Metrics;
+use crate::policy::{Limits, Policy, PolicyEngine, ReviewSettings};
+use crate::reload::FileSetWatch;
+use crate::tls::{ReloadingCert, load_certified_key, server_config};
+use crate::{EMBEDDED_POLICY, WebhookError};
+
+/// Largest body read: the API server sends objects of at most ~3 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
+
+/// Where the serving certificate comes from.
+#[derive(Clone, Debug)]
+pub enum TlsSource {
+    /// PEM files, reloaded when they change.
+    Files { cert: PathBuf, key: PathBuf },
+}
+
+/// Which policy component runs.
+#[derive(Clone, Debug)]
+pub enum PolicySource {
+    /// The one built with this crate.
+    Embedded,
+    /// A `.wasm` component file, reloaded when it changes.
+    File(PathBuf),
+}
+
+/// Everything `flink-ha webhook` can set.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub address: SocketAddr,
+    pub tls: TlsSource,
+    /// Require client certificates signed by this CA (mTLS).
+    pub client_ca: Option<PathBuf>,
+    /// Plain-HTTP listener for `/healthz`, `/readyz` and `/metrics` only.
+    pub probe_address: Option<SocketAddr>,
+    pub policy: PolicySource,
+    /// Rule ids that never deny or warn (e.g. HA205).
+    pub disabled_rules: Vec<String>,
+    pub limits: Limits,
+    pub max_body_bytes: usize,
+    /// Budget for a client's TLS handshake, headers and body.
+    pub client_timeout: Duration,
+    /// How often the certificate and policy files are checked for changes.
+    pub reload_interval: Duration,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    pub fn new(address: SocketAddr, tls: TlsSource) -> ServerConfig {
+        ServerConfig {
+            address,
+            tls,
+            client_ca: None,
+            probe_address: None,
+            policy: PolicySource::Embedded,
+            disabled_rules: Vec::new(),
+            limits: Limits::default(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            client_timeout: Duration::from_secs(10),
+            reload_interval: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every connection shares.
+struct Shared {
+    engine: PolicyEngine,
+    policy: ArcSwapOption<Policy>,
+    settings: ReviewSettings,
+    permits: Semaphore,
+    metrics: Metrics,
+    ready: AtomicBool,
+    max_body_bytes: usize,
+    client_timeout: Duration,
+    deadline: Duration,
+}
+
+/// A bound, not yet running webhook: bind first, so callers learn the address (port 0
+/// picks a free one) before serving starts.
+pub struct Webhook {
+    config: ServerConfig,
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    probe_listener: Option<TcpListener>,
+    cert: Arc<ReloadingCert>,
+    acceptor: TlsAcceptor,
+}
+
+impl Webhook {
+    /// Loads the certificate, binds the listeners and creates the engine. The policy
+    /// is compiled by [`Webhook::run`] while `/healthz` already answers.
+    pub async fn bind(config: ServerConfig) -> Result<Webhook, WebhookError> {
+        let TlsSource::Files { cert, key } = &config.tls;
+        let cert = Arc::new(ReloadingCert::new(load_certified_key(cert, key)?));
+        let tls = server_config(cert.clone(), config.client_ca.as_deref())?;
+        let listener =
+            TcpListener::bind(config.address)
+                .await
+                .map_err(|source| WebhookError::Listen {
+                    address: config.address,
+                    source,
+                })?;
+        let probe_listener = match config.probe_address {
+            None => None,
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .map_err(|source| WebhookError::Listen { address, source })?,
+            ),
+        };
+        let engine = PolicyEngine::new(config.limits.clone())?;
+        let shared = Arc::new(Shared {
+            permits: Semaphore::new(config.limits.max_concurrency as usize),
+            engine,
+            policy: ArcSwapOption::empty(),
+            settings: ReviewSettings {
+                disabled_rules: config.disabled_rules.clone(),
+            },
+            metrics: Metrics::new(),
+            ready: AtomicBool::new(false),
+            max_body_bytes: config.max_body_bytes,
+            client_timeout: config.client_timeout,
+            deadline: config.limits.deadline,
+        });
+        Ok(Webhook {
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
+            config,
+            shared,
+            listener,
+            probe_listener,
+            cert,
+        })
+    }
+
+    /// The bound TLS address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.address)
+    }
+
+    /// The bound probe address, if any.
+    pub fn probe_addr(&self) -> Option<SocketAddr> {
+        self.probe_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// Compiles the policy, serves until `shutdown` resolves, then drains. A policy
+    /// that does not load at start is an error; after start, a failed reload keeps the
+    /// policy in use.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), WebhookError> {
+        let Webhook {
+            config,
+            shared,
+            listener,
+            probe_listener,
+            cert,
+            acceptor,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let graceful = Arc::new(GracefulShutdown::new());
+        let address = listener.local_addr().unwrap_or(config.address);
+
+        let accept_tls = tokio::spawn(accept_loop(
+            listener,
+            Some(acceptor),
+            shared.clone(),
+            stop_rx.clone(),
+            graceful.clone(),
+        ));
+        let accept_probe = probe_listener.map(|l| {
+            tokio::spawn(accept_loop(
+                l,
+                None,
+                shared.clone(),
+                stop_rx.clone(),
+                graceful.clone(),
+            ))
+        });
+
+        let outcome = async {
+            load_policy(&shared, &config.policy).await?;
+            shared.ready.store(true, Ordering::SeqCst);
+            info!(%address, "ready: serving AdmissionReviews on /validate");
+            let reloads = tokio::spawn(reload_loop(
+                config.clone(),
+                shared.clone(),
+                cert,
+                stop_rx.clone(),
+            ));
+            shutdown.await;
+            reloads.abort();
+            Ok::<(), WebhookError>(())
+        }
+        .await;
+
+        // Stop being ready first, so the endpoints leave the Service, then drain.
+        shared.ready.store(false, Ordering::SeqCst);
+        let _ = stop_tx.send(true);
+        let _ = accept_tls.await;
+        if let Some(task) = accept_probe {
+            let _ = task.await;
+        }
+        // The accept loops have returned, so this is the last reference.
+        if let Ok(graceful) = Arc::try_unwrap(graceful) {
+            match tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await {
+                Ok(()) => info!("shut down: every connection finished"),
+                Err(_) => {
+                    warn!(grace = ?config.shutdown_grace, "shut down with connections still open after the grace period")
+                }
+            }
+        }
+        outcome
+    }
+}
+
+async fn load_policy(shared: &Arc<Shared>, source: &PolicySource) -> Result<(), WebhookError> {
+    let shared2 = shared.clone();
+    let source = source.clone();
+    let policy = tokio::task::spawn_blocking(move || compile(&shared2.engine, &source))
+        .await
+        .map_err(|e| crate::PolicyError::Config(format!("the compile task failed: {e}")))??;
+    info!(
+        source = policy.source(),
+        version = policy.version(),
+        compile_ms = policy.compile_time().as_millis() as u64,
+        "policy loaded"
+    );
+    shared
+        .metrics
+        .policy_compile_seconds
+        .set(policy.compile_time().as_secs_f64());
+    shared.policy.store(Some(Arc::new(policy)));
+    Ok(())
+}
+
+fn compile(engine: &PolicyEngine, source: &PolicySource) -> Result<Policy, WebhookError> {
+    match source {
+        PolicySource::Embedded => Ok(engine.compile(EMBEDDED_POLICY, "embedded")?),
+        PolicySource::File(path) => {
+            let wasm = std::fs::read(path).map_err(|source| WebhookError::File {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(engine.compile(&wasm, &path.display().to_string())?)
+        }
+    }
+}
+
+/// Reloads the certificate and the policy file when they change.
+async fn reload_loop(
+    config: ServerConfig,
+    shared: Arc<Shared>,
+    cert: Arc<ReloadingCert>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let TlsSource::Files {
+        cert: cert_path,
+        key: key_path,
+    } = &config.tls;
+    let mut cert_watch = FileSetWatch::new(vec![cert_path.clone(), key_path.clone()]);
+    let mut policy_watch = match &config.policy {
+        PolicySource::File(path) => Some(FileSetWatch::new(vec![path.clone()])),
+        PolicySource::Embedded => None,
+    };
+    let mut interval = tokio::time::interval(config.reload_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if cert_watch.changed() {
+            match load_certified_key(cert_path, key_path) {
+                Ok(key) => {
+                    cert.replace(key);
+                    shared.metrics.reloaded("certificate", true);
+                    info!(cert = %cert_path.display(), "serving certificate reloaded");
+                }
+                Err(e) => {
+                    shared.metrics.reloaded("certificate", false);
+                    error!(error = %e, "certificate reload failed; still serving the previous one");
+                }
+            }
+        }
+        if let Some(watch) = policy_watch.as_mut()
+            && watch.changed()
+        {
+            match load_policy(&shared, &config.policy).await {
+                Ok(()) => shared.metrics.reloaded("policy", true),
+                Err(e) => {
+                    shared.metrics.reloaded("policy", false);
+                    error!(error = %e, "policy reload failed; still serving the previous policy");
+                }
+            }
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    graceful: Arc<GracefulShutdown>,
+) {
+    let reviews = tls.is_some();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, do not spin.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let tls = tls.clone();
+        let graceful = graceful.watcher();
+        tokio::spawn(async move {
+            if let Err(e) = serve_connection(stream, tls, shared, reviews, graceful).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    reviews: bool,
+    graceful: hyper_util::server::graceful::Watcher,
+) -> Result<(), String> {
+    let timeout = shared.client_timeout;
+    let service = hyper::service::service_fn(move |request| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(route(request, &shared, reviews).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    match tls {
+        Some(acceptor) => {
+            let stream = tokio::time::timeout(timeout, acceptor.accept(stream))
+                .await
+                .map_err(|_| "TLS handshake timed out".to_string())?
+                .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            graceful.watch(connection).await.map_err(|e| e.to_string())
+        }
+        None => {
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            graceful.watch(connection).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn route(
+    request: Request<Incoming>,
+    shared: &Shared,
+    reviews: bool,
+) -> Response<Full<Bytes>> {
+    match (request.method(), request.uri().path()) {
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => {
+            if shared.ready.load(Ordering::SeqCst) {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: the policy is not loaded yet, or the server is stopping\n",
+                )
+            }
+        }
+        (&Method::GET, "/metrics") => {
+            let mut response = Response::new(Full::new(Bytes::from(shared.metrics.encode())));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            response
+        }
+        (&Method::POST, "/validate") if reviews => validate(request, shared).await,
+        (_, "/validate") if reviews => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST an AdmissionReview to /validate\n",
+        ),
+        (_, path) => text(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no such path `{path}`: the webhook serves /validate, /healthz, /readyz, /metrics\n"
+            ),
+        ),
+    }
+}
+
+async fn validate(request: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let response = review_body(request, shared, started).await;
+    shared
+        .metrics
+        .review_seconds
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn review_body(
+    request: Request<Incoming>,
+    shared: &Shared,
+    started: Instant,
+) -> Response<Full<Bytes>> {
+    let limit = shared.max_body_bytes;
+    let body = match tokio::time::timeout(
+        shared.client_timeout,
+        Limited::new(request.into_body(), limit).collect(),
+    )
+    .await
+    {
+        Err(_) => {
+            shared.metrics.count("bad_request");
+            return text(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time\n",
+            );
+        }
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            shared.metrics.count("bad_request");
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "the body is larger than {limit} bytes; an AdmissionReview is far smaller\n"
+                ),
+            );
+        }
+        Ok(Err(e)) => {
+            shared.metrics.count("bad_request");
+            return text(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the body: {e}\n"),
+            );
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    if body.is_empty() {
+        shared.metrics.count("bad_request");
+        return text(
+            StatusCode::BAD_REQUEST,
+            "empty body: expected an AdmissionReview (admission.k8s.io/v1) as JSON\n",
+        );
+    }
+    let Ok(body) = std::str::from_utf8(&body) else {
+        shared.metrics.count("bad_request");
+        return text(
+            StatusCode::BAD_REQUEST,
+            "the body is not UTF-8 JSON: expected an AdmissionReview\n",
+        );
+    };
+    let Some(policy) = shared.policy.load_full() else {
+        shared.metrics.count("not_ready");
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the policy is still loading\n",
+        );
+    };
+    let Ok(_permit) = tokio::time::timeout(shared.deadline, shared.permits.acquire()).await else {
+        shared.metrics.count("overloaded");
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded: every policy slot stayed busy past the deadline\n",
+        );
+    };
+
+    shared.metrics.in_flight.inc();
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let policy_started = Instant::now();
+    let outcome = policy.review(body, now_ms, &shared.settings);
+    shared
+        .metrics
+        .policy_seconds
+        .observe(policy_started.elapsed().as_secs_f64());
+    shared.metrics.in_flight.dec();
+
+    match outcome {
+        Ok(Ok(reviewed)) => {
+            let decision = if reviewed.allowed {
+                "allowed"
+            } else {
+                "denied"
+            };
+            shared.metrics.count(decision);
+            info!(
+                uid = %reviewed.uid,
+                kind = %reviewed.kind,
+                namespace = %reviewed.namespace,
+                name = %reviewed.name,
+                operation = %reviewed.operation,
+                decision,
+                rules = %reviewed.rules.join(","),
+                duration_us = started.elapsed().as_micros() as u64,
+                "review"
+            );
+            json(reviewed.response)
+        }
+        Ok(Err(reason)) => {
+            shared.metrics.count("bad_request");
+            warn!(%reason, "not an AdmissionReview");
+            text(StatusCode::BAD_REQUEST, &format!("{reason}\n"))
+        }
+        Err(failure) => {
+            shared.metrics.count(failure.outcome());
+            let uid = request_uid(body);
+            error!(%uid, error = %failure, duration_us = started.elapsed().as_micros() as u64, "policy failed");
+            json(failure_response(&uid, &failure.to_string()))
+        }
+    }
+}
+
+/// `request.uid` of a body the policy could not review, so the API server can match
+/// the failure to its request.
+fn request_uid(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/request/uid")
+                .and_then(|u| u.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+/// Denied with code 500: the policy did not answer, and a webhook that fails closed
+/// must say why rather than time out.
+fn failure_response(uid: &str, message: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {
+            "uid": uid,
+            "allowed": false,
+            "status": {"status": "Failure", "code": 500, "reason": "InternalError", "message": message}
+        }
+    })
+    .to_string()
+}
+
+fn json(body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,230 @@
+//! Parity: the policy component in wasmtime answers byte for byte what the native core
+//! answers, over the fixture corpus, the samples and the fuzz corpora.
+//!
+//! The native side is the core with its default features (schema validation by the
+//! `jsonschema` crate); the component leaves that crate out and uses the direct type
+//! checks. This test is also what proves those two agree on real inputs.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use flink_ha_admission::policy::{InputFormat, ReviewSettings};
+use flink_ha_admission::{EMBEDDED_POLICY, Limits, Policy, PolicyEngine};
+use flink_ha_policy::{LintInput, LintRun};
+
+const NOW_MS: i64 = 1_795_484_080_000; // 2026-11-24T01:34:40Z, the corpus's review time
+
+fn policy() -> &'static Policy {
+    static POLICY: OnceLock<(PolicyEngine, Policy)> = OnceLock::new();
+    &POLICY
+        .get_or_init(|| {
+            let engine = PolicyEngine::new(Limits::default()).expect("engine");
+            let policy = engine
+                .compile(EMBEDDED_POLICY, "embedded")
+                .expect("the embedded policy compiles");
+            (engine, policy)
+        })
+        .1
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn native_lint(name: &str, bytes: &[u8]) -> String {
+    let reports = flink_ha_policy::lint_inputs(
+        &[LintInput { name, bytes }],
+        flink_ha_policy::InputFormat::Auto,
+    );
+    LintRun::new([name.to_string()].into_iter().zip(reports)).to_json()
+}
+
+/// The native review as the component's WIT result would carry it.
+fn native_review(body: &str, settings: &[String]) -> Result<(bool, Vec<String>, String), String> {
+    let settings = flink_ha_policy::ReviewSettings {
+        disabled_rules: settings.to_vec(),
+    };
+    flink_ha_policy::review(body, NOW_MS, &settings)
+        .map(|r| {
+            let rules = r
+                .findings
+                .iter()
+                .map(|f| f.rule.as_str().to_string())
+                .collect();
+            (r.allowed, rules, r.response)
+        })
+        .map_err(|e| e.to_string())
+}
+
+fn component_review(
+    body: &str,
+    settings: &[String],
+) -> Result<(bool, Vec<String>, String), String> {
+    let settings = ReviewSettings {
+        disabled_rules: settings.to_vec(),
+    };
+    policy()
+        .review(body, NOW_MS, &settings)
+        .expect("the policy answers")
+        .map(|r| (r.allowed, r.rules, r.response))
+}
+
+#[test]
+fn lint_is_byte_identical_over_fixtures_samples_and_the_lint_fuzz_corpus() {
+    let root = root();
+    let mut inputs: Vec<PathBuf> = Vec::new();
+    for dir in ["tests/fixtures", "samples"] {
+        inputs.extend(files_under(&root.join(dir)).into_iter().filter(|p| {
+            !matches!(
+                p.file_name().and_then(|n| n.to_str()),
+                Some("expected.json" | "review.json" | "settings.json")
+            )
+        }));
+    }
+    let fixtures = inputs.len();
+    inputs.extend(files_under(&root.join("fuzz/corpus/lint")));
+    assert!(fixtures > 30, "the corpus is missing: {fixtures} files");
+
+    let mut mismatches = Vec::new();
+    for path in &inputs {
+        let bytes = fs::read(path).expect("readable");
+        // Named as the corpus names them, so detection by file name is exercised.
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("input");
+        let native = native_lint(name, &bytes);
+        let component = policy()
+            .lint(name, &bytes, InputFormat::Auto)
+            .expect("the policy answers");
+        if native != component {
+            mismatches.push(format!(
+                "{}\n  native:    {native}\n  component: {component}",
+                path.display()
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        inputs.len(),
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn every_input_format_is_read_the_same_way() {
+    let text =
+        b"high-availability.type: \"kubernets\"\nhigh-availability.storageDir: s3:///flink\n";
+    for (format, core) in [
+        (InputFormat::Auto, flink_ha_policy::InputFormat::Auto),
+        (
+            InputFormat::FlinkConf,
+            flink_ha_policy::InputFormat::FlinkConf,
+        ),
+        (
+            InputFormat::ConfigYaml,
+            flink_ha_policy::InputFormat::ConfigYaml,
+        ),
+        (
+            InputFormat::Kubernetes,
+            flink_ha_policy::InputFormat::Kubernetes,
+        ),
+    ] {
+        let reports = flink_ha_policy::lint_inputs(
+            &[LintInput {
+                name: "x.yaml",
+                bytes: text,
+            }],
+            core,
+        );
+        let native = LintRun::new(["x.yaml".to_string()].into_iter().zip(reports)).to_json();
+        assert_eq!(
+            policy().lint("x.yaml", text, format).unwrap(),
+            native,
+            "{format:?}"
+        );
+    }
+}
+
+#[test]
+fn review_is_byte_identical_over_review_fixtures_and_the_review_fuzz_corpus() {
+    let root = root();
+    let mut bodies: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    for dir in files_under(&root.join("tests/fixtures")) {
+        if dir.file_name().and_then(|n| n.to_str()) == Some("review.json") {
+            let settings: Vec<String> = fs::read_to_string(dir.with_file_name("settings.json"))
+                .ok()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .and_then(|v| serde_json::from_value(v["disabledRules"].clone()).ok())
+                .unwrap_or_default();
+            bodies.push((dir, settings));
+        }
+    }
+    assert!(!bodies.is_empty(), "no review fixtures");
+    bodies.extend(
+        files_under(&root.join("fuzz/corpus/review"))
+            .into_iter()
+            .map(|p| (p, Vec::new())),
+    );
+
+    let (mut mismatches, mut reviewed) = (Vec::new(), 0);
+    for (path, settings) in &bodies {
+        let Ok(body) = fs::read_to_string(path) else {
+            continue;
+        };
+        let native = native_review(&body, settings);
+        let component = component_review(&body, settings);
+        reviewed += usize::from(native.is_ok());
+        if native != component {
+            mismatches.push(format!(
+                "{}\n  native:    {native:?}\n  component: {component:?}",
+                path.display()
+            ));
+        }
+    }
+    assert!(
+        reviewed > 10,
+        "only {reviewed} bodies were AdmissionReviews"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn rules_and_version_match() {
+    assert_eq!(
+        policy().rules().unwrap(),
+        flink_ha_policy::rules::catalogue_json()
+    );
+    assert_eq!(policy().version(), flink_ha_policy::version());
+}
+
+#[test]
+fn the_policy_component_imports_nothing() {
+    let engine = PolicyEngine::new(Limits::default()).unwrap();
+    assert_eq!(
+        engine.imports_of(EMBEDDED_POLICY).unwrap(),
+        Vec::<String>::new()
+    );
+}

@@ -1,0 +1,74 @@
+//! The policy core as a Wasm component: the exports of `wit/policy.wit`.
+//!
+//! Glue only. Every export calls the same function the CLI calls, so the component's
+//! JSON is the native JSON byte for byte (admission/tests/parity.rs). The crate is
+//! built for `wasm32-unknown-unknown`, which has no WASI, and `admission/build.rs`
+//! encodes it as a component with no imports at all.
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "policy",
+});
+
+use flink_ha_policy::{
+    InputFormat as CoreFormat, LintInput, LintRun, ReviewSettings as CoreSettings,
+};
+
+struct Policy;
+
+impl Guest for Policy {
+    fn lint(name: String, input: Vec<u8>, format: InputFormat) -> String {
+        lint_json(&name, &input, core_format(format))
+    }
+
+    fn review(
+        admission_review: String,
+        now_unix_ms: i64,
+        settings: ReviewSettings,
+    ) -> Result<Reviewed, String> {
+        let settings = CoreSettings {
+            disabled_rules: settings.disabled_rules,
+        };
+        let reviewed = flink_ha_policy::review(&admission_review, now_unix_ms, &settings)
+            .map_err(|e| e.to_string())?;
+        Ok(Reviewed {
+            rules: reviewed
+                .findings
+                .iter()
+                .map(|f| f.rule.as_str().to_string())
+                .collect(),
+            uid: reviewed.uid,
+            kind: reviewed.kind,
+            namespace: reviewed.namespace,
+            name: reviewed.name,
+            operation: reviewed.operation,
+            allowed: reviewed.allowed,
+            response: reviewed.response,
+        })
+    }
+
+    fn rules() -> String {
+        flink_ha_policy::rules::catalogue_json()
+    }
+
+    fn version() -> String {
+        flink_ha_policy::version().to_string()
+    }
+}
+
+export!(Policy);
+
+/// `flink-ha lint --input-format FORMAT NAME --format json`, without the newline.
+pub fn lint_json(name: &str, bytes: &[u8], format: CoreFormat) -> String {
+    let reports = flink_ha_policy::lint_inputs(&[LintInput { name, bytes }], format);
+    LintRun::new([name.to_string()].into_iter().zip(reports)).to_json()
+}
+
+fn core_format(format: InputFormat) -> CoreFormat {
+    match format {
+        InputFormat::Auto => CoreFormat::Auto,
+        InputFormat::FlinkConf => CoreFormat::FlinkConf,
+        InputFormat::ConfigYaml => CoreFormat::ConfigYaml,
+        InputFormat::Kubernetes => CoreFormat::Kubernetes,
+    }
+}
