@@ -27,6 +27,9 @@ pub const MAX_REVIEW_BYTES: usize = 4 * 1024 * 1024;
 pub struct ReviewSettings {
     /// Rules that never deny or warn (for example `HA205` during a planned teardown).
     pub disabled_rules: Vec<String>,
+    /// Admit everything and send what would have denied as warnings, marked
+    /// `(not enforced)`: a dry run of the policy on a live cluster before enforcing it.
+    pub warn_only: bool,
 }
 
 impl ReviewSettings {
@@ -102,14 +105,19 @@ pub fn review(json: &str, now_unix_ms: i64, settings: &ReviewSettings) -> Result
         .filter(|f| f.severity == Severity::Error)
         .map(|f| format!("[{}] {}", f.rule, f.message))
         .collect();
-    let warnings: Vec<String> = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Warning)
-        .map(warning_line)
-        .collect();
+    let mut warnings: Vec<String> = Vec::new();
+    if settings.warn_only {
+        warnings.extend(
+            findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(|f| shorten(&format!("(not enforced) {}", warning_line(f)))),
+        );
+    }
+    warnings.extend(findings.iter().filter(|f| f.severity == Severity::Warning).map(warning_line));
 
     let mut response = AdmissionResponse::from(&request);
-    if !errors.is_empty() {
+    if !errors.is_empty() && !settings.warn_only {
         response = response.deny(errors.join("\n"));
         response.result.code = 403;
         response.result.reason = "Forbidden".to_string();

@@ -70,12 +70,19 @@ pub struct ServerConfig {
     pub policy: PolicySource,
     /// Rule ids that never deny or warn (e.g. HA205).
     pub disabled_rules: Vec<String>,
+    /// Admit everything and send would-be denials as warnings (a dry run).
+    pub warn_only: bool,
     pub limits: Limits,
     pub max_body_bytes: usize,
     /// Budget for a client's TLS handshake, headers and body.
     pub client_timeout: Duration,
     /// How often the certificate and policy files are checked for changes.
     pub reload_interval: Duration,
+    /// How long to keep accepting after shutdown starts, not ready: endpoints leave the
+    /// Service some time after the pod starts terminating, and until then the API
+    /// server still sends requests here (refusing them would deny them under
+    /// `failurePolicy: Fail`).
+    pub drain_delay: Duration,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_grace: Duration,
 }
@@ -89,10 +96,12 @@ impl ServerConfig {
             probe_address: None,
             policy: PolicySource::Embedded,
             disabled_rules: Vec::new(),
+            warn_only: false,
             limits: Limits::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             client_timeout: Duration::from_secs(10),
             reload_interval: Duration::from_secs(5),
+            drain_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -151,6 +160,7 @@ impl Webhook {
             policy: ArcSwapOption::empty(),
             settings: ReviewSettings {
                 disabled_rules: config.disabled_rules.clone(),
+                warn_only: config.warn_only,
             },
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
@@ -229,8 +239,13 @@ impl Webhook {
         }
         .await;
 
-        // Stop being ready first, so the endpoints leave the Service, then drain.
+        // Stop being ready first, keep serving while the endpoints leave the Service,
+        // then stop accepting and let in-flight requests finish.
         shared.ready.store(false, Ordering::SeqCst);
+        if outcome.is_ok() && !config.drain_delay.is_zero() {
+            info!(delay = ?config.drain_delay, "not ready; still serving while the endpoints go");
+            tokio::time::sleep(config.drain_delay).await;
+        }
         let _ = stop_tx.send(true);
         let _ = accept_tls.await;
         if let Some(task) = accept_probe {

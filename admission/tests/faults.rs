@@ -317,12 +317,36 @@ async fn start_probed(cfg: flink_ha_admission::ServerConfig, dir: tempfile::Temp
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_drains_and_closes_the_port() {
-    let (cfg, dir) = config(PolicySource::File(faulty_policy()));
-    let webhook = start(cfg, dir).await;
+async fn shutdown_turns_unready_keeps_serving_for_the_drain_delay_then_closes_the_port() {
+    let (mut cfg, dir) = config(PolicySource::File(faulty_policy()));
+    cfg.drain_delay = Duration::from_secs(2);
+    let mut webhook = start(cfg, dir).await;
     let http = client(&webhook.ca_pem);
     assert_eq!(http.get(webhook.url("/healthz")).send().await.unwrap().status().as_u16(), 200);
     let addr = webhook.addr;
+
+    webhook.begin_stop();
+    let mut saw_unready = false;
+    for _ in 0..10 {
+        let r = http.get(webhook.url("/readyz")).send().await.expect("still serving in the drain delay");
+        if r.status().as_u16() == 503 {
+            saw_unready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(saw_unready, "/readyz did not turn 503 on shutdown");
+    // Reviews are still answered while the endpoints go.
+    let r: Value = http
+        .post(webhook.url("/validate"))
+        .body(configmap_review("uid-draining", "x", json!({}), false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["response"]["allowed"], true);
     webhook.stop().await.expect("a clean shutdown");
     assert!(TcpStream::connect(addr).await.is_err(), "still listening after shutdown");
 }

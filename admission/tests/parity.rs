@@ -58,9 +58,10 @@ fn native_lint(name: &str, bytes: &[u8]) -> String {
 }
 
 /// The native review as the component's WIT result would carry it.
-fn native_review(body: &str, settings: &[String]) -> Result<(bool, Vec<String>, String), String> {
+fn native_review(body: &str, settings: &Settings) -> Result<(bool, Vec<String>, String), String> {
     let settings = flink_ha_policy::ReviewSettings {
-        disabled_rules: settings.to_vec(),
+        disabled_rules: settings.0.clone(),
+        warn_only: settings.1,
     };
     flink_ha_policy::review(body, NOW_MS, &settings)
         .map(|r| {
@@ -74,12 +75,13 @@ fn native_review(body: &str, settings: &[String]) -> Result<(bool, Vec<String>, 
         .map_err(|e| e.to_string())
 }
 
-fn component_review(
-    body: &str,
-    settings: &[String],
-) -> Result<(bool, Vec<String>, String), String> {
+/// Disabled rules and warn-only, as a fixture's settings.json gives them.
+type Settings = (Vec<String>, bool);
+
+fn component_review(body: &str, settings: &Settings) -> Result<(bool, Vec<String>, String), String> {
     let settings = ReviewSettings {
-        disabled_rules: settings.to_vec(),
+        disabled_rules: settings.0.clone(),
+        warn_only: settings.1,
     };
     policy()
         .review(body, NOW_MS, &settings)
@@ -166,23 +168,22 @@ fn every_input_format_is_read_the_same_way() {
 #[test]
 fn review_is_byte_identical_over_review_fixtures_and_the_review_fuzz_corpus() {
     let root = root();
-    let mut bodies: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    let mut bodies: Vec<(PathBuf, Settings)> = Vec::new();
     for dir in files_under(&root.join("tests/fixtures")) {
         if dir.file_name().and_then(|n| n.to_str()) == Some("review.json") {
-            let settings: Vec<String> = fs::read_to_string(dir.with_file_name("settings.json"))
+            let v: serde_json::Value = fs::read_to_string(dir.with_file_name("settings.json"))
                 .ok()
-                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-                .and_then(|v| serde_json::from_value(v["disabledRules"].clone()).ok())
+                .and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or_default();
-            bodies.push((dir, settings));
+            let disabled: Vec<String> = serde_json::from_value(v["disabledRules"].clone()).unwrap_or_default();
+            let warn_only = v["warnOnly"].as_bool().unwrap_or(false);
+            bodies.push((dir.clone(), (disabled.clone(), warn_only)));
+            // Every review fixture once more in warn-only mode.
+            bodies.push((dir, (disabled, true)));
         }
     }
     assert!(!bodies.is_empty(), "no review fixtures");
-    bodies.extend(
-        files_under(&root.join("fuzz/corpus/review"))
-            .into_iter()
-            .map(|p| (p, Vec::new())),
-    );
+    bodies.extend(files_under(&root.join("fuzz/corpus/review")).into_iter().map(|p| (p, Settings::default())));
 
     let (mut mismatches, mut reviewed) = (Vec::new(), 0);
     for (path, settings) in &bodies {

@@ -22,6 +22,10 @@ pub struct ReviewArgs {
     /// Turn a rule off, as the webhook's settings can (repeatable), e.g. --disable HA205.
     #[arg(long, value_name = "RULE")]
     disable: Vec<String>,
+
+    /// Admit, and send what would deny as warnings (the webhook's --warn-only).
+    #[arg(long)]
+    warn_only: bool,
 }
 
 pub fn run(args: &ReviewArgs) -> Result<ExitCode> {
@@ -39,6 +43,7 @@ pub fn run(args: &ReviewArgs) -> Result<ExitCode> {
     let now = args.now.unwrap_or_else(jiff::Timestamp::now).as_millisecond();
     let settings = ReviewSettings {
         disabled_rules: args.disable.clone(),
+        warn_only: args.warn_only,
     };
     let reviewed = review(&body, now, &settings).with_context(|| format!("cannot review {}", args.file))?;
     println!("{}", reviewed.response);

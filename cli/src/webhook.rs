@@ -40,6 +40,10 @@ pub struct WebhookArgs {
     /// Turn a rule off (repeatable), e.g. HA205 during a planned teardown.
     #[arg(long = "disable-rule", value_name = "RULE")]
     disabled_rules: Vec<String>,
+    /// Admit everything and send what would deny as warnings marked "(not enforced)":
+    /// a dry run of the policy on a live cluster before enforcing it.
+    #[arg(long)]
+    warn_only: bool,
     /// Budget of one policy evaluation; keep it well under the webhook's timeoutSeconds.
     #[arg(long, default_value_t = 500, value_name = "MS")]
     deadline_ms: u64,
@@ -58,7 +62,11 @@ pub struct WebhookArgs {
     /// How often the certificate and policy files are checked for changes.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]
     reload_interval_secs: u64,
-    /// How long in-flight requests may take to finish after SIGTERM.
+    /// After SIGTERM, keep serving (not ready) this long before closing the listener,
+    /// while Kubernetes takes the pod out of the Service.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    drain_delay_secs: u64,
+    /// How long in-flight requests may take to finish once the listener is closed.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     shutdown_grace_secs: u64,
 }
@@ -107,6 +115,7 @@ pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
         .iter()
         .map(|r| r.to_ascii_uppercase())
         .collect();
+    config.warn_only = args.warn_only;
     config.limits = Limits {
         max_concurrency: args.max_concurrency,
         memory_cap_bytes: args.memory_cap_mib << 20,
@@ -116,6 +125,7 @@ pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
     config.max_body_bytes = args.max_body_bytes;
     config.client_timeout = Duration::from_secs(args.client_timeout_secs);
     config.reload_interval = Duration::from_secs(args.reload_interval_secs);
+    config.drain_delay = Duration::from_secs(args.drain_delay_secs);
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

@@ -292,3 +292,103 @@ async fn deleting_an_ha_configmap_under_a_live_leader_is_denied_until_the_lease_
     Ok(())
 }
 
+
+/// deploy/ as kustomize renders it, with `caBundle` filled in the way the README does.
+fn rendered(overlay: &str, ca_pem: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(overlay);
+    let out = Command::new("kubectl").arg("kustomize").arg(&dir).output()?;
+    if !out.status.success() {
+        return Err(format!("kubectl kustomize {overlay}: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let mut base64 = Command::new("base64").arg("-w0").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    {
+        use std::io::Write;
+        base64.stdin.take().expect("stdin").write_all(ca_pem)?;
+    }
+    let bundle = String::from_utf8(base64.wait_with_output()?.stdout)?;
+    Ok(String::from_utf8(out.stdout)?.replace("CA_BUNDLE_PLACEHOLDER", bundle.trim()))
+}
+
+/// The objects of a rendered stream, as JSON.
+fn objects(yaml: &str) -> Result<Vec<serde_json::Value>, Box<dyn std::error::Error>> {
+    use serde::Deserialize;
+    let mut out = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(yaml) {
+        let value = serde_json::Value::deserialize(document)?;
+        if !value.is_null() {
+            out.push(value);
+        }
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn the_deploy_manifests_follow_the_conventions_and_pass_the_api_servers_validation() -> TestResult {
+    let env = TestEnv::new("webhook-deploy").await?;
+    let certs = tempfile::tempdir()?;
+    let (cert, _) = flink_ha_admission::tls::write_self_signed(certs.path())?;
+    let ca = &std::fs::read(cert)?;
+    let enforce = objects(&rendered("deploy", ca)?)?;
+    let kinds: Vec<&str> = enforce.iter().filter_map(|o| o["kind"].as_str()).collect();
+    for kind in ["Namespace", "ServiceAccount", "Deployment", "PodDisruptionBudget", "Service", "ValidatingWebhookConfiguration"] {
+        assert!(kinds.contains(&kind), "deploy/ has no {kind}: {kinds:?}");
+    }
+    let of = |kind: &str| enforce.iter().find(|o| o["kind"] == kind).cloned().expect("present");
+
+    let hook = &of("ValidatingWebhookConfiguration")["webhooks"][0];
+    assert_eq!(hook["admissionReviewVersions"], serde_json::json!(["v1"]));
+    assert_eq!(hook["sideEffects"], "None");
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["matchPolicy"], "Equivalent");
+    let timeout = hook["timeoutSeconds"].as_i64().expect("timeoutSeconds");
+    assert!((2..=5).contains(&timeout), "timeoutSeconds {timeout}");
+    assert_eq!(hook["clientConfig"]["service"]["path"], "/validate");
+    assert!(!hook["clientConfig"]["caBundle"].as_str().unwrap_or("").contains("PLACEHOLDER"));
+    let rules = hook["rules"].to_string();
+    for needle in ["configmaps", "DELETE", "flinkdeployments", "flinksessionjobs", "flink.apache.org"] {
+        assert!(rules.contains(needle), "rules lack {needle}: {rules}");
+    }
+    let selector = hook["namespaceSelector"].to_string();
+    assert!(selector.contains("NotIn") && selector.contains("flink-ha-system"), "{selector}");
+
+    let pod = &of("Deployment")["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["args"][0], "webhook");
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert!(container[probe].is_object(), "no {probe}");
+    }
+    assert!(container["resources"]["limits"]["memory"].is_string(), "no memory limit");
+    // A subPath mount never sees a rotated Secret; the reload needs the directory.
+    assert!(container["volumeMounts"].to_string().find("subPath").is_none());
+
+    let audit = objects(&rendered("deploy/audit", ca)?)?;
+    let audit_hook = audit.iter().find(|o| o["kind"] == "ValidatingWebhookConfiguration").expect("present");
+    assert_eq!(audit_hook["webhooks"][0]["failurePolicy"], "Ignore");
+
+    // The real API server accepts every object (server-side dry run). Its namespace
+    // must exist for that; PodDisruptionBudget policy/v1 is newer than this 1.20 server.
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let ns: Namespace = serde_json::from_value(of("Namespace"))?;
+    if namespaces.get_opt("flink-ha-system").await?.is_none() {
+        namespaces.create(&PostParams::default(), &ns).await?;
+    }
+    let checked: Vec<serde_json::Value> =
+        enforce.into_iter().filter(|o| o["kind"] != "PodDisruptionBudget" && o["kind"] != "Namespace").collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": checked}).to_string();
+    let mut apply = Command::new("kubectl")
+        .arg(format!("--kubeconfig={}", env.kubeconfig.display()))
+        .args(["apply", "--dry-run=server", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::Write;
+        apply.stdin.take().expect("stdin").write_all(list.as_bytes())?;
+    }
+    let out = apply.wait_with_output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("validatingwebhookconfiguration") && stdout.contains("(server dry run)"), "{stdout}");
+    Ok(())
+}

@@ -28,6 +28,7 @@ impl Guest for Policy {
     ) -> Result<Reviewed, String> {
         let settings = CoreSettings {
             disabled_rules: settings.disabled_rules,
+            warn_only: settings.warn_only,
         };
         let reviewed = flink_ha_policy::review(&admission_review, now_unix_ms, &settings)
             .map_err(|e| e.to_string())?;

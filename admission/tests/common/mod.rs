@@ -28,10 +28,15 @@ impl Running {
 
     /// Stops the webhook and waits for it to drain.
     pub async fn stop(mut self) -> Result<(), flink_ha_admission::WebhookError> {
+        self.begin_stop();
+        self.task.take().expect("running").await.expect("the server task")
+    }
+
+    /// Starts the shutdown (as SIGTERM does) without waiting for it.
+    pub fn begin_stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.task.take().expect("running").await.expect("the server task")
     }
 }
 
