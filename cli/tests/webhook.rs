@@ -33,7 +33,7 @@ static WEBHOOK: OnceCell<Running> = OnceCell::const_new();
 /// Starts `flink-ha webhook` with a self-signed certificate for 127.0.0.1 and registers
 /// it (once per test binary).
 async fn webhook(env: &TestEnv) -> Result<&'static Running, Box<dyn std::error::Error>> {
-    Ok(WEBHOOK
+    WEBHOOK
         .get_or_try_init(|| async {
             let dir = tempfile::tempdir()?;
             let (port, probe) = (free_port()?, free_port()?);
@@ -59,7 +59,7 @@ async fn webhook(env: &TestEnv) -> Result<&'static Running, Box<dyn std::error::
             register(env, port, std::fs::read(dir.path().join("tls.crt"))?).await?;
             Ok::<_, Box<dyn std::error::Error>>(Running { _child: child, _dir: dir })
         })
-        .await?)
+        .await
 }
 
 /// The ValidatingWebhookConfiguration of deploy/, pointed at the local process by URL.
