@@ -5,6 +5,7 @@
 //! Exit codes: 0 no error findings (or allowed), 1 error findings (or denied),
 //! 2 usage or I/O problem, with a one-line reason on stderr.
 
+mod demo;
 mod examples;
 mod jobmanager;
 mod lint;
@@ -49,6 +50,10 @@ enum Command {
     /// Run the admission webhook: an HTTPS server that reviews AdmissionReviews with
     /// the policy component in wasmtime (/validate, /healthz, /readyz, /metrics).
     Webhook(webhook::WebhookArgs),
+    /// Show HA at work on this machine: a local control plane, two JobManagers, a leader
+    /// killed, the Deployment deleted, every job recovered at its latest checkpoint.
+    /// Needs the control plane's binaries (scripts/provision-kube-test-assets).
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -59,10 +64,16 @@ enum RulesFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo tells its own story on stdout; kube-client's error line for each
+    // not-yet-ready probe of the starting API server would only bury it.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "warn,kube_client::client::builder=off",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -79,6 +90,7 @@ fn main() -> ExitCode {
         Command::Review(args) => review::run(&args),
         Command::Jobmanager(args) => jobmanager::run(&args),
         Command::Webhook(args) => webhook::run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(code) => code,

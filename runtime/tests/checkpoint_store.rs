@@ -168,3 +168,29 @@ async fn storage_dirs_this_build_cannot_reach_are_refused_clearly() {
     let refused = PayloadStore::open("/no/scheme", "orders").err().expect("not a URI");
     assert!(refused.to_string().contains("not a URI"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_storage_dir_fails_the_add_and_keeps_the_acknowledged_checkpoint() -> TestResult {
+    let s = setup("checkpoints-unwritable-storage").await?;
+    let fence = Fence::new(0, "jm-1");
+    fence.claim_job(&cas(&s.api), "orders", JOB).await?;
+    store(&s, &fence, 2).add(1, Bytes::from("state of checkpoint 1")).await?;
+
+    // The same job, but its storageDir lies under a regular file: nothing can be
+    // written there, whoever the process runs as (root included).
+    let blocker = s.storage.path().join("not-a-directory");
+    std::fs::write(&blocker, "a file")?;
+    let broken = PayloadStore::open(&format!("file://{}/ha", blocker.display()), "orders")?;
+    let failing = CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, broken, fence.clone(), 2);
+    match failing.add(2, Bytes::from("state of checkpoint 2")).await {
+        Err(Error::Storage(message)) => assert!(message.contains("not-a-directory"), "{message}"),
+        other => panic!("expected a storage error, got {other:?}"),
+    }
+
+    // No pointer to a payload that does not exist, and checkpoint 1 is still the latest.
+    let cm = s.api.get(&names::job_config_map("orders", JOB)).await?;
+    let keys: Vec<String> = cm.data.unwrap_or_default().into_keys().collect();
+    assert_eq!(keys, [checkpoint_key(1)]);
+    assert_eq!(store(&s, &fence, 2).latest().await?, Some((1, Bytes::from("state of checkpoint 1"))));
+    Ok(())
+}
