@@ -7,9 +7,10 @@
 //!   in the dispatcher's leader entry. Bar: every one within lease + 2.2 × retry period.
 //! - Graceful hand-over: the leader gets SIGTERM; same measure. Bar: < 1 s.
 //! - Checkpoint commits through the store (counter + add with retention), payload on
-//!   file://, sequentially: commits/s and latency percentiles.
+//!   file:// and on a real S3-compatible server (moto), sequentially: commits/s and
+//!   latency percentiles.
 //!
-//! `FAILOVER_KILLS` (default 10) sets N.
+//! `FAILOVER_KILLS` (default 10) sets N; 0 measures the commits only.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,7 +25,8 @@ use flink_ha_runtime::checkpoint_store::CompletedCheckpointStore;
 use flink_ha_runtime::fence::Fence;
 use flink_ha_runtime::names;
 use flink_ha_runtime::payloads::PayloadStore;
-use flink_ha_testenv::TestEnv;
+use flink_ha_runtime::storage::StorageOptions;
+use flink_ha_testenv::{S3Server, TestEnv};
 
 const LEASE: Duration = Duration::from_secs(15);
 const RETRY: Duration = Duration::from_secs(5);
@@ -76,6 +78,9 @@ async fn next_leader(api: &Api<ConfigMap>, not: &str) -> Duration {
 }
 
 fn summary(name: &str, mut samples: Vec<Duration>) {
+    if samples.is_empty() {
+        return;
+    }
     samples.sort();
     let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
     println!(
@@ -109,12 +114,13 @@ async fn main() {
 
     let mut next_address = 0;
     let mut processes = Processes(Vec::new());
-    for _ in 0..3 {
+    let contenders = if kills > 0 { 3 } else { 0 };
+    for _ in 0..contenders {
         let address = format!("jm-{next_address}");
         next_address += 1;
         processes.0.push((address.clone(), spawn(&env, &config, &address)));
     }
-    while leader(&api).await.is_none() {
+    while kills > 0 && leader(&api).await.is_none() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -157,10 +163,25 @@ async fn main() {
     summary("graceful hand-over after SIGTERM", handovers);
     drop(processes);
 
-    // Checkpoint commits through the store, sequentially.
-    let payloads = PayloadStore::open(&format!("file://{}", dir.path().join("commits").display()), "bench").expect("payloads");
+    // Checkpoint commits through the store, sequentially: payloads on file://, then on a
+    // real S3-compatible server on loopback (moto).
+    let local = PayloadStore::open(&format!("file://{}", dir.path().join("commits").display()), "bench").expect("payloads");
+    commits(&api, local, "file://", "c0ffeec0ffeec0ffeec0ffeec0ffee00").await;
+    let s3 = S3Server::shared().expect("S3 server");
+    s3.create_bucket("bench").expect("bucket");
+    let options = StorageOptions::from_entries([
+        ("s3.endpoint", s3.endpoint().as_str()),
+        ("s3.path.style.access", "true"),
+        ("s3.access-key", "bench"),
+        ("s3.secret-key", "bench"),
+    ]);
+    let remote = PayloadStore::open_with("s3://bench/ha", "bench", &options).expect("payloads on S3");
+    commits(&api, remote, "S3 (moto on loopback)", "c0ffeec0ffeec0ffeec0ffeec0ffee01").await;
+}
+
+/// 300 sequential commits (counter increment + pointer with retention of 1, 4 KiB payload).
+async fn commits(api: &Api<ConfigMap>, payloads: PayloadStore, storage: &str, job: &str) {
     let cas = ConfigMapCas::new(api.clone(), 15, Duration::from_secs(10));
-    let job = "c0ffeec0ffeec0ffeec0ffeec0ffee00";
     let fence = Fence::new(u64::MAX - 1, "bench");
     fence.claim_job(&cas, "commits", job).await.expect("claim");
     let counter = CheckpointIdCounter::new(cas.clone(), "commits", job, fence.clone());
@@ -177,8 +198,8 @@ async fn main() {
     }
     let elapsed = started.elapsed();
     println!(
-        "checkpoint commits (counter + pointer + retention of 1, 4 KiB payload on file://): {:.0}/s",
+        "checkpoint commits (counter + pointer + retention of 1, 4 KiB payload on {storage}): {:.0}/s",
         latencies.len() as f64 / elapsed.as_secs_f64()
     );
-    summary("checkpoint commit latency", latencies);
+    summary(&format!("checkpoint commit latency on {storage}"), latencies);
 }

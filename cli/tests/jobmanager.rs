@@ -1,7 +1,8 @@
 //! Failover with real processes: three `flink-ha jobmanager`s against the real API server.
 //! The leader is SIGKILLed (no release: a standby takes over once the lease runs out and
 //! recovers the jobs at their latest checkpoints), then the next leader gets SIGTERM
-//! (it releases the lock: the last standby takes over at once).
+//! (it releases the lock: the last standby takes over at once). The payloads go to a
+//! real S3-compatible server, configured by the `s3.*` keys of the Flink config.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -11,8 +12,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
 use flink_ha_runtime::checkpoint_store::checkpoint_id;
-use flink_ha_runtime::names;
-use flink_ha_testenv::TestEnv;
+use flink_ha_runtime::payloads::PayloadStore;
+use flink_ha_runtime::{HaSettings, names};
+use flink_ha_testenv::{S3Server, TestEnv};
+use futures::TryStreamExt;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -31,10 +34,16 @@ impl Drop for JobManagers {
     }
 }
 
-fn config(namespace: &str, storage: &std::path::Path) -> String {
+/// The processes' config: payloads on the S3 test server, configured as Flink's S3
+/// plugin is.
+fn config(namespace: &str, s3: &S3Server) -> String {
     format!(
         "high-availability.type: kubernetes
-high-availability.storageDir: file://{storage}
+high-availability.storageDir: s3://failover/recovery
+s3.endpoint: {endpoint}
+s3.path.style.access: true
+s3.access-key: flink-ha-test
+s3.secret-key: flink-ha-test-secret
 high-availability.cluster-id: failover
 kubernetes.cluster-id: failover
 kubernetes.namespace: {namespace}
@@ -44,7 +53,7 @@ high-availability.kubernetes.leader-election.lease-duration: 2 s
 high-availability.kubernetes.leader-election.renew-deadline: 1500 ms
 high-availability.kubernetes.leader-election.retry-period: 400 ms
 ",
-        storage = storage.display()
+        endpoint = s3.endpoint()
     )
 }
 
@@ -94,9 +103,12 @@ where
 async fn kill_and_graceful_stop_hand_leadership_over_and_jobs_recover() -> TestResult {
     let env = TestEnv::new("jobmanager-failover").await?;
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let s3 = S3Server::shared()?;
+    s3.create_bucket("failover")?;
     let dir = tempfile::tempdir()?;
     let config_path = dir.path().join("config.yaml");
-    std::fs::write(&config_path, config(&env.namespace, &dir.path().join("ha")))?;
+    let config = config(&env.namespace, s3);
+    std::fs::write(&config_path, &config)?;
 
     let mut processes = JobManagers(Vec::new());
     for i in 0..3 {
@@ -143,6 +155,12 @@ async fn kill_and_graceful_stop_hand_leadership_over_and_jobs_recover() -> TestR
     })
     .await?;
     assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>(), "the same jobs, no new ones");
+    // Their payloads are in the bucket: at least the two plans and each job's latest
+    // checkpoint (more while an add has not yet dropped a subsumed one).
+    let payloads = PayloadStore::for_settings(&HaSettings::from_flink_config("config.yaml", &config)?)?;
+    let (store, root) = payloads.object_store();
+    let objects: Vec<_> = store.list(Some(root)).try_collect().await?;
+    assert!(objects.len() >= 4, "{} objects in {}", objects.len(), payloads.description());
 
     // SIGTERM the second leader: it releases the lock and the third takes over at once.
     let index: usize = second.trim_start_matches("jm-").parse()?;

@@ -10,6 +10,7 @@ use flink_ha_policy::options::{self, OptionSpec};
 use flink_ha_policy::{InputFormat, LintRun, Report, Severity, detect, duration, lint_as, read_config_text};
 
 use crate::leader_election::ElectionConfig;
+use crate::storage::StorageOptions;
 
 /// Why the runtime will not start with a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,9 @@ pub struct HaSettings {
     /// `kubernetes.cluster-id`.
     pub storage_cluster_id: String,
     pub election: ElectionConfig,
+    /// The options of Flink's file-system plugins (`s3.endpoint`, `s3.access-key`, …)
+    /// that configure the storageDir's object store; `Debug` hides their values.
+    pub storage_options: StorageOptions,
     /// `execution.checkpointing.num-retained` (1).
     pub num_retained: u32,
     /// The lint's warnings and infos, for the caller to log.
@@ -101,6 +105,7 @@ impl HaSettings {
             namespace: text_of(options::K8S_NAMESPACE)?,
             storage_dir: text_of(options::STORAGE_DIR)?,
             storage_cluster_id,
+            storage_options: StorageOptions::from_entries(config.entries.iter().map(|e| (e.key.as_str(), e.value.as_str()))),
             num_retained: integer_of(&config, options::NUM_RETAINED).map_err(unusable)?,
             cluster_id,
             election,

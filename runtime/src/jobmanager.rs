@@ -43,7 +43,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(client, &settings.namespace);
-    let payloads = PayloadStore::open(&settings.storage_dir, &settings.storage_cluster_id)?;
+    let payloads = PayloadStore::for_settings(&settings)?;
     let cas = ConfigMapCas::new(api.clone(), settings.election.max_retries, settings.election.lease_duration);
     let election = LeaderElection::start(api, settings.election.clone());
     tracing::info!(identity = election.identity(), cluster = %settings.cluster_id, storage = payloads.description(), "contending for leadership");

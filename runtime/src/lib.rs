@@ -35,6 +35,7 @@ pub mod leader_retrieval;
 pub mod names;
 pub mod payloads;
 pub mod state_handle_store;
+pub mod storage;
 
 pub use config::{ConfigError, HaSettings};
 pub use error::{Error, Result};

@@ -11,7 +11,9 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
+use crate::config::HaSettings;
 use crate::error::{Error, Result};
+use crate::storage::{self, StorageOptions};
 
 /// Where a ConfigMap entry's payload is, and whether it is being removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,22 +55,32 @@ pub struct PayloadStore {
 }
 
 impl PayloadStore {
-    /// `<storage_dir>/<storage_cluster_id>/`. Only schemes whose `object_store` backend is
-    /// compiled in are accepted (file:// always).
+    /// `<storage_dir>/<storage_cluster_id>/`, configured from the environment only (see
+    /// [`storage`](crate::storage) for the schemes).
     pub fn open(storage_dir: &str, storage_cluster_id: &str) -> Result<PayloadStore> {
-        let url = url::Url::parse(storage_dir)
-            .map_err(|e| Error::Config(format!("storageDir `{storage_dir}` is not a URI: {e}")))?;
-        let (store, base) = object_store::parse_url(&url).map_err(|e| {
-            Error::Config(format!(
-                "storageDir `{storage_dir}`: {e} (this build reads file:// only unless built with the s3, gcs or azure feature)"
-            ))
-        })?;
-        let root = base.clone().join(storage_cluster_id);
+        PayloadStore::open_with(storage_dir, storage_cluster_id, &StorageOptions::default())
+    }
+
+    /// The payload folder of the cluster `settings` describe, with the file-system
+    /// options of its Flink configuration.
+    pub fn for_settings(settings: &HaSettings) -> Result<PayloadStore> {
+        PayloadStore::open_with(&settings.storage_dir, &settings.storage_cluster_id, &settings.storage_options)
+    }
+
+    /// `<storage_dir>/<storage_cluster_id>/` with explicit file-system options.
+    pub fn open_with(storage_dir: &str, storage_cluster_id: &str, options: &StorageOptions) -> Result<PayloadStore> {
+        let (store, base) = storage::open(storage_dir, options)?;
         Ok(PayloadStore {
-            store: Arc::from(store),
+            store,
             description: format!("{}/{storage_cluster_id}", storage_dir.trim_end_matches('/')),
-            root,
+            root: base.clone().join(storage_cluster_id),
         })
+    }
+
+    /// The object store and this cluster's folder in it, for tools and tests that look
+    /// underneath the pointers.
+    pub fn object_store(&self) -> (&Arc<dyn ObjectStore>, &Path) {
+        (&self.store, &self.root)
     }
 
     /// Where the payloads go, for messages.
@@ -89,7 +101,7 @@ impl PayloadStore {
                 Ok(_) => return Ok(path),
                 // A name taken by chance: draw another.
                 Err(object_store::Error::AlreadyExists { .. }) => continue,
-                Err(error) => return Err(Error::Storage(error.to_string())),
+                Err(error) => return Err(self.failed("write a payload to", error)),
             }
         }
         Err(Error::Storage(format!("no free name for a {kind} payload in {}", self.description)))
@@ -97,8 +109,8 @@ impl PayloadStore {
 
     pub async fn get(&self, path: &str) -> Result<Bytes> {
         let path = Path::from(path);
-        let got = self.store.get(&path).await.map_err(|e| Error::Storage(e.to_string()))?;
-        got.bytes().await.map_err(|e| Error::Storage(e.to_string()))
+        let got = self.store.get(&path).await.map_err(|e| self.failed("read a payload from", e))?;
+        got.bytes().await.map_err(|e| self.failed("read a payload from", e))
     }
 
     /// Deletes every payload of the cluster (its cleanup on a normal shutdown).
@@ -110,7 +122,7 @@ impl PayloadStore {
             .map_ok(|meta| meta.location)
             .try_collect()
             .await
-            .map_err(|e| Error::Storage(e.to_string()))?;
+            .map_err(|e| self.failed("list the payloads in", e))?;
         for path in paths {
             self.delete(path.as_ref()).await?;
         }
@@ -121,7 +133,13 @@ impl PayloadStore {
     pub async fn delete(&self, path: &str) -> Result<()> {
         match self.store.delete(&Path::from(path)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(Error::Storage(error.to_string())),
+            Err(error) => Err(self.failed("delete a payload in", error)),
         }
+    }
+
+    /// An object-store error, with where it happened (the store's own message names the
+    /// object, not always the storageDir the user configured).
+    fn failed(&self, what: &str, error: object_store::Error) -> Error {
+        Error::Storage(format!("cannot {what} {}: {error}", self.description))
     }
 }

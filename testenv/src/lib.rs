@@ -23,11 +23,14 @@
 //! All tests of one test binary share one control plane (started by the first, stopped
 //! when the binary exits, also on panic or SIGKILL: see [`process`]), each test in its
 //! own namespace. [`ControlPlane::start`] gives a private one where a test needs that.
+//!
+//! For storageDir tests, [`S3Server`] runs a real S3-compatible server on loopback.
 
 pub mod assets;
 mod control_plane;
 pub mod pki;
 pub mod process;
+mod s3;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -39,6 +42,7 @@ use kube::api::{ObjectMeta, PostParams};
 
 pub use assets::{Assets, PROVISION_COMMAND};
 pub use control_plane::{ControlPlane, client_from_kubeconfig};
+pub use s3::S3Server;
 
 /// Why a control plane or a test environment could not be had.
 #[derive(thiserror::Error)]
