@@ -46,6 +46,15 @@ async fn starts_at_one_counts_and_keeps_or_drops_its_key_on_shutdown() -> TestRe
     counter.shutdown(true).await?;
     let cm = api.get(&names::job_config_map("orders", JOB)).await?;
     assert!(!cm.data.unwrap_or_default().contains_key(COUNTER_KEY), "a terminal job's counter is removed");
+    // A second shutdown (a retried cleanup) is fine.
+    counter.shutdown(true).await?;
+
+    // A job whose ConfigMap does not exist has no counter to read.
+    let unclaimed = CheckpointIdCounter::new(cas(&api, 15), "orders", "ffffffffffffffffffffffffffffffff", Fence::new(0, "jm-1"));
+    match unclaimed.get().await {
+        Err(Error::Missing { .. }) => {}
+        other => panic!("expected Missing, got {other:?}"),
+    }
     Ok(())
 }
 
