@@ -217,6 +217,8 @@ async fn a_flink_config_with_a_typo_in_the_ha_type_is_denied_with_ha109() -> Tes
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "admitted: {}", String::from_utf8_lossy(&out.stdout));
     assert!(stderr.contains("[HA109]") && stderr.contains("kubernets"), "{stderr}");
+    // README quotes this line.
+    eprintln!("kubectl apply said: {stderr}");
 
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let err = api.create(&PostParams::default(), &cm).await.expect_err("denied");

@@ -73,9 +73,13 @@ async fn follows_the_leader_through_elections_and_deletion() -> TestResult {
         .insert(names::leader_entry_key(names::DISPATCHER), "garbage-without-comma".into());
     api.replace(&name, &PostParams::default(), &cm).await?;
     until(&mut leader, "the malformed entry to count as no leader", |v| v.is_none()).await?;
+
+    // A valid entry again, then its process is gone without a release (dropped: no more
+    // renewals, the entry stays) and the ConfigMap is deleted: no leader.
+    second.publish_leader_address(names::DISPATCHER, "pekko.tcp://flink@10.0.0.2:6123/user/rpc/dispatcher_1").await?;
+    until(&mut leader, "the entry written again", |v| v.is_some()).await?;
     drop(second);
     api.delete(&name, &DeleteParams::default()).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(*leader.borrow(), None);
+    until(&mut leader, "no leader once the ConfigMap is deleted", |v| v.is_none()).await?;
     Ok(())
 }
