@@ -53,6 +53,7 @@ impl StorageOptions {
         self.0.is_empty()
     }
 
+    #[cfg(feature = "s3")]
     /// The option's value under any of Flink's spellings of an S3 key (`suffixes` after
     /// `s3.`, `s3a.` or `fs.s3a.`); the `fs.s3a.` form, which Hadoop reads last, wins.
     fn s3(&self, suffixes: &[&str]) -> Option<&str> {
@@ -64,6 +65,7 @@ impl StorageOptions {
         })
     }
 
+    #[cfg(any(feature = "gcs", feature = "azure"))]
     fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)
     }
@@ -92,7 +94,7 @@ pub fn open(storage_dir: &str, options: &StorageOptions) -> Result<(Arc<dyn Obje
 }
 
 /// A backend this build left out: say which feature brings it.
-#[allow(dead_code)]
+#[cfg(not(all(feature = "s3", feature = "gcs", feature = "azure")))]
 fn not_built(feature: &str) -> String {
     format!("this build has no `{feature}` backend (build flink-ha-runtime with the `{feature}` feature)")
 }
@@ -108,10 +110,6 @@ fn ensure_crypto_provider() {
     }
 }
 
-fn truthy(value: &str) -> bool {
-    value.eq_ignore_ascii_case("true")
-}
-
 #[cfg(feature = "s3")]
 fn s3(url: &url::Url, options: &StorageOptions) -> std::result::Result<Arc<dyn ObjectStore>, String> {
     use object_store::aws::AmazonS3Builder;
@@ -123,7 +121,7 @@ fn s3(url: &url::Url, options: &StorageOptions) -> std::result::Result<Arc<dyn O
         builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
     }
     if let Some(path_style) = options.s3(&["path.style.access", "path-style-access"]) {
-        builder = builder.with_virtual_hosted_style_request(!truthy(path_style));
+        builder = builder.with_virtual_hosted_style_request(!path_style.eq_ignore_ascii_case("true"));
     }
     if let Some(region) = options.s3(&["endpoint.region", "region"]) {
         builder = builder.with_region(region);
@@ -210,6 +208,7 @@ mod tests {
         assert!(!shown.contains("secret\""), "{shown}");
     }
 
+    #[cfg(feature = "s3")]
     #[test]
     fn the_hadoop_spelling_wins_over_flinks_short_one() {
         let options = options(&[("s3.endpoint", "http://short:9000"), ("fs.s3a.endpoint", "http://long:9000")]);
