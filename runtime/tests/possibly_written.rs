@@ -116,13 +116,20 @@ async fn faulty_client(env: &TestEnv) -> Result<(kube::Client, Arc<AtomicU8>), B
     Ok((client, plan))
 }
 
-fn payload_count(storage: &tempfile::TempDir) -> usize {
-    std::fs::read_dir(storage.path().join("orders")).map(|d| d.count()).unwrap_or(0)
+/// A test's namespace with job `JOB` claimed: a plain and a faulty view of its
+/// ConfigMaps, the fault switch, and file:// payloads.
+struct Setup {
+    _env: TestEnv,
+    api: Api<ConfigMap>,
+    faulty: Api<ConfigMap>,
+    plan: Arc<AtomicU8>,
+    storage: tempfile::TempDir,
+    payloads: PayloadStore,
+    fence: Fence,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_answer_is_resolved_by_reading_the_pointer_back() -> TestResult {
-    let env = TestEnv::new("lost-answer").await?;
+async fn setup(test: &str) -> Result<Setup, Box<dyn std::error::Error>> {
+    let env = TestEnv::new(test).await?;
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let (client, plan) = faulty_client(&env).await?;
     let faulty: Api<ConfigMap> = Api::namespaced(client, &env.namespace);
@@ -130,6 +137,16 @@ async fn a_lost_answer_is_resolved_by_reading_the_pointer_back() -> TestResult {
     let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "orders")?;
     let fence = Fence::new(0, "jm-1");
     fence.claim_job(&cas(&api), "orders", JOB).await?;
+    Ok(Setup { _env: env, api, faulty, plan, storage, payloads, fence })
+}
+
+fn payload_count(storage: &tempfile::TempDir) -> usize {
+    std::fs::read_dir(storage.path().join("orders")).map(|d| d.count()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_resolved_by_reading_the_pointer_back() -> TestResult {
+    let Setup { _env, api, faulty, plan, storage, payloads, fence } = setup("lost-answer").await?;
     let store = CompletedCheckpointStore::new(cas(&faulty), "orders", JOB, payloads, fence, 2);
 
     plan.store(LOSE_NEXT_PUT_ANSWER, Ordering::SeqCst);
@@ -146,14 +163,7 @@ async fn a_lost_answer_is_resolved_by_reading_the_pointer_back() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outcome_that_stays_unknown_is_possibly_written_and_keeps_the_payload() -> TestResult {
-    let env = TestEnv::new("possibly-written").await?;
-    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
-    let (client, plan) = faulty_client(&env).await?;
-    let faulty: Api<ConfigMap> = Api::namespaced(client, &env.namespace);
-    let storage = tempfile::tempdir()?;
-    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "orders")?;
-    let fence = Fence::new(0, "jm-1");
-    fence.claim_job(&cas(&api), "orders", JOB).await?;
+    let Setup { _env, api, faulty, plan, storage, payloads, fence } = setup("possibly-written").await?;
     // Few retries and a short deadline: the test is about the outcome, not the patience.
     let cut_off = ConfigMapCas::new(faulty, 2, Duration::from_secs(2));
     let store = CompletedCheckpointStore::new(cut_off, "orders", JOB, payloads.clone(), fence.clone(), 2);
