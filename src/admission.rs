@@ -140,21 +140,6 @@ pub fn review(json: &str, now_unix_ms: i64, settings: &ReviewSettings) -> Result
     })
 }
 
-/// The AdmissionReview a webhook sends when the policy itself failed (trap, deadline,
-/// memory cap): denied with code 500 and the reason.
-pub fn failure_response(uid: &str, message: &str) -> String {
-    serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "response": {
-            "uid": uid,
-            "allowed": false,
-            "status": {"status": "Failure", "code": 500, "message": message, "reason": "InternalError"}
-        }
-    })
-    .to_string()
-}
-
 fn to_node(object: &DynamicObject) -> Node {
     Node::from_json(&serde_json::to_value(object).unwrap_or(serde_json::Value::Null))
 }

@@ -600,7 +600,8 @@ fn request_uid(body: &str) -> String {
 }
 
 /// Denied with code 500: the policy did not answer, and a webhook that fails closed
-/// must say why rather than time out.
+/// must say why rather than time out. It lives here, not in the core: only a host can
+/// see a policy fail, and the host runs the core as a component, not linked in.
 fn failure_response(uid: &str, message: &str) -> String {
     serde_json::json!({
         "apiVersion": "admission.k8s.io/v1",
