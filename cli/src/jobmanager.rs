@@ -60,8 +60,8 @@ pub fn run(args: &JobManagerArgs) -> Result<ExitCode> {
             .context("cannot reach Kubernetes (KUBECONFIG, ~/.kube/config or the in-cluster account)")?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            wait_for_termination().await;
-            tracing::info!("stopping: releasing leadership");
+            let why = crate::signal::termination().await;
+            tracing::info!("{why}: stopping, releasing leadership");
             let _ = stop.send(true);
         });
         jobmanager::run(client, settings, options, stopped)
@@ -69,19 +69,4 @@ pub fn run(args: &JobManagerArgs) -> Result<ExitCode> {
             .context("the JobManager failed")
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// SIGTERM (what Kubernetes sends) or Ctrl-C.
-async fn wait_for_termination() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -10,6 +10,7 @@ mod examples;
 mod jobmanager;
 mod lint;
 mod review;
+mod signal;
 mod webhook;
 
 use std::process::ExitCode;

@@ -132,22 +132,7 @@ pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
     runtime.block_on(async move {
         let webhook = Webhook::bind(config).await?;
         info!(address = %webhook.local_addr(), probe = ?webhook.probe_addr(), "listening");
-        webhook.run(shutdown_signal()).await?;
+        webhook.run(async { info!("{}: draining", crate::signal::termination().await) }).await?;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: draining"),
-        _ = tokio::signal::ctrl_c() => info!("interrupted: draining"),
-    }
 }
