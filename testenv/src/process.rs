@@ -144,8 +144,9 @@ impl ManagedProcess {
     }
 
     /// Whether the log says a port was taken (the caller then retries on other ports).
+    /// Go says "address already in use", Python "Address already in use".
     pub fn lost_a_port_race(&self) -> bool {
-        self.log_tail().contains("address already in use")
+        self.log_tail().to_ascii_lowercase().contains("address already in use")
     }
 
     /// Waits until `ready()` holds, the process dies, or `timeout` passes.
@@ -177,17 +178,25 @@ impl Drop for ManagedProcess {
 
 /// `GET path` over plain HTTP on loopback; true on a 200 whose body contains `expect`.
 pub fn http_get_ok(port: u16, path: &str, expect: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
+    http_exchange(port, &request, Duration::from_secs(2)).is_ok_and(|response| http_ok(&response) && response.contains(expect))
+}
+
+/// Sends one HTTP/1.0 request to 127.0.0.1:`port` and reads the answer until the server
+/// closes the connection, waiting at most `read_timeout` for each read. A read that fails part way
+/// returns what had arrived: the caller judges the answer, not the socket.
+pub fn http_exchange(port: u16, request: &str, read_timeout: Duration) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(read_timeout))?;
+    stream.write_all(request.as_bytes())?;
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    response.starts_with("HTTP/1.") && response.contains(" 200 ") && response.contains(expect)
+    Ok(response)
+}
+
+/// Whether an HTTP answer's status is 200.
+pub fn http_ok(response: &str) -> bool {
+    response.starts_with("HTTP/1.") && response.contains(" 200 ")
 }
 
 /// The last few KiB of a log, for error messages.

@@ -11,14 +11,12 @@
 //! # Ok(()) }
 //! ```
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::Error;
-use crate::process::{ManagedProcess, Reaper, free_port, http_get_ok};
+use crate::process::{ManagedProcess, Reaper, free_port, http_exchange, http_get_ok, http_ok};
 
 /// What installs the server, for the error when it is missing.
 pub const INSTALL_COMMAND: &str = "pip install 'moto[server]==5.2.1' (scripts/setup does)";
@@ -78,7 +76,7 @@ impl S3Server {
                         process.log_tail()
                     )));
                 }
-                Err(error) if process.log_tail().contains("Address already in use") => last_error = Some(error),
+                Err(error) if process.lost_a_port_race() => last_error = Some(error),
                 Err(error) => return Err(error),
             }
         }
@@ -93,17 +91,12 @@ impl S3Server {
     /// Creates a bucket (path style; this server does not check the signature of a
     /// bucket creation, so a plain request does).
     pub fn create_bucket(&self, bucket: &str) -> Result<(), Error> {
-        let io = |what: &str| {
-            let what = format!("{what} (creating bucket {bucket} at {})", self.endpoint());
-            move |source| Error::Io { what, source }
-        };
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(io("connect"))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(io("set a timeout"))?;
         let request = format!("PUT /{bucket} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\r\n", self.port);
-        stream.write_all(request.as_bytes()).map_err(io("send"))?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).map_err(io("read the answer"))?;
-        if response.starts_with("HTTP/1.") && response.contains(" 200 ") {
+        let response = http_exchange(self.port, &request, Duration::from_secs(10)).map_err(|source| Error::Io {
+            what: format!("creating bucket {bucket} at {}", self.endpoint()),
+            source,
+        })?;
+        if http_ok(&response) {
             Ok(())
         } else {
             Err(Error::Startup(format!("creating bucket {bucket}: the S3 server answered:\n{response}")))
