@@ -80,10 +80,8 @@ pub fn open(storage_dir: &str, options: &StorageOptions) -> Result<(Arc<dyn Obje
         unsupported("no object store for this scheme (file://, s3://, s3a://, gs://, abfs://, abfss:// and az:// are)")
     })?;
     let store: Arc<dyn ObjectStore> = match scheme {
-        ObjectStoreScheme::Local => {
-            let (store, _) = object_store::parse_url(&url).map_err(|e| unsupported(&e.to_string()))?;
-            Arc::from(store)
-        }
+        // Rooted at `/`: the path above is absolute.
+        ObjectStoreScheme::Local => Arc::new(object_store::local::LocalFileSystem::new()),
         ObjectStoreScheme::AmazonS3 => s3(&url, options).map_err(|e| unsupported(&e))?,
         ObjectStoreScheme::GoogleCloudStorage => gcs(&url, options).map_err(|e| unsupported(&e))?,
         ObjectStoreScheme::MicrosoftAzure => azure(&url, options).map_err(|e| unsupported(&e))?,
