@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client, config, configmap_review, faulty_policy, rustls_client, start};
+use common::{client, config, configmap_review, faulty_policy, post_review, rustls_client, start};
 use flink_ha_admission::{EMBEDDED_POLICY, PolicySource};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -57,13 +57,13 @@ async fn bad_bodies_get_a_clear_4xx_and_the_server_keeps_serving() {
 
     // And then real reviews, denied and allowed.
     let owned = configmap_review("uid-owned", "orders-etl-cluster-config-map", json!({}), true);
-    let r: Value = http.post(&validate).body(owned).send().await.unwrap().json().await.unwrap();
+    let r = post_review(&http, &validate, owned).await;
     assert_eq!(r["response"]["uid"], "uid-owned");
     assert_eq!(r["response"]["allowed"], false);
     assert_eq!(r["response"]["status"]["code"], 403);
     assert!(r["response"]["status"]["message"].as_str().unwrap().starts_with("[HA201] "), "{r}");
     let clean = configmap_review("uid-clean", "flink-config-orders-etl", ha_config(), false);
-    let r: Value = http.post(&validate).body(clean).send().await.unwrap().json().await.unwrap();
+    let r = post_review(&http, &validate, clean).await;
     assert_eq!(r["response"]["allowed"], true, "{r}");
 
     let m = metrics(&http, webhook.url("/metrics")).await;
@@ -111,15 +111,7 @@ async fn slow_clients_are_cut_off_and_others_are_served() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 
     // Meanwhile and after, others are served.
-    let r: Value = http
-        .post(webhook.url("/validate"))
-        .body(configmap_review("uid-next", "x", json!({}), false))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = post_review(&http, &webhook.url("/validate"), configmap_review("uid-next", "x", json!({}), false)).await;
     assert_eq!(r["response"]["uid"], "uid-next");
     webhook.stop().await.unwrap();
 }
@@ -150,7 +142,7 @@ async fn a_policy_that_traps_loops_or_hoards_memory_is_a_500_denial_and_the_next
         assert!(message.contains(says), "{fault}: {message}");
 
         let ok = configmap_review("uid-after", "x", json!({}), false);
-        let r: Value = http.post(&validate).body(ok).send().await.unwrap().json().await.unwrap();
+        let r = post_review(&http, &validate, ok).await;
         assert_eq!(r["response"]["allowed"], true, "after {fault}: {r}");
     }
 
@@ -160,7 +152,7 @@ async fn a_policy_that_traps_loops_or_hoards_memory_is_a_500_denial_and_the_next
         let validate = validate.clone();
         tokio::spawn(async move {
             let body = configmap_review(&format!("loop-{i}"), "x", json!({"m": "fault:loop"}), false);
-            let r: Value = http.post(&validate).body(body).send().await.unwrap().json().await.unwrap();
+            let r = post_review(&http, &validate, body).await;
             r["response"]["status"]["code"].as_i64()
         })
     });
@@ -195,7 +187,7 @@ async fn a_policy_file_is_hot_swapped_and_a_broken_one_keeps_the_old_policy() {
     let http = client(&webhook.ca_pem);
     let owned = || configmap_review("uid-owned", "orders-etl-cluster-config-map", json!({}), true);
     let allowed = |r: Value| r["response"]["allowed"].as_bool().unwrap();
-    let review = || async { http.post(webhook.url("/validate")).body(owned()).send().await.unwrap().json::<Value>().await.unwrap() };
+    let review = || async { post_review(&http, &webhook.url("/validate"), owned()).await };
     let reloads = |result: &'static str| {
         let http = http.clone();
         let url = webhook.url("/metrics");
@@ -337,15 +329,7 @@ async fn shutdown_turns_unready_keeps_serving_for_the_drain_delay_then_closes_th
     }
     assert!(saw_unready, "/readyz did not turn 503 on shutdown");
     // Reviews are still answered while the endpoints go.
-    let r: Value = http
-        .post(webhook.url("/validate"))
-        .body(configmap_review("uid-draining", "x", json!({}), false))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = post_review(&http, &webhook.url("/validate"), configmap_review("uid-draining", "x", json!({}), false)).await;
     assert_eq!(r["response"]["allowed"], true);
     webhook.stop().await.expect("a clean shutdown");
     assert!(TcpStream::connect(addr).await.is_err(), "still listening after shutdown");

@@ -116,6 +116,12 @@ pub fn client(ca_pem: &[u8]) -> reqwest::Client {
         .expect("client")
 }
 
+/// POSTs `review` to `url` and returns the AdmissionReview the webhook answered.
+pub async fn post_review(http: &reqwest::Client, url: &str, review: String) -> serde_json::Value {
+    let answer = http.post(url).body(review).send().await.expect("an answer");
+    answer.json().await.expect("an AdmissionReview in JSON")
+}
+
 /// An AdmissionReview of a ConfigMap CREATE; `extra` is spliced into its data.
 pub fn configmap_review(uid: &str, name: &str, data: serde_json::Value, owned: bool) -> String {
     let mut metadata = serde_json::json!({"name": name, "namespace": "streaming"});
