@@ -73,7 +73,7 @@ impl PayloadStore {
         Ok(PayloadStore {
             store,
             description: format!("{}/{storage_cluster_id}", storage_dir.trim_end_matches('/')),
-            root: base.clone().join(storage_cluster_id),
+            root: base.join(storage_cluster_id),
         })
     }
 
