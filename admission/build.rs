@@ -29,17 +29,13 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
-    let workspace = manifest_dir
-        .parent()
-        .ok_or("admission/ has no parent")?
-        .to_path_buf();
+    let workspace = manifest_dir.parent().ok_or("admission/ has no parent")?.to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
     println!("cargo:rerun-if-env-changed=FLINK_HA_POLICY_WASM");
 
     if let Ok(prebuilt) = env::var("FLINK_HA_POLICY_WASM") {
         println!("cargo:rerun-if-changed={prebuilt}");
-        fs::copy(&prebuilt, out_dir.join("policy.wasm"))
-            .map_err(|e| format!("cannot copy {prebuilt}: {e}"))?;
+        fs::copy(&prebuilt, out_dir.join("policy.wasm")).map_err(|e| format!("cannot copy {prebuilt}: {e}"))?;
         println!("cargo:rustc-env=FLINK_HA_FAULTY_POLICY=");
         return Ok(());
     }
@@ -52,10 +48,7 @@ fn run() -> Result<(), String> {
         "admission/faulty-policy",
         "Cargo.lock",
     ] {
-        println!(
-            "cargo:rerun-if-changed={}",
-            workspace.join(watched).display()
-        );
+        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
     }
 
     let target_dir = env::var_os("CARGO_TARGET_DIR")
@@ -66,13 +59,7 @@ fn run() -> Result<(), String> {
     let mut build = Command::new(cargo);
     build
         .current_dir(&workspace)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-unknown-unknown",
-        ])
+        .args(["build", "--release", "--locked", "--target", "wasm32-unknown-unknown"])
         .arg("--target-dir")
         .arg(&target_dir);
     for (package, _) in GUESTS {
@@ -88,9 +75,7 @@ fn run() -> Result<(), String> {
             build.env_remove(key);
         }
     }
-    let status = build
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let status = build.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err(format!(
             "`cargo build --target wasm32-unknown-unknown` exited with {status} (is the target installed? `rustup target add wasm32-unknown-unknown`)"

@@ -34,7 +34,10 @@ pub struct ReviewSettings {
 
 impl ReviewSettings {
     fn enabled(&self, rule: RuleId) -> bool {
-        !self.disabled_rules.iter().any(|r| r.eq_ignore_ascii_case(rule.as_str()))
+        !self
+            .disabled_rules
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(rule.as_str()))
     }
 }
 
@@ -114,7 +117,12 @@ pub fn review(json: &str, now_unix_ms: i64, settings: &ReviewSettings) -> Result
                 .map(|f| shorten(&format!("(not enforced) {}", warning_line(f)))),
         );
     }
-    warnings.extend(findings.iter().filter(|f| f.severity == Severity::Warning).map(warning_line));
+    warnings.extend(
+        findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+            .map(warning_line),
+    );
 
     let mut response = AdmissionResponse::from(&request);
     if !errors.is_empty() && !settings.warn_only {
@@ -126,8 +134,8 @@ pub fn review(json: &str, now_unix_ms: i64, settings: &ReviewSettings) -> Result
         response.warnings = Some(warnings);
     }
     let allowed = response.allowed;
-    let response = serde_json::to_string(&response.into_review())
-        .map_err(|e| ReviewError::NotAdmissionReview(e.to_string()))?;
+    let response =
+        serde_json::to_string(&response.into_review()).map_err(|e| ReviewError::NotAdmissionReview(e.to_string()))?;
     Ok(Reviewed {
         uid: request.uid.clone(),
         kind: request.kind.kind.clone(),

@@ -66,7 +66,9 @@ pub fn check(facts: &[Facts], names: &[&str]) -> Vec<Vec<Finding>> {
     let mut first: BTreeMap<&str, (String, usize, Option<Pos>)> = BTreeMap::new();
     for (i, f) in facts.iter().enumerate() {
         for c in &f.configs {
-            let (Some(id), Some((dir, pos))) = (&c.cluster_id, &c.storage_dir) else { continue };
+            let (Some(id), Some((dir, pos))) = (&c.cluster_id, &c.storage_dir) else {
+                continue;
+            };
             let norm = dir.trim().trim_end_matches('/').to_string();
             match first.get(id.as_str()) {
                 None => {

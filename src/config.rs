@@ -91,8 +91,11 @@ pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
             parent = conf.strip_suffix(':').map(|p| p.trim().to_string());
             let (message, hint) = if conf.ends_with(':') {
                 (
-                    format!("`{shown}` has no value on its line; Flink skips it (flink-conf.yaml is not YAML: nesting is ignored)"),
-                    "write the full dotted key and its value on one line, e.g. `high-availability.type: kubernetes`".to_string(),
+                    format!(
+                        "`{shown}` has no value on its line; Flink skips it (flink-conf.yaml is not YAML: nesting is ignored)"
+                    ),
+                    "write the full dotted key and its value on one line, e.g. `high-availability.type: kubernetes`"
+                        .to_string(),
                 )
             } else {
                 (
@@ -114,7 +117,9 @@ pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
             findings.push(
                 Finding::new(
                     RuleId::HA003,
-                    format!("indented under `{p}:`, but Flink ignores nesting: this line sets `{key}`, not `{p}.{key}`"),
+                    format!(
+                        "indented under `{p}:`, but Flink ignores nesting: this line sets `{key}`, not `{p}.{key}`"
+                    ),
                     format!("write `{p}.{key}: ...` on one line, without indentation"),
                 )
                 .key(key)
@@ -126,7 +131,11 @@ pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
         let key = raw_key.trim_matches(|c: char| c <= ' ');
         let value = raw_value.trim_matches(|c: char| c <= ' ');
         if key.is_empty() || value.is_empty() {
-            let what = if key.is_empty() { "an empty key" } else { "an empty value" };
+            let what = if key.is_empty() {
+                "an empty key"
+            } else {
+                "an empty value"
+            };
             findings.push(
                 Finding::new(
                     RuleId::HA003,
@@ -166,8 +175,7 @@ pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
             }
         }
         if value.len() >= 2
-            && ((value.starts_with('"') && value.ends_with('"'))
-                || (value.starts_with('\'') && value.ends_with('\'')))
+            && ((value.starts_with('"') && value.ends_with('"')) || (value.starts_with('\'') && value.ends_with('\'')))
         {
             findings.push(
                 Finding::new(
@@ -363,7 +371,11 @@ fn duplicate(key: &str, first: Option<Pos>, at: Option<Pos>, how: Option<&str>) 
     if let Some(p) = first {
         details.push(format!("first at line {}", p.line));
     }
-    let details = if details.is_empty() { String::new() } else { format!(" ({})", details.join("; ")) };
+    let details = if details.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", details.join("; "))
+    };
     let hint = if key == "high-availability" {
         "keep one definition: the nested `high-availability:` map, with `type: kubernetes` inside it"
     } else {
@@ -385,9 +397,7 @@ mod tests {
 
     #[test]
     fn legacy_semantics() {
-        let (c, f) = parse_legacy(
-            "a: 1\nb:2\n# c: 3\nd: \"x\"\ne: y#z\nf: 1 # ok\na: 4\n  g: nested: x\n",
-        );
+        let (c, f) = parse_legacy("a: 1\nb:2\n# c: 3\nd: \"x\"\ne: y#z\nf: 1 # ok\na: 4\n  g: nested: x\n");
         assert_eq!(c.get("a").unwrap().value, "4");
         assert_eq!(c.get("d").unwrap().value, "\"x\"");
         assert_eq!(c.get("e").unwrap().value, "y");

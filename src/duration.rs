@@ -23,9 +23,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if digits == 0 {
         return Err("does not start with a number".to_string());
     }
-    let number: u128 = trimmed[..digits]
-        .parse()
-        .map_err(|_| "is too large".to_string())?;
+    let number: u128 = trimmed[..digits].parse().map_err(|_| "is too large".to_string())?;
     if trimmed[digits..].starts_with(['.', ',']) {
         return Err("is not a whole number (Flink durations take no fractions; use a smaller unit)".to_string());
     }

@@ -134,14 +134,22 @@ impl Report {
     /// the output is stable whatever order the checks ran in.
     pub(crate) fn normalize(&mut self) {
         self.findings.sort_by(|a, b| {
-            (a.line.unwrap_or(0), a.column.unwrap_or(0), a.rule, &a.key, &a.path, &a.message).cmp(&(
-                b.line.unwrap_or(0),
-                b.column.unwrap_or(0),
-                b.rule,
-                &b.key,
-                &b.path,
-                &b.message,
-            ))
+            (
+                a.line.unwrap_or(0),
+                a.column.unwrap_or(0),
+                a.rule,
+                &a.key,
+                &a.path,
+                &a.message,
+            )
+                .cmp(&(
+                    b.line.unwrap_or(0),
+                    b.column.unwrap_or(0),
+                    b.rule,
+                    &b.key,
+                    &b.path,
+                    &b.message,
+                ))
         });
         self.findings.dedup();
     }

@@ -72,9 +72,7 @@ fn is_java_class(v: &str) -> bool {
     segments.len() >= 2
         && segments.iter().all(|s| {
             let mut chars = s.chars();
-            chars
-                .next()
-                .is_some_and(|c| c.is_alphabetic() || c == '_' || c == '$')
+            chars.next().is_some_and(|c| c.is_alphabetic() || c == '_' || c == '$')
                 && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '$')
         })
         && segments
@@ -88,7 +86,8 @@ pub fn is_valid_cluster_id(id: &str, max: usize) -> bool {
     !b.is_empty()
         && b.len() <= max
         && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && !id.ends_with('-')
 }
 
@@ -113,14 +112,24 @@ pub fn suggest_cluster_id(id: &str, max: usize) -> String {
     let mut s: String = id
         .to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     while s.starts_with(|c: char| !c.is_ascii_lowercase()) && !s.is_empty() {
         s.remove(0);
     }
     s.truncate(max);
     let s = s.trim_end_matches('-').to_string();
-    if s.is_empty() { "my-flink-cluster".to_string() } else { s }
+    if s.is_empty() {
+        "my-flink-cluster".to_string()
+    } else {
+        s
+    }
 }
 
 fn place(entry: Option<&Entry>) -> Option<Pos> {
@@ -255,11 +264,7 @@ pub fn check(config: &FlinkConfig, origin: &Origin, out: &mut Vec<Finding>) -> H
     let ha_id = config.effective(options::HA_CLUSTER_ID);
     let cluster_id = match origin {
         Origin::FlinkDeployment { name } => Some(name.clone()),
-        Origin::ConfigMap { cluster_id } => Some(
-            k8s_id
-                .map(|e| e.value.clone())
-                .unwrap_or_else(|| cluster_id.clone()),
-        ),
+        Origin::ConfigMap { cluster_id } => Some(k8s_id.map(|e| e.value.clone()).unwrap_or_else(|| cluster_id.clone())),
         _ => k8s_id.map(|e| e.value.clone()),
     };
     if is_k8s && !is_operator {
@@ -330,7 +335,9 @@ fn invalid_type(e: &Entry) -> Finding {
 
 fn check_deprecations(config: &FlinkConfig, out: &mut Vec<Finding>) {
     for e in &config.entries {
-        let Some(current) = options::current_for(&e.key) else { continue };
+        let Some(current) = options::current_for(&e.key) else {
+            continue;
+        };
         // Report each deprecated key once, at its entry in force.
         if config.get(&e.key).map(|x| std::ptr::eq(x, e)) != Some(true) {
             continue;
@@ -426,12 +433,16 @@ fn check_storage_dir(config: &FlinkConfig, e: &Entry, out: &mut Vec<Finding>) {
         );
     } else if AZURE_SCHEMES.contains(&scheme.as_str())
         && uri.scheme.is_some()
-        && authority.split_once('@').is_none_or(|(container, account)| container.is_empty() || account.is_empty())
+        && authority
+            .split_once('@')
+            .is_none_or(|(container, account)| container.is_empty() || account.is_empty())
     {
         out.push(
             Finding::new(
                 RuleId::HA105,
-                format!("storageDir `{shown}` names no container: Azure URIs need `container@account` after `{scheme}://`"),
+                format!(
+                    "storageDir `{shown}` names no container: Azure URIs need `container@account` after `{scheme}://`"
+                ),
                 format!("e.g. `{scheme}://flink@myaccount.dfs.core.windows.net/recovery`"),
             )
             .key(&e.key)
@@ -465,7 +476,9 @@ fn check_durations(config: &FlinkConfig, is_k8s: bool, out: &mut Vec<Finding>) {
         check_duration(e, out);
     }
     let explicit: Vec<&Entry> = ELECTION.iter().filter_map(|o| config.effective(o)).collect();
-    let [Some(lease), Some(renew), Some(retry)] = values else { return };
+    let [Some(lease), Some(renew), Some(retry)] = values else {
+        return;
+    };
     if explicit.is_empty() && !is_k8s {
         return;
     }
@@ -565,7 +578,11 @@ fn check_duration(e: &Entry, out: &mut Vec<Finding>) -> Option<Duration> {
             out.push(
                 Finding::new(
                     RuleId::HA110,
-                    format!("`{}` value `{}` {why}; Flink cannot read it as a duration", e.key, display_value(&e.key, &e.value)),
+                    format!(
+                        "`{}` value `{}` {why}; Flink cannot read it as a duration",
+                        e.key,
+                        display_value(&e.key, &e.value)
+                    ),
                     "write a whole number and a unit, e.g. `15 s`, `500 ms`, `1 min` (no unit means milliseconds)",
                 )
                 .key(&e.key)
@@ -584,4 +601,3 @@ fn humanize(d: Duration) -> String {
         format!("{ms} ms")
     }
 }
-

@@ -60,9 +60,16 @@ pub fn detect(name: &str, text: &str) -> InputFormat {
         return InputFormat::Kubernetes;
     }
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    let stem = base.strip_suffix(".yaml").or_else(|| base.strip_suffix(".yml")).unwrap_or(base);
+    let stem = base
+        .strip_suffix(".yaml")
+        .or_else(|| base.strip_suffix(".yml"))
+        .unwrap_or(base);
     // `flink-conf.yaml`, and copies such as `flink-conf-prod.yaml` or `flink-conf.yaml.bak`.
-    if stem == "flink-conf" || base.starts_with("flink-conf.") || base.starts_with("flink-conf-") || base.starts_with("flink-conf_") {
+    if stem == "flink-conf"
+        || base.starts_with("flink-conf.")
+        || base.starts_with("flink-conf-")
+        || base.starts_with("flink-conf_")
+    {
         InputFormat::FlinkConf
     } else {
         InputFormat::ConfigYaml
@@ -100,7 +107,9 @@ fn input_error(message: String, hint: &str, pos: Option<Pos>) -> Finding {
 pub fn decode(bytes: &[u8]) -> Result<&str, Finding> {
     if bytes.len() > MAX_INPUT_BYTES {
         return Err(input_error(
-            format!("input is over {MAX_INPUT_BYTES} bytes, the most the linter reads (a ConfigMap holds at most 1 MiB)"),
+            format!(
+                "input is over {MAX_INPUT_BYTES} bytes, the most the linter reads (a ConfigMap holds at most 1 MiB)"
+            ),
             "lint the configuration files themselves, not an archive or a dump",
             None,
         ));
@@ -156,7 +165,10 @@ pub fn read_config_text(text: &str, legacy: bool) -> (Option<FlinkConfig>, Vec<F
     let docs: Vec<&yaml::Document> = stream.documents.iter().filter(|d| d.root.is_some()).collect();
     if docs.len() > 1 {
         findings.push(input_error(
-            format!("config.yaml holds {} YAML documents; Flink reads exactly one", docs.len()),
+            format!(
+                "config.yaml holds {} YAML documents; Flink reads exactly one",
+                docs.len()
+            ),
             "remove the `---` separators and keep one document",
             Some(docs[1].pos),
         ));

@@ -18,31 +18,31 @@
 //! Entry points: [`lint`] / [`lint_inputs`] (files and bundles), [`review`]
 //! (AdmissionReview), [`rules::catalogue`], [`schema::schema`].
 
-pub mod finding;
-pub mod rules;
-pub mod options;
-pub mod yaml;
-mod yaml_simple;
-pub mod config;
-pub mod duration;
-pub mod storage_uri;
-pub mod leader_record;
-pub mod ha_config;
-pub mod typecheck;
-pub mod objects;
-pub mod bundle;
-pub mod input;
-pub mod render;
-pub mod schema;
 #[cfg(feature = "admission")]
 pub mod admission;
+pub mod bundle;
+pub mod config;
+pub mod duration;
+pub mod finding;
+pub mod ha_config;
+pub mod input;
+pub mod leader_record;
+pub mod objects;
+pub mod options;
+pub mod render;
+pub mod rules;
+pub mod schema;
+pub mod storage_uri;
+pub mod typecheck;
+pub mod yaml;
+mod yaml_simple;
 
+#[cfg(feature = "admission")]
+pub use admission::{ReviewError, ReviewSettings, Reviewed, review};
 pub use finding::{Finding, Report, Severity, Summary};
 pub use input::{InputFormat, LintInput, MAX_INPUT_BYTES, detect, lint_inputs, read_config_text};
 pub use render::LintRun;
 pub use rules::RuleId;
-#[cfg(feature = "admission")]
-pub use admission::{ReviewError, ReviewSettings, Reviewed, review};
 
 /// Lints one text, the format decided from its name and content.
 pub fn lint(name: &str, text: &str) -> Report {

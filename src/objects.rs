@@ -6,11 +6,11 @@ use crate::bundle::{ConfigFact, DeploymentFact, Facts};
 use crate::config::{self, FlinkConfig};
 use crate::finding::{Finding, Severity};
 use crate::ha_config::{self, HaKind, Origin};
+use crate::input;
 use crate::leader_record::{self, LeaderRecord};
 use crate::options::{self, display_value};
 use crate::rules::RuleId;
 use crate::yaml::{Node, Pos, Style, Value};
-use crate::input;
 
 /// Labels Flink puts on HA ConfigMaps.
 pub const LABEL_APP: &str = "app";
@@ -56,7 +56,11 @@ pub fn lint_object(root: &Node, out: &mut DocOut) {
         }
         _ => {
             let name = root.str_at(&["metadata", "name"]).unwrap_or("");
-            let what = if kind.is_empty() { "a document without `kind`".to_string() } else { format!("`{kind}` `{name}`") };
+            let what = if kind.is_empty() {
+                "a document without `kind`".to_string()
+            } else {
+                format!("`{kind}` `{name}`")
+            };
             out.findings.push(
                 Finding::new(
                     RuleId::HA005,
@@ -119,7 +123,8 @@ pub fn is_job_id(s: &str) -> bool {
 /// Whether a ConfigMap is one of Flink's HA ConfigMaps (spec/rules.md, HA2xx).
 pub fn is_ha_configmap(root: &Node) -> bool {
     let name = root.str_at(&["metadata", "name"]).unwrap_or("");
-    root.path(&["metadata", "annotations", leader_record::ANNOTATION]).is_some()
+    root.path(&["metadata", "annotations", leader_record::ANNOTATION])
+        .is_some()
         || (label(root, LABEL_TYPE) == Some(LABEL_TYPE_VALUE)
             && label(root, LABEL_CONFIGMAP_TYPE) == Some(LABEL_CONFIGMAP_TYPE_VALUE))
         || ha_name_cluster_id(name).is_some()
@@ -172,9 +177,9 @@ fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
     let mut problems = Vec::new();
     match (label(root, LABEL_APP), id) {
         (None, _) => problems.push(format!("label `{LABEL_APP}` is missing")),
-        (Some(app), Some(id)) if app != id => {
-            problems.push(format!("label `{LABEL_APP}={app}` does not match cluster id `{id}` in the name"))
-        }
+        (Some(app), Some(id)) if app != id => problems.push(format!(
+            "label `{LABEL_APP}={app}` does not match cluster id `{id}` in the name"
+        )),
         _ => {}
     }
     if label(root, LABEL_TYPE).is_none() {
@@ -192,7 +197,10 @@ fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
         out.findings.push(
             Finding::new(
                 RuleId::HA202,
-                format!("HA ConfigMap `{name}`: {}; cleanup by label and watches miss it", problems.join(", ")),
+                format!(
+                    "HA ConfigMap `{name}`: {}; cleanup by label and watches miss it",
+                    problems.join(", ")
+                ),
                 format!("label it {expected}"),
             )
             .path("metadata.labels")
@@ -219,7 +227,9 @@ fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
         }
     }
 
-    let Some(data) = root.get("data").and_then(Node::as_map) else { return };
+    let Some(data) = root.get("data").and_then(Node::as_map) else {
+        return;
+    };
     for (k, v) in data {
         let Some(key) = k.as_str() else { continue };
         let value = v.as_str().unwrap_or("");
@@ -228,8 +238,12 @@ fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
                 format!("checkpoint key `{key}` is not `checkpointID-` and 19 digits; recovery sorts keys as text and may pick the wrong checkpoint")
             })
         } else if key == "counter" {
-            (value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| format!("`counter` is `{}`, not a decimal checkpoint id", display_value(key, value)))
+            (value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit())).then(|| {
+                format!(
+                    "`counter` is `{}`, not a decimal checkpoint id",
+                    display_value(key, value)
+                )
+            })
         } else if let Some(component) = key.strip_prefix(LEADER_KEY_PREFIX) {
             match value.split_once(',') {
                 Some((session, address)) if is_uuid(session) && !address.is_empty() => None,
@@ -273,7 +287,11 @@ fn configmap_size(root: &Node, name: &str, out: &mut DocOut) {
             for (key, value) in map.as_map().unwrap_or(&[]) {
                 let v = value.as_str().unwrap_or("");
                 // binaryData is base64 in the manifest; the limit counts decoded bytes.
-                let len = if binary { v.trim_end_matches('=').len() * 3 / 4 } else { v.len() };
+                let len = if binary {
+                    v.trim_end_matches('=').len() * 3 / 4
+                } else {
+                    v.len()
+                };
                 total += key.as_str().map_or(0, str::len) + len;
             }
         }
@@ -281,7 +299,10 @@ fn configmap_size(root: &Node, name: &str, out: &mut DocOut) {
     let (severity, verdict) = if total > CONFIGMAP_LIMIT {
         (Severity::Error, "over the 1 MiB limit: the API server rejects it")
     } else if total * 10 > CONFIGMAP_LIMIT * 8 {
-        (Severity::Warning, "over 80 % of the 1 MiB limit: a few more entries and writes fail")
+        (
+            Severity::Warning,
+            "over 80 % of the 1 MiB limit: a few more entries and writes fail",
+        )
     } else {
         return;
     };
@@ -300,7 +321,9 @@ fn configmap_size(root: &Node, name: &str, out: &mut DocOut) {
 /// Lints the `config.yaml` / `flink-conf.yaml` inside a `flink-config-<id>` ConfigMap
 /// with positions mapped back into the manifest.
 fn embedded_configs(root: &Node, cluster_id: &str, out: &mut DocOut) {
-    let Some(data) = root.get("data").and_then(Node::as_map) else { return };
+    let Some(data) = root.get("data").and_then(Node::as_map) else {
+        return;
+    };
     for (k, v) in data {
         let legacy = match k.as_str() {
             Some("config.yaml") => false,
@@ -342,7 +365,11 @@ impl Placement {
         let Some(pos) = value.pos else {
             return Placement::Fixed(None);
         };
-        let Value::Scalar { text, style: Style::Literal } = &value.value else {
+        let Value::Scalar {
+            text,
+            style: Style::Literal,
+        } = &value.value
+        else {
             return Placement::Fixed(Some(pos));
         };
         // The parser places a literal block at its first non-blank content character;
@@ -471,7 +498,9 @@ fn flink_deployment(root: &Node, out: &mut DocOut) {
     if let Some(node) = root.path(&["spec", "jobManager", "replicas"]) {
         let text = node.as_str().unwrap_or("");
         let problem = match text.trim().parse::<i64>() {
-            Ok(n) if n < 1 => Some(format!("`spec.jobManager.replicas` is {n}; at least one JobManager is needed")),
+            Ok(n) if n < 1 => Some(format!(
+                "`spec.jobManager.replicas` is {n}; at least one JobManager is needed"
+            )),
             Ok(n) if n > 1 && !ha_on => Some(format!(
                 "{n} JobManager replicas without HA: standby JobManagers need leader election"
             )),
@@ -524,4 +553,3 @@ fn deployment(root: &Node, out: &mut DocOut) {
 pub fn looks_like_object(root: &Node) -> bool {
     root.get("kind").is_some() && root.get("apiVersion").is_some()
 }
-

@@ -10,7 +10,9 @@ pub enum OptionType {
     /// Flink `TimeUtils` duration (checked by HA110, not by the type check).
     Duration,
     /// A decimal integer no smaller than `min`.
-    Integer { min: i64 },
+    Integer {
+        min: i64,
+    },
     Boolean,
 }
 
@@ -37,7 +39,10 @@ pub const HA_TYPE: &OptionSpec = &OptionSpec {
 
 pub const STORAGE_DIR: &OptionSpec = &OptionSpec {
     key: "high-availability.storageDir",
-    deprecated: &["high-availability.zookeeper.storageDir", "recovery.zookeeper.storageDir"],
+    deprecated: &[
+        "high-availability.zookeeper.storageDir",
+        "recovery.zookeeper.storageDir",
+    ],
     default: None,
     since: None,
     ty: OptionType::String,

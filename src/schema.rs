@@ -93,11 +93,7 @@ impl Tree {
 
     fn to_schema(&self) -> Value {
         let object = (!self.children.is_empty()).then(|| {
-            let props: Map<String, Value> = self
-                .children
-                .iter()
-                .map(|(k, t)| (k.clone(), t.to_schema()))
-                .collect();
+            let props: Map<String, Value> = self.children.iter().map(|(k, t)| (k.clone(), t.to_schema())).collect();
             json!({"type": "object", "properties": props})
         });
         match (&self.leaf, object) {

@@ -19,7 +19,8 @@ pub fn split(text: &str) -> StorageUri<'_> {
         // One letter before the colon is a Windows drive, not a scheme.
         s.len() > 1
             && s.starts_with(|c: char| c.is_ascii_alphabetic())
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
     });
     let (scheme, rest) = match scheme_end {
         Some(i) => (Some(&text[..i]), &text[i + 1..]),
@@ -55,13 +56,28 @@ mod tests {
     fn splits() {
         assert_eq!(
             split("s3://bucket/flink"),
-            StorageUri { scheme: Some("s3"), authority: Some("bucket"), path: "/flink" }
+            StorageUri {
+                scheme: Some("s3"),
+                authority: Some("bucket"),
+                path: "/flink"
+            }
         );
         assert_eq!(
             split("s3:///flink"),
-            StorageUri { scheme: Some("s3"), authority: Some(""), path: "/flink" }
+            StorageUri {
+                scheme: Some("s3"),
+                authority: Some(""),
+                path: "/flink"
+            }
         );
-        assert_eq!(split("/flink/ha"), StorageUri { scheme: None, authority: None, path: "/flink/ha" });
+        assert_eq!(
+            split("/flink/ha"),
+            StorageUri {
+                scheme: None,
+                authority: None,
+                path: "/flink/ha"
+            }
+        );
         assert_eq!(split("file:/x").authority, None);
         assert_eq!(split("C:/x").scheme, None);
     }

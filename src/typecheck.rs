@@ -31,7 +31,9 @@ pub fn problem(option: &OptionSpec, value: &str) -> Option<String> {
     match option.ty {
         // Same rule as the schema's pattern: an optional sign and up to nine digits
         // (always within Java's int, which Flink parses into).
-        OptionType::Integer { .. } => (!is_small_integer(v)).then(|| format!("`{}` is not an integer", display_value(option.key, value))),
+        OptionType::Integer { .. } => {
+            (!is_small_integer(v)).then(|| format!("`{}` is not an integer", display_value(option.key, value)))
+        }
         OptionType::Boolean => (!v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false"))
             .then(|| format!("`{}` is not `true` or `false`", display_value(option.key, value))),
         OptionType::String | OptionType::Duration => None,
@@ -93,8 +95,12 @@ pub fn check_with_schema(config: &FlinkConfig, out: &mut Vec<Finding>) {
         // One value at a time, as Flink reads it: always a string here.
         let instance = serde_json::json!({ option.key: e.value });
         if !validator.is_valid(&instance) {
-            let why = problem(option, &e.value)
-                .unwrap_or_else(|| format!("`{}` does not match the option's type", display_value(option.key, &e.value)));
+            let why = problem(option, &e.value).unwrap_or_else(|| {
+                format!(
+                    "`{}` does not match the option's type",
+                    display_value(option.key, &e.value)
+                )
+            });
             out.push(finding(option, e, why));
         }
     }

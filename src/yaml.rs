@@ -379,10 +379,7 @@ impl Builder {
                         anchor,
                     ),
                     Some(Frame::Map {
-                        anchor,
-                        pos,
-                        entries,
-                        ..
+                        anchor, pos, entries, ..
                     }) => (
                         Node {
                             value: Value::Map(entries),
@@ -442,9 +439,7 @@ impl Builder {
             None => self.doc_root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map {
-                entries,
-                pending_key,
-                ..
+                entries, pending_key, ..
             }) => match pending_key.take() {
                 None => *pending_key = Some(node),
                 Some(key) => entries.push((key, node)),
@@ -493,7 +488,10 @@ mod tests {
         let s = parse_stream(&text);
         // saphyr-parser's own recursion limit may stop it first; either way it stops.
         let message = s.error.unwrap().message;
-        assert!(message.contains("nesting deeper") || message.contains("recursion limit"), "{message}");
+        assert!(
+            message.contains("nesting deeper") || message.contains("recursion limit"),
+            "{message}"
+        );
     }
 
     #[test]

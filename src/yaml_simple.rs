@@ -30,7 +30,11 @@ struct Frame {
 
 /// The document, or `None` when the text is outside the subset.
 pub fn parse(text: &str) -> Option<Document> {
-    if !text.is_ascii() || text.bytes().any(|b| b == b'\t' || b == b'\r' || (b < b' ' && b != b'\n')) {
+    if !text.is_ascii()
+        || text
+            .bytes()
+            .any(|b| b == b'\t' || b == b'\r' || (b < b' ' && b != b'\n'))
+    {
         return None;
     }
     let mut stack: Vec<Frame> = Vec::new();
@@ -53,7 +57,12 @@ pub fn parse(text: &str) -> Option<Document> {
         match stack.last_mut() {
             None if indent == 0 => {
                 first = Some(key_pos);
-                stack.push(Frame { indent, pos: key_pos, entries: Vec::new(), pending: None });
+                stack.push(Frame {
+                    indent,
+                    pos: key_pos,
+                    entries: Vec::new(),
+                    pending: None,
+                });
             }
             None => return None,
             Some(top) if top.pending.is_some() => {
@@ -62,7 +71,12 @@ pub fn parse(text: &str) -> Option<Document> {
                 if indent <= top.indent || stack.len() >= MAX_DEPTH {
                     return None;
                 }
-                stack.push(Frame { indent, pos: key_pos, entries: Vec::new(), pending: None });
+                stack.push(Frame {
+                    indent,
+                    pos: key_pos,
+                    entries: Vec::new(),
+                    pending: None,
+                });
             }
             Some(_) => {
                 while stack.last().is_some_and(|f| indent < f.indent) {
@@ -78,7 +92,10 @@ pub fn parse(text: &str) -> Option<Document> {
 
         let top = stack.last_mut()?;
         let key_node = Node {
-            value: Value::Scalar { text: key.to_string(), style: Style::Plain },
+            value: Value::Scalar {
+                text: key.to_string(),
+                style: Style::Plain,
+            },
             pos: Some(key_pos),
         };
         match value {
@@ -86,7 +103,10 @@ pub fn parse(text: &str) -> Option<Document> {
             Some((v, style)) => top.entries.push((
                 key_node,
                 Node {
-                    value: Value::Scalar { text: v.to_string(), style },
+                    value: Value::Scalar {
+                        text: v.to_string(),
+                        style,
+                    },
                     pos: Some(Pos::new(line_no, value_col + 1)),
                 },
             )),
@@ -100,7 +120,10 @@ pub fn parse(text: &str) -> Option<Document> {
     }
     let root = stack.pop()?;
     Some(Document {
-        root: Some(Node { value: Value::Map(root.entries), pos: Some(root.pos) }),
+        root: Some(Node {
+            value: Value::Map(root.entries),
+            pos: Some(root.pos),
+        }),
         pos: first?,
     })
 }
@@ -108,7 +131,10 @@ pub fn parse(text: &str) -> Option<Document> {
 /// Ends the innermost map and hangs it under its parent's pending key.
 fn close(stack: &mut Vec<Frame>) {
     let Some(done) = stack.pop() else { return };
-    let node = Node { value: Value::Map(done.entries), pos: Some(done.pos) };
+    let node = Node {
+        value: Value::Map(done.entries),
+        pos: Some(done.pos),
+    };
     if let Some(parent) = stack.last_mut() {
         if let Some(key) = parent.pending.take() {
             parent.entries.push((key, node));
@@ -130,7 +156,9 @@ fn split_line(rest: &str, indent: usize) -> Option<(&str, Option<(&str, Style)>,
         || INDICATORS.contains(&bytes[0])
         || key.ends_with(' ')
         || find_pair(key.as_bytes(), b' ', b'#').is_some()
-        || key.bytes().any(|b| matches!(b, b'[' | b']' | b'{' | b'}' | b',' | b'"' | b'\''))
+        || key
+            .bytes()
+            .any(|b| matches!(b, b'[' | b']' | b'{' | b'}' | b',' | b'"' | b'\''))
     {
         return None;
     }

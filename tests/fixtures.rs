@@ -69,14 +69,15 @@ pub fn actual_output(dir: &Path) -> String {
     let loaded: Vec<(String, Vec<u8>)> = files
         .iter()
         .map(|p| {
-            let name = p.strip_prefix(dir).expect("inside dir").to_string_lossy().replace('\\', "/");
+            let name = p
+                .strip_prefix(dir)
+                .expect("inside dir")
+                .to_string_lossy()
+                .replace('\\', "/");
             (name, fs::read(p).expect("readable fixture"))
         })
         .collect();
-    let inputs: Vec<LintInput<'_>> = loaded
-        .iter()
-        .map(|(name, bytes)| LintInput { name, bytes })
-        .collect();
+    let inputs: Vec<LintInput<'_>> = loaded.iter().map(|(name, bytes)| LintInput { name, bytes }).collect();
     let reports = lint_inputs(&inputs, InputFormat::Auto);
     LintRun::new(loaded.iter().map(|(n, _)| n.clone()).zip(reports)).to_json_pretty() + "\n"
 }
@@ -100,7 +101,12 @@ fn corpus_matches_expectations() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} fixture(s) differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} fixture(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -9,15 +9,23 @@ use flink_ha_policy::{InputFormat, LintInput, LintRun, ReviewSettings, lint_inpu
 
 fn files(dir: &str) -> Vec<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
-    let mut files: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
     files.sort();
     files
 }
 
 /// Mirrors `fuzz/fuzz_targets/lint.rs`.
 fn lint_case(data: &[u8]) {
-    let Some((&selector, bytes)) = data.split_first() else { return };
+    let Some((&selector, bytes)) = data.split_first() else {
+        return;
+    };
     let (name, format) = match selector % 5 {
         0 => ("config.yaml", InputFormat::Auto),
         1 => ("flink-conf.yaml", InputFormat::Auto),
@@ -34,8 +42,15 @@ fn lint_case(data: &[u8]) {
 
 #[test]
 fn lint_corpus_and_crashers_replay() {
-    let cases: Vec<_> = files("fuzz/corpus/lint").into_iter().chain(files("fuzz/artifacts/lint")).collect();
-    assert!(cases.len() >= 40, "the lint corpus is committed ({} files)", cases.len());
+    let cases: Vec<_> = files("fuzz/corpus/lint")
+        .into_iter()
+        .chain(files("fuzz/artifacts/lint"))
+        .collect();
+    assert!(
+        cases.len() >= 40,
+        "the lint corpus is committed ({} files)",
+        cases.len()
+    );
     for path in cases {
         lint_case(&std::fs::read(&path).expect("readable"));
     }
@@ -43,8 +58,15 @@ fn lint_corpus_and_crashers_replay() {
 
 #[test]
 fn review_corpus_and_crashers_replay() {
-    let cases: Vec<_> = files("fuzz/corpus/review").into_iter().chain(files("fuzz/artifacts/review")).collect();
-    assert!(cases.len() >= 10, "the review corpus is committed ({} files)", cases.len());
+    let cases: Vec<_> = files("fuzz/corpus/review")
+        .into_iter()
+        .chain(files("fuzz/artifacts/review"))
+        .collect();
+    assert!(
+        cases.len() >= 10,
+        "the review corpus is committed ({} files)",
+        cases.len()
+    );
     for path in cases {
         let bytes = std::fs::read(&path).expect("readable");
         if let Ok(body) = std::str::from_utf8(&bytes) {
@@ -57,7 +79,9 @@ fn review_corpus_and_crashers_replay() {
 /// (whose inputs are mostly configs; their first byte selects the format there).
 #[test]
 fn yaml_fast_path_corpus_replays() {
-    let own = files("fuzz/corpus/yaml_simple").into_iter().chain(files("fuzz/artifacts/yaml_simple"));
+    let own = files("fuzz/corpus/yaml_simple")
+        .into_iter()
+        .chain(files("fuzz/artifacts/yaml_simple"));
     let mut texts: Vec<Vec<u8>> = own.map(|p| std::fs::read(p).expect("readable")).collect();
     for path in files("fuzz/corpus/lint") {
         let bytes = std::fs::read(&path).expect("readable");

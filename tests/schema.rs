@@ -25,7 +25,10 @@ fn editors_accept_the_clean_configs_nested_and_flat() {
         "samples/clean/config.yaml",
     ] {
         let doc = yaml_file(path);
-        let errors: Vec<String> = v.iter_errors(&doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        let errors: Vec<String> = v
+            .iter_errors(&doc)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{path}: {errors:?}");
     }
 }
@@ -50,11 +53,31 @@ fn editors_flag_wrong_types_nested_and_flat() {
 #[test]
 fn type_check_agrees_with_the_schema() {
     let values = [
-        "1", "0", "-3", "+7", " 12 ", "123456789", "1234567890", "", "two", "1.5", "1e3", "0x10", "true", "FALSE",
-        "True ", "yes", "no", "1 s", "٣",
+        "1",
+        "0",
+        "-3",
+        "+7",
+        " 12 ",
+        "123456789",
+        "1234567890",
+        "",
+        "two",
+        "1.5",
+        "1e3",
+        "0x10",
+        "true",
+        "FALSE",
+        "True ",
+        "yes",
+        "no",
+        "1 s",
+        "٣",
     ];
     let mut compared = 0;
-    for option in options::ALL.iter().filter(|o| matches!(o.ty, OptionType::Integer { .. } | OptionType::Boolean)) {
+    for option in options::ALL
+        .iter()
+        .filter(|o| matches!(o.ty, OptionType::Integer { .. } | OptionType::Boolean))
+    {
         for value in values {
             let mut config = FlinkConfig::default();
             config.push(Entry {

@@ -9,7 +9,9 @@ use flink_ha_policy::yaml::{parse_stream_full, parse_stream_simple};
 /// Where the fast path answers, its stream must equal the general parser's. (Where it
 /// does not, `parse_stream` is the general parser itself.) `Ok(true)` if it answered.
 fn same(text: &str) -> Result<bool, String> {
-    let Some(fast) = parse_stream_simple(text) else { return Ok(false) };
+    let Some(fast) = parse_stream_simple(text) else {
+        return Ok(false);
+    };
     let full = parse_stream_full(text);
     if fast == full {
         Ok(true)
@@ -50,19 +52,31 @@ fn fast_path_matches_on_the_corpus() {
         answered += usize::from(same(t).unwrap());
     }
     // The fast path must actually serve the corpus' plain configs, or it is dead weight.
-    assert!(answered >= 10, "the fast path answered for only {answered} corpus files");
+    assert!(
+        answered >= 10,
+        "the fast path answered for only {answered} corpus files"
+    );
 }
 
 #[test]
 fn fast_path_matches_on_mutations() {
-    const INSERTS: &[&str] = &[":", " ", ": ", "#", " #", "-", "- ", "'", "\"", "[", "{", "&a ", "*a", "|", ">", "?", "\n", "\n  ", "  ", ",", "!", "%", "@", "~", "\\", "a", "..."];
+    const INSERTS: &[&str] = &[
+        ":", " ", ": ", "#", " #", "-", "- ", "'", "\"", "[", "{", "&a ", "*a", "|", ">", "?", "\n", "\n  ", "  ", ",",
+        "!", "%", "@", "~", "\\", "a", "...",
+    ];
     let (mut checked, mut answered) = (0, 0);
     for t in corpus().iter().filter(|t| t.len() < 2048) {
         let lines: Vec<&str> = t.split('\n').collect();
         for (i, line) in lines.iter().enumerate() {
             // Drop the line; indent it; dedent it.
             let mut variants = vec![
-                lines.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, l)| *l).collect::<Vec<_>>().join("\n"),
+                lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, l)| *l)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
             ];
             for (prefix, strip) in [("  ", 0), (" ", 0), ("", 1), ("", 2)] {
                 let changed = format!("{prefix}{}", line.get(strip.min(line.len())..).unwrap_or(""));
@@ -72,7 +86,13 @@ fn fast_path_matches_on_mutations() {
             }
             // Insert indicator characters at a few places in the line.
             for ins in INSERTS {
-                for at in [0, line.len() / 2, line.find(':').map_or(0, |c| c + 1), line.find(": ").map_or(0, |c| c + 2), line.len()] {
+                for at in [
+                    0,
+                    line.len() / 2,
+                    line.find(':').map_or(0, |c| c + 1),
+                    line.find(": ").map_or(0, |c| c + 2),
+                    line.len(),
+                ] {
                     if !line.is_char_boundary(at) {
                         continue;
                     }
@@ -90,7 +110,10 @@ fn fast_path_matches_on_mutations() {
     }
     assert!(checked > 5_000, "{checked}");
     // Mutations the fast path accepts are the ones that test it.
-    assert!(answered > 1_000, "the fast path answered for only {answered} of {checked} mutations");
+    assert!(
+        answered > 1_000,
+        "the fast path answered for only {answered} of {checked} mutations"
+    );
     eprintln!("{checked} mutations, {answered} answered by the fast path and compared");
 }
 

@@ -19,7 +19,10 @@ const NOW_MS: i64 = 1_795_829_680_000;
 
 fn native_lint(name: &str, text: &str) -> String {
     let reports = flink_ha_policy::lint_inputs(
-        &[flink_ha_policy::LintInput { name, bytes: text.as_bytes() }],
+        &[flink_ha_policy::LintInput {
+            name,
+            bytes: text.as_bytes(),
+        }],
         flink_ha_policy::InputFormat::Auto,
     );
     flink_ha_policy::LintRun::new([name.to_string()].into_iter().zip(reports)).to_json()
@@ -30,7 +33,9 @@ fn compare(c: &mut Criterion) {
     let policy = engine.compile(EMBEDDED_POLICY, "embedded").expect("policy");
 
     let mut g = c.benchmark_group("overhead");
-    g.bench_function("instantiate + version()", |b| b.iter(|| policy.version_uncached().expect("answers")));
+    g.bench_function("instantiate + version()", |b| {
+        b.iter(|| policy.version_uncached().expect("answers"))
+    });
     g.finish();
 
     let docs = [
@@ -40,9 +45,15 @@ fn compare(c: &mut Criterion) {
     ];
     for (label, name, text) in docs {
         let mut g = c.benchmark_group(format!("lint {label}"));
-        g.bench_function("native (JSON report)", |b| b.iter(|| native_lint(black_box(name), black_box(text))));
+        g.bench_function("native (JSON report)", |b| {
+            b.iter(|| native_lint(black_box(name), black_box(text)))
+        });
         g.bench_function("component", |b| {
-            b.iter(|| policy.lint(black_box(name), black_box(text.as_bytes()), InputFormat::Auto).expect("answers"))
+            b.iter(|| {
+                policy
+                    .lint(black_box(name), black_box(text.as_bytes()), InputFormat::Auto)
+                    .expect("answers")
+            })
         });
         g.finish();
     }
@@ -52,9 +63,17 @@ fn compare(c: &mut Criterion) {
     g.bench_function("native", |b| {
         b.iter(|| flink_ha_policy::review(black_box(REVIEW), NOW_MS, &native_settings).expect("reviews"))
     });
-    let settings = ReviewSettings { disabled_rules: Vec::new(), warn_only: false };
+    let settings = ReviewSettings {
+        disabled_rules: Vec::new(),
+        warn_only: false,
+    };
     g.bench_function("component", |b| {
-        b.iter(|| policy.review(black_box(REVIEW), NOW_MS, &settings).expect("answers").expect("reviews"))
+        b.iter(|| {
+            policy
+                .review(black_box(REVIEW), NOW_MS, &settings)
+                .expect("answers")
+                .expect("reviews")
+        })
     });
     g.finish();
 }

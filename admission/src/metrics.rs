@@ -48,18 +48,13 @@ impl Metrics {
         let mut registry = Registry::with_prefix("flink_ha_webhook");
         let reviews = Family::<OutcomeLabels, Counter>::default();
         // 50 µs .. ~3.3 s: a review takes tens of µs, a deadline hit hundreds of ms.
-        let buckets =
-            || prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 17);
+        let buckets = || prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 17);
         let review_seconds = Histogram::new(buckets());
         let policy_seconds = Histogram::new(buckets());
         let in_flight = Gauge::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
         let policy_compile_seconds = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "reviews",
-            "AdmissionReviews answered, by outcome",
-            reviews.clone(),
-        );
+        registry.register("reviews", "AdmissionReviews answered, by outcome", reviews.clone());
         registry.register(
             "review_duration_seconds",
             "Time from request to answer",
@@ -70,11 +65,7 @@ impl Metrics {
             "Time in the policy component (instantiate + call)",
             policy_seconds.clone(),
         );
-        registry.register(
-            "in_flight_reviews",
-            "Reviews being evaluated now",
-            in_flight.clone(),
-        );
+        registry.register("in_flight_reviews", "Reviews being evaluated now", in_flight.clone());
         registry.register(
             "reloads",
             "Reloads of the policy or the certificate, by result",
@@ -102,9 +93,7 @@ impl Metrics {
 
     pub fn reloaded(&self, what: &'static str, ok: bool) {
         let result = if ok { "ok" } else { "failed" };
-        self.reloads
-            .get_or_create(&ReloadLabels { what, result })
-            .inc();
+        self.reloads.get_or_create(&ReloadLabels { what, result }).inc();
     }
 
     /// The text exposition.

@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    Trap,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap,
 };
 
 use crate::PolicyError;
@@ -75,9 +74,7 @@ pub struct PolicyEngine {
 impl PolicyEngine {
     pub fn new(limits: Limits) -> Result<PolicyEngine, PolicyError> {
         if limits.max_concurrency == 0 {
-            return Err(PolicyError::Config(
-                "max concurrency must be at least 1".into(),
-            ));
+            return Err(PolicyError::Config("max concurrency must be at least 1".into()));
         }
         if limits.epoch_tick.is_zero() || limits.deadline.is_zero() {
             return Err(PolicyError::Config(
@@ -119,11 +116,7 @@ impl PolicyEngine {
             })
             .map_err(|e| PolicyError::Config(format!("cannot start the epoch thread: {e}")))?;
         // +1: the tick in progress when the call starts may be nearly over.
-        let deadline_ticks = limits
-            .deadline
-            .as_nanos()
-            .div_ceil(limits.epoch_tick.as_nanos()) as u64
-            + 1;
+        let deadline_ticks = limits.deadline.as_nanos().div_ceil(limits.epoch_tick.as_nanos()) as u64 + 1;
         Ok(PolicyEngine {
             engine,
             limits,
@@ -144,10 +137,7 @@ impl PolicyEngine {
             reason: format!("{e:#}"),
         })?;
         let ty = component.component_type();
-        Ok(ty
-            .imports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect())
+        Ok(ty.imports(&self.engine).map(|(name, _)| name.to_string()).collect())
     }
 
     /// Compiles and pre-instantiates a component (seconds for the full core: once per
@@ -159,12 +149,10 @@ impl PolicyEngine {
             reason: format!("{e:#}"),
         })?;
         let linker: Linker<Evaluation> = Linker::new(&self.engine);
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| PolicyError::Load {
-                source_name: source.to_string(),
-                reason: format!("{e:#}"),
-            })?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| PolicyError::Load {
+            source_name: source.to_string(),
+            reason: format!("{e:#}"),
+        })?;
         let pre = bindings::PolicyPre::new(pre).map_err(|e| PolicyError::Load {
             source_name: source.to_string(),
             reason: format!("it does not export the flink-ha:policy world: {e:#}"),
@@ -229,12 +217,7 @@ struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.cap {
             self.refused = true;
             return Ok(false);
@@ -242,12 +225,7 @@ impl ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
 }
@@ -276,18 +254,11 @@ impl Policy {
         now_unix_ms: i64,
         settings: &ReviewSettings,
     ) -> Result<Result<Reviewed, String>, PolicyError> {
-        self.call(|policy, store| {
-            policy.call_review(store, admission_review, now_unix_ms, settings)
-        })
+        self.call(|policy, store| policy.call_review(store, admission_review, now_unix_ms, settings))
     }
 
     /// Lints one input; the `flink-ha lint --format json` report.
-    pub fn lint(
-        &self,
-        name: &str,
-        input: &[u8],
-        format: InputFormat,
-    ) -> Result<String, PolicyError> {
+    pub fn lint(&self, name: &str, input: &[u8], format: InputFormat) -> Result<String, PolicyError> {
         self.call(|policy, store| policy.call_lint(store, name, input, format))
     }
 

@@ -46,10 +46,7 @@ impl FileSetWatch {
     /// (between a delete and a rename) is not a change; its return is.
     pub fn changed(&mut self) -> bool {
         let now: Vec<Option<Stamp>> = self.paths.iter().map(|p| stamp(p)).collect();
-        let changed = now
-            .iter()
-            .zip(&self.last)
-            .any(|(n, l)| n.is_some() && n != l);
+        let changed = now.iter().zip(&self.last).any(|(n, l)| n.is_some() && n != l);
         if changed {
             self.last = now;
         }

@@ -138,13 +138,12 @@ impl Webhook {
         let TlsSource::Files { cert, key } = &config.tls;
         let cert = Arc::new(ReloadingCert::new(load_certified_key(cert, key)?));
         let tls = server_config(cert.clone(), config.client_ca.as_deref())?;
-        let listener =
-            TcpListener::bind(config.address)
-                .await
-                .map_err(|source| WebhookError::Listen {
-                    address: config.address,
-                    source,
-                })?;
+        let listener = TcpListener::bind(config.address)
+            .await
+            .map_err(|source| WebhookError::Listen {
+                address: config.address,
+                source,
+            })?;
         let probe_listener = match config.probe_address {
             None => None,
             Some(address) => Some(
@@ -185,9 +184,7 @@ impl Webhook {
 
     /// The bound probe address, if any.
     pub fn probe_addr(&self) -> Option<SocketAddr> {
-        self.probe_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
+        self.probe_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Compiles the policy, serves until `shutdown` resolves, then drains. A policy
@@ -213,26 +210,14 @@ impl Webhook {
             stop_rx.clone(),
             graceful.clone(),
         ));
-        let accept_probe = probe_listener.map(|l| {
-            tokio::spawn(accept_loop(
-                l,
-                None,
-                shared.clone(),
-                stop_rx.clone(),
-                graceful.clone(),
-            ))
-        });
+        let accept_probe = probe_listener
+            .map(|l| tokio::spawn(accept_loop(l, None, shared.clone(), stop_rx.clone(), graceful.clone())));
 
         let outcome = async {
             load_policy(&shared, &config.policy).await?;
             shared.ready.store(true, Ordering::SeqCst);
             info!(%address, "ready: serving AdmissionReviews on /validate");
-            let reloads = tokio::spawn(reload_loop(
-                config.clone(),
-                shared.clone(),
-                cert,
-                stop_rx.clone(),
-            ));
+            let reloads = tokio::spawn(reload_loop(config.clone(), shared.clone(), cert, stop_rx.clone()));
             shutdown.await;
             reloads.abort();
             Ok::<(), WebhookError>(())
@@ -393,10 +378,7 @@ async fn serve_connection(
         async move { Ok::<_, Infallible>(route(request, &shared, reviews).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeout);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -407,25 +389,17 @@ async fn serve_connection(
                 .await
                 .map_err(|_| "TLS handshake timed out".to_string())?
                 .map_err(|e| format!("TLS handshake failed: {e}"))?;
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
+            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
             graceful.watch(connection).await.map_err(|e| e.to_string())
         }
         None => {
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
+            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
             graceful.watch(connection).await.map_err(|e| e.to_string())
         }
     }
 }
 
-async fn route(
-    request: Request<Incoming>,
-    shared: &Shared,
-    reviews: bool,
-) -> Response<Full<Bytes>> {
+async fn route(request: Request<Incoming>, shared: &Shared, reviews: bool) -> Response<Full<Bytes>> {
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => {
@@ -442,22 +416,15 @@ async fn route(
             let mut response = Response::new(Full::new(Bytes::from(shared.metrics.encode())));
             response.headers_mut().insert(
                 CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
+                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
             );
             response
         }
         (&Method::POST, "/validate") if reviews => validate(request, shared).await,
-        (_, "/validate") if reviews => text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "POST an AdmissionReview to /validate\n",
-        ),
+        (_, "/validate") if reviews => text(StatusCode::METHOD_NOT_ALLOWED, "POST an AdmissionReview to /validate\n"),
         (_, path) => text(
             StatusCode::NOT_FOUND,
-            &format!(
-                "no such path `{path}`: the webhook serves /validate, /healthz, /readyz, /metrics\n"
-            ),
+            &format!("no such path `{path}`: the webhook serves /validate, /healthz, /readyz, /metrics\n"),
         ),
     }
 }
@@ -465,18 +432,11 @@ async fn route(
 async fn validate(request: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let response = review_body(request, shared, started).await;
-    shared
-        .metrics
-        .review_seconds
-        .observe(started.elapsed().as_secs_f64());
+    shared.metrics.review_seconds.observe(started.elapsed().as_secs_f64());
     response
 }
 
-async fn review_body(
-    request: Request<Incoming>,
-    shared: &Shared,
-    started: Instant,
-) -> Response<Full<Bytes>> {
+async fn review_body(request: Request<Incoming>, shared: &Shared, started: Instant) -> Response<Full<Bytes>> {
     let limit = shared.max_body_bytes;
     let body = match tokio::time::timeout(
         shared.client_timeout,
@@ -486,29 +446,18 @@ async fn review_body(
     {
         Err(_) => {
             shared.metrics.count("bad_request");
-            return text(
-                StatusCode::REQUEST_TIMEOUT,
-                "the request body did not arrive in time\n",
-            );
+            return text(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time\n");
         }
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             shared.metrics.count("bad_request");
             return text(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "the body is larger than {limit} bytes; an AdmissionReview is far smaller\n"
-                ),
+                &format!("the body is larger than {limit} bytes; an AdmissionReview is far smaller\n"),
             );
         }
         Ok(Err(e)) => {
             shared.metrics.count("bad_request");
-            return text(
-                StatusCode::BAD_REQUEST,
-                &format!("cannot read the body: {e}\n"),
-            );
+            return text(StatusCode::BAD_REQUEST, &format!("cannot read the body: {e}\n"));
         }
         Ok(Ok(collected)) => collected.to_bytes(),
     };
@@ -553,11 +502,7 @@ async fn review_body(
 
     match outcome {
         Ok(Ok(reviewed)) => {
-            let decision = if reviewed.allowed {
-                "allowed"
-            } else {
-                "denied"
-            };
+            let decision = if reviewed.allowed { "allowed" } else { "denied" };
             shared.metrics.count(decision);
             info!(
                 uid = %reviewed.uid,
@@ -591,11 +536,7 @@ async fn review_body(
 fn request_uid(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| {
-            v.pointer("/request/uid")
-                .and_then(|u| u.as_str())
-                .map(str::to_string)
-        })
+        .and_then(|v| v.pointer("/request/uid").and_then(|u| u.as_str()).map(str::to_string))
         .unwrap_or_default()
 }
 
@@ -626,9 +567,8 @@ fn json(body: String) -> Response<Full<Bytes>> {
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }

@@ -15,26 +15,14 @@ use crate::WebhookError;
 /// A certificate chain and key from PEM files, ready for rustls.
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, WebhookError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| {
-            WebhookError::Tls(format!(
-                "cannot read certificates from {}: {e}",
-                cert.display()
-            ))
-        })?
+        .map_err(|e| WebhookError::Tls(format!("cannot read certificates from {}: {e}", cert.display())))?
         .collect::<Result<_, _>>()
         .map_err(|e| WebhookError::Tls(format!("{}: bad PEM: {e}", cert.display())))?;
     if chain.is_empty() {
-        return Err(WebhookError::Tls(format!(
-            "{} holds no certificate",
-            cert.display()
-        )));
+        return Err(WebhookError::Tls(format!("{} holds no certificate", cert.display())));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-        WebhookError::Tls(format!(
-            "cannot read a private key from {}: {e}",
-            key.display()
-        ))
-    })?;
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| WebhookError::Tls(format!("cannot read a private key from {}: {e}", key.display())))?;
     let provider = rustls::crypto::ring::default_provider();
     let certified = CertifiedKey::from_der(chain, key_der, &provider).map_err(|e| {
         WebhookError::Tls(format!(
@@ -73,10 +61,7 @@ impl ResolvesServerCert for ReloadingCert {
 
 /// The rustls server configuration: HTTP/2 and HTTP/1.1 by ALPN, and client
 /// certificates required when `client_ca` is given.
-pub fn server_config(
-    cert: Arc<ReloadingCert>,
-    client_ca: Option<&Path>,
-) -> Result<rustls::ServerConfig, WebhookError> {
+pub fn server_config(cert: Arc<ReloadingCert>, client_ca: Option<&Path>) -> Result<rustls::ServerConfig, WebhookError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -85,21 +70,16 @@ pub fn server_config(
         None => builder.with_no_client_auth(),
         Some(path) => {
             let mut roots = RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-                WebhookError::Tls(format!("cannot read the client CA {}: {e}", path.display()))
-            })?;
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| WebhookError::Tls(format!("cannot read the client CA {}: {e}", path.display())))?;
             for cert in certs {
-                let cert = cert
-                    .map_err(|e| WebhookError::Tls(format!("{}: bad PEM: {e}", path.display())))?;
-                roots.add(cert).map_err(|e| {
-                    WebhookError::Tls(format!("{}: unusable CA certificate: {e}", path.display()))
-                })?;
+                let cert = cert.map_err(|e| WebhookError::Tls(format!("{}: bad PEM: {e}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| WebhookError::Tls(format!("{}: unusable CA certificate: {e}", path.display())))?;
             }
             if roots.is_empty() {
-                return Err(WebhookError::Tls(format!(
-                    "{} holds no CA certificate",
-                    path.display()
-                )));
+                return Err(WebhookError::Tls(format!("{} holds no CA certificate", path.display())));
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
@@ -116,11 +96,7 @@ pub fn server_config(
 /// `dir`. It names localhost, 127.0.0.1 and ::1; it is its own CA, so `tls.crt` is
 /// also the caBundle of a webhook registration that points at it.
 pub fn write_self_signed(dir: &Path) -> Result<(PathBuf, PathBuf), WebhookError> {
-    let names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     let generated = rcgen::generate_simple_self_signed(names)
         .map_err(|e| WebhookError::Tls(format!("cannot generate a certificate: {e}")))?;
     std::fs::create_dir_all(dir).map_err(|source| WebhookError::File {

@@ -38,9 +38,24 @@ async fn bad_bodies_get_a_clear_4xx_and_the_server_keeps_serving() {
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("empty body", Vec::new(), 400, "empty body"),
         ("not JSON", b"hello".to_vec(), 400, "not an AdmissionReview"),
-        ("another kind", br#"{"apiVersion":"v1","kind":"Pod"}"#.to_vec(), 400, "not an AdmissionReview"),
-        ("no request", br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(), 400, "no `request`"),
-        ("v1beta1", br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview"}"#.to_vec(), 400, "v1beta1"),
+        (
+            "another kind",
+            br#"{"apiVersion":"v1","kind":"Pod"}"#.to_vec(),
+            400,
+            "not an AdmissionReview",
+        ),
+        (
+            "no request",
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(),
+            400,
+            "no `request`",
+        ),
+        (
+            "v1beta1",
+            br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview"}"#.to_vec(),
+            400,
+            "v1beta1",
+        ),
         ("not UTF-8", vec![0xff, 0xfe, 0x7b], 400, "not UTF-8"),
         ("10 MB", vec![b' '; 10 << 20], 413, "larger than"),
     ];
@@ -61,15 +76,33 @@ async fn bad_bodies_get_a_clear_4xx_and_the_server_keeps_serving() {
     assert_eq!(r["response"]["uid"], "uid-owned");
     assert_eq!(r["response"]["allowed"], false);
     assert_eq!(r["response"]["status"]["code"], 403);
-    assert!(r["response"]["status"]["message"].as_str().unwrap().starts_with("[HA201] "), "{r}");
+    assert!(
+        r["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[HA201] "),
+        "{r}"
+    );
     let clean = configmap_review("uid-clean", "flink-config-orders-etl", ha_config(), false);
     let r = post_review(&http, &validate, clean).await;
     assert_eq!(r["response"]["allowed"], true, "{r}");
 
     let m = metrics(&http, webhook.url("/metrics")).await;
-    assert_eq!(metric(&m, "flink_ha_webhook_reviews_total{outcome=\"bad_request\"}"), 7.0, "{m}");
-    assert_eq!(metric(&m, "flink_ha_webhook_reviews_total{outcome=\"denied\"}"), 1.0, "{m}");
-    assert_eq!(metric(&m, "flink_ha_webhook_reviews_total{outcome=\"allowed\"}"), 1.0, "{m}");
+    assert_eq!(
+        metric(&m, "flink_ha_webhook_reviews_total{outcome=\"bad_request\"}"),
+        7.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "flink_ha_webhook_reviews_total{outcome=\"denied\"}"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "flink_ha_webhook_reviews_total{outcome=\"allowed\"}"),
+        1.0,
+        "{m}"
+    );
     assert!(m.contains("flink_ha_webhook_review_duration_seconds_bucket"), "{m}");
     webhook.stop().await.unwrap();
 }
@@ -87,13 +120,18 @@ async fn slow_clients_are_cut_off_and_others_are_served() {
     let mut silent = TcpStream::connect(webhook.addr).await.unwrap();
     let mut buf = [0u8; 64];
     let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut buf)).await;
-    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the silent client was not cut off: {read:?}");
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the silent client was not cut off: {read:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 
     // 2. Half the headers, then nothing: closed (hyper answers 408 or just closes).
     let tcp = TcpStream::connect(webhook.addr).await.unwrap();
     let mut tls = connector.connect(name.clone(), tcp).await.unwrap();
-    tls.write_all(b"POST /validate HTTP/1.1\r\nHost: webhook\r\n").await.unwrap();
+    tls.write_all(b"POST /validate HTTP/1.1\r\nHost: webhook\r\n")
+        .await
+        .unwrap();
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
     assert!(read.is_ok(), "a client stuck in its headers was not cut off");
@@ -101,7 +139,9 @@ async fn slow_clients_are_cut_off_and_others_are_served() {
     // 3. Headers promise 1000 bytes, 10 arrive: 408 after the client timeout.
     let tcp = TcpStream::connect(webhook.addr).await.unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();
-    tls.write_all(b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Length: 1000\r\n\r\n{\"apiVersi").await.unwrap();
+    tls.write_all(b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Length: 1000\r\n\r\n{\"apiVersi")
+        .await
+        .unwrap();
     let mut answer = vec![0u8; 256];
     let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut answer))
         .await
@@ -111,7 +151,12 @@ async fn slow_clients_are_cut_off_and_others_are_served() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 
     // Meanwhile and after, others are served.
-    let r = post_review(&http, &webhook.url("/validate"), configmap_review("uid-next", "x", json!({}), false)).await;
+    let r = post_review(
+        &http,
+        &webhook.url("/validate"),
+        configmap_review("uid-next", "x", json!({}), false),
+    )
+    .await;
     assert_eq!(r["response"]["uid"], "uid-next");
     webhook.stop().await.unwrap();
 }
@@ -134,7 +179,11 @@ async fn a_policy_that_traps_loops_or_hoards_memory_is_a_500_denial_and_the_next
         assert_eq!(r.status().as_u16(), 200, "{fault}");
         let r: Value = r.json().await.unwrap();
         // Well within the API server's timeoutSeconds (2-5 s in deploy/).
-        assert!(started.elapsed() < Duration::from_secs(2), "{fault} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{fault} took {:?}",
+            started.elapsed()
+        );
         assert_eq!(r["response"]["uid"], format!("uid-{fault}"), "{r}");
         assert_eq!(r["response"]["allowed"], false, "{r}");
         assert_eq!(r["response"]["status"]["code"], 500, "{r}");
@@ -162,10 +211,25 @@ async fn a_policy_that_traps_loops_or_hoards_memory_is_a_500_denial_and_the_next
     }
 
     let m = metrics(&http, webhook.url("/metrics")).await;
-    assert_eq!(metric(&m, "flink_ha_webhook_reviews_total{outcome=\"policy_trap\"}"), 1.0, "{m}");
-    assert_eq!(metric(&m, "flink_ha_webhook_reviews_total{outcome=\"policy_memory_cap\"}"), 1.0, "{m}");
-    assert!(metric(&m, "flink_ha_webhook_reviews_total{outcome=\"policy_deadline\"}") >= 1.0, "{m}");
-    assert_eq!(metric(&m, "flink_ha_webhook_reviews_total{outcome=\"allowed\"}"), 3.0, "{m}");
+    assert_eq!(
+        metric(&m, "flink_ha_webhook_reviews_total{outcome=\"policy_trap\"}"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "flink_ha_webhook_reviews_total{outcome=\"policy_memory_cap\"}"),
+        1.0,
+        "{m}"
+    );
+    assert!(
+        metric(&m, "flink_ha_webhook_reviews_total{outcome=\"policy_deadline\"}") >= 1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "flink_ha_webhook_reviews_total{outcome=\"allowed\"}"),
+        3.0,
+        "{m}"
+    );
     webhook.stop().await.unwrap();
 }
 
@@ -193,7 +257,10 @@ async fn a_policy_file_is_hot_swapped_and_a_broken_one_keeps_the_old_policy() {
         let url = webhook.url("/metrics");
         async move {
             let m = metrics(&http, url).await;
-            metric(&m, &format!("flink_ha_webhook_reloads_total{{what=\"policy\",result=\"{result}\"}}"))
+            metric(
+                &m,
+                &format!("flink_ha_webhook_reloads_total{{what=\"policy\",result=\"{result}\"}}"),
+            )
         }
     };
     let replace = |bytes: &[u8]| {
@@ -254,7 +321,11 @@ async fn the_certificate_reloads_when_its_files_change() {
     }
     assert!(served, "the new certificate was not served within 30 s");
     assert!(
-        client(&webhook.ca_pem).get(webhook.url("/healthz")).send().await.is_err(),
+        client(&webhook.ca_pem)
+            .get(webhook.url("/healthz"))
+            .send()
+            .await
+            .is_err(),
         "the old certificate is still served"
     );
     webhook.stop().await.unwrap();
@@ -282,9 +353,13 @@ async fn mtls_requires_a_client_certificate_and_probes_stay_on_plain_http() {
     let webhook = start_probed(cfg, dir).await;
 
     let anonymous = client(&webhook.ca_pem);
-    assert!(anonymous.get(webhook.url("/healthz")).send().await.is_err(), "a client without a certificate got in");
+    assert!(
+        anonymous.get(webhook.url("/healthz")).send().await.is_err(),
+        "a client without a certificate got in"
+    );
 
-    let identity = reqwest::Identity::from_pem(format!("{}{}", client_cert.pem(), client_key.serialize_pem()).as_bytes()).unwrap();
+    let identity =
+        reqwest::Identity::from_pem(format!("{}{}", client_cert.pem(), client_key.serialize_pem()).as_bytes()).unwrap();
     let with_cert = reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
@@ -292,14 +367,49 @@ async fn mtls_requires_a_client_certificate_and_probes_stay_on_plain_http() {
         .identity(identity)
         .build()
         .unwrap();
-    let r = with_cert.post(webhook.url("/validate")).body(configmap_review("u", "x", json!({}), false)).send().await.unwrap();
+    let r = with_cert
+        .post(webhook.url("/validate"))
+        .body(configmap_review("u", "x", json!({}), false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 
     let probe = format!("http://{}", webhook.probe.unwrap());
     let plain = reqwest::Client::new();
-    assert_eq!(plain.get(format!("{probe}/readyz")).send().await.unwrap().status().as_u16(), 200);
-    assert!(plain.get(format!("{probe}/metrics")).send().await.unwrap().text().await.unwrap().contains("flink_ha_webhook_reviews_total"));
-    assert_eq!(plain.post(format!("{probe}/validate")).body("{}").send().await.unwrap().status().as_u16(), 404, "reviews only over TLS");
+    assert_eq!(
+        plain
+            .get(format!("{probe}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert!(
+        plain
+            .get(format!("{probe}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("flink_ha_webhook_reviews_total")
+    );
+    assert_eq!(
+        plain
+            .post(format!("{probe}/validate"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404,
+        "reviews only over TLS"
+    );
     webhook.stop().await.unwrap();
 }
 
@@ -314,13 +424,25 @@ async fn shutdown_turns_unready_keeps_serving_for_the_drain_delay_then_closes_th
     cfg.drain_delay = Duration::from_secs(2);
     let mut webhook = start(cfg, dir).await;
     let http = client(&webhook.ca_pem);
-    assert_eq!(http.get(webhook.url("/healthz")).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(
+        http.get(webhook.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
     let addr = webhook.addr;
 
     webhook.begin_stop();
     let mut saw_unready = false;
     for _ in 0..10 {
-        let r = http.get(webhook.url("/readyz")).send().await.expect("still serving in the drain delay");
+        let r = http
+            .get(webhook.url("/readyz"))
+            .send()
+            .await
+            .expect("still serving in the drain delay");
         if r.status().as_u16() == 503 {
             saw_unready = true;
             break;
@@ -329,8 +451,16 @@ async fn shutdown_turns_unready_keeps_serving_for_the_drain_delay_then_closes_th
     }
     assert!(saw_unready, "/readyz did not turn 503 on shutdown");
     // Reviews are still answered while the endpoints go.
-    let r = post_review(&http, &webhook.url("/validate"), configmap_review("uid-draining", "x", json!({}), false)).await;
+    let r = post_review(
+        &http,
+        &webhook.url("/validate"),
+        configmap_review("uid-draining", "x", json!({}), false),
+    )
+    .await;
     assert_eq!(r["response"]["allowed"], true);
     webhook.stop().await.expect("a clean shutdown");
-    assert!(TcpStream::connect(addr).await.is_err(), "still listening after shutdown");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still listening after shutdown"
+    );
 }

@@ -50,10 +50,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn native_lint(name: &str, bytes: &[u8]) -> String {
-    let reports = flink_ha_policy::lint_inputs(
-        &[LintInput { name, bytes }],
-        flink_ha_policy::InputFormat::Auto,
-    );
+    let reports = flink_ha_policy::lint_inputs(&[LintInput { name, bytes }], flink_ha_policy::InputFormat::Auto);
     LintRun::new([name.to_string()].into_iter().zip(reports)).to_json()
 }
 
@@ -65,11 +62,7 @@ fn native_review(body: &str, settings: &Settings) -> Result<(bool, Vec<String>, 
     };
     flink_ha_policy::review(body, NOW_MS, &settings)
         .map(|r| {
-            let rules = r
-                .findings
-                .iter()
-                .map(|f| f.rule.as_str().to_string())
-                .collect();
+            let rules = r.findings.iter().map(|f| f.rule.as_str().to_string()).collect();
             (r.allowed, rules, r.response)
         })
         .map_err(|e| e.to_string())
@@ -132,22 +125,12 @@ fn lint_is_byte_identical_over_fixtures_samples_and_the_lint_fuzz_corpus() {
 
 #[test]
 fn every_input_format_is_read_the_same_way() {
-    let text =
-        b"high-availability.type: \"kubernets\"\nhigh-availability.storageDir: s3:///flink\n";
+    let text = b"high-availability.type: \"kubernets\"\nhigh-availability.storageDir: s3:///flink\n";
     for (format, core) in [
         (InputFormat::Auto, flink_ha_policy::InputFormat::Auto),
-        (
-            InputFormat::FlinkConf,
-            flink_ha_policy::InputFormat::FlinkConf,
-        ),
-        (
-            InputFormat::ConfigYaml,
-            flink_ha_policy::InputFormat::ConfigYaml,
-        ),
-        (
-            InputFormat::Kubernetes,
-            flink_ha_policy::InputFormat::Kubernetes,
-        ),
+        (InputFormat::FlinkConf, flink_ha_policy::InputFormat::FlinkConf),
+        (InputFormat::ConfigYaml, flink_ha_policy::InputFormat::ConfigYaml),
+        (InputFormat::Kubernetes, flink_ha_policy::InputFormat::Kubernetes),
     ] {
         let reports = flink_ha_policy::lint_inputs(
             &[LintInput {
@@ -157,11 +140,7 @@ fn every_input_format_is_read_the_same_way() {
             core,
         );
         let native = LintRun::new(["x.yaml".to_string()].into_iter().zip(reports)).to_json();
-        assert_eq!(
-            policy().lint("x.yaml", text, format).unwrap(),
-            native,
-            "{format:?}"
-        );
+        assert_eq!(policy().lint("x.yaml", text, format).unwrap(), native, "{format:?}");
     }
 }
 
@@ -183,7 +162,11 @@ fn review_is_byte_identical_over_review_fixtures_and_the_review_fuzz_corpus() {
         }
     }
     assert!(!bodies.is_empty(), "no review fixtures");
-    bodies.extend(files_under(&root.join("fuzz/corpus/review")).into_iter().map(|p| (p, Settings::default())));
+    bodies.extend(
+        files_under(&root.join("fuzz/corpus/review"))
+            .into_iter()
+            .map(|p| (p, Settings::default())),
+    );
 
     let (mut mismatches, mut reviewed) = (Vec::new(), 0);
     for (path, settings) in &bodies {
@@ -200,10 +183,7 @@ fn review_is_byte_identical_over_review_fixtures_and_the_review_fuzz_corpus() {
             ));
         }
     }
-    assert!(
-        reviewed > 10,
-        "only {reviewed} bodies were AdmissionReviews"
-    );
+    assert!(reviewed > 10, "only {reviewed} bodies were AdmissionReviews");
     assert!(
         mismatches.is_empty(),
         "{} differ:\n{}",
@@ -214,18 +194,12 @@ fn review_is_byte_identical_over_review_fixtures_and_the_review_fuzz_corpus() {
 
 #[test]
 fn rules_and_version_match() {
-    assert_eq!(
-        policy().rules().unwrap(),
-        flink_ha_policy::rules::catalogue_json()
-    );
+    assert_eq!(policy().rules().unwrap(), flink_ha_policy::rules::catalogue_json());
     assert_eq!(policy().version(), flink_ha_policy::version());
 }
 
 #[test]
 fn the_policy_component_imports_nothing() {
     let engine = PolicyEngine::new(Limits::default()).unwrap();
-    assert_eq!(
-        engine.imports_of(EMBEDDED_POLICY).unwrap(),
-        Vec::<String>::new()
-    );
+    assert_eq!(engine.imports_of(EMBEDDED_POLICY).unwrap(), Vec::<String>::new());
 }

@@ -44,7 +44,15 @@ impl Drop for Processes {
 
 fn spawn(env: &TestEnv, config: &std::path::Path, address: &str) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_flink-ha"))
-        .args(["jobmanager", "--jobs", "2", "--checkpoint-interval", "1 s", "--address", address])
+        .args([
+            "jobmanager",
+            "--jobs",
+            "2",
+            "--checkpoint-interval",
+            "1 s",
+            "--address",
+            address,
+        ])
         .arg("--config")
         .arg(config)
         .env("KUBECONFIG", &env.kubeconfig)
@@ -97,7 +105,10 @@ fn summary(name: &str, mut samples: Vec<Duration>) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let kills: usize = std::env::var("FAILOVER_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let kills: usize = std::env::var("FAILOVER_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let env = TestEnv::new("bench-failover").await.expect("control plane");
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let dir = tempfile::tempdir().expect("temp dir");
@@ -130,7 +141,11 @@ async fn main() {
         // Kill at a random point of the renewal cycle (retry period 5 s), past the start.
         tokio::time::sleep(Duration::from_millis(2_000 + fastrand::u64(..5_000))).await;
         let current = leader(&api).await.expect("a leader");
-        let at = processes.0.iter().position(|(a, _)| *a == current).expect("the leader is ours");
+        let at = processes
+            .0
+            .iter()
+            .position(|(a, _)| *a == current)
+            .expect("the leader is ours");
         let (_, mut child) = processes.0.remove(at);
         child.kill().expect("SIGKILL");
         let _ = child.wait();
@@ -148,9 +163,16 @@ async fn main() {
     for round in 0..kills {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let current = leader(&api).await.expect("a leader");
-        let at = processes.0.iter().position(|(a, _)| *a == current).expect("the leader is ours");
+        let at = processes
+            .0
+            .iter()
+            .position(|(a, _)| *a == current)
+            .expect("the leader is ours");
         let (_, mut child) = processes.0.remove(at);
-        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
         let took = next_leader(&api, &current).await;
         println!("stop {round}: new leader after {took:.3?}");
@@ -165,7 +187,8 @@ async fn main() {
 
     // Checkpoint commits through the store, sequentially: payloads on file://, then on a
     // real S3-compatible server on loopback (moto).
-    let local = PayloadStore::open(&format!("file://{}", dir.path().join("commits").display()), "bench").expect("payloads");
+    let local =
+        PayloadStore::open(&format!("file://{}", dir.path().join("commits").display()), "bench").expect("payloads");
     commits(&api, local, "file://", "c0ffeec0ffeec0ffeec0ffeec0ffee00").await;
     let s3 = S3Server::shared().expect("S3 server");
     s3.create_bucket("bench").expect("bucket");
@@ -176,7 +199,13 @@ async fn main() {
         ("s3.secret-key", "bench"),
     ]);
     let remote = PayloadStore::open_with("s3://bench/ha", "bench", &options).expect("payloads on S3");
-    commits(&api, remote, "S3 (moto on loopback)", "c0ffeec0ffeec0ffeec0ffeec0ffee01").await;
+    commits(
+        &api,
+        remote,
+        "S3 (moto on loopback)",
+        "c0ffeec0ffeec0ffeec0ffeec0ffee01",
+    )
+    .await;
 }
 
 /// 300 sequential commits (counter increment + pointer with retention of 1, 4 KiB payload).

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
-use std::sync::{Arc, Mutex};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -49,7 +49,9 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     step("starting a local control plane: etcd, kube-apiserver, kube-controller-manager");
     let plane = ControlPlane::start().context("cannot start the local control plane")?;
-    plane.ensure_controller_manager().context("cannot start kube-controller-manager")?;
+    plane
+        .ensure_controller_manager()
+        .context("cannot start kube-controller-manager")?;
     say(&format!("ready in {:.1?} at {}", plane.startup, plane.server));
 
     let storage = tempfile::tempdir().context("cannot create the storageDir")?;
@@ -163,7 +165,11 @@ fn say(text: &str) {
 }
 
 fn show(latest: &BTreeMap<String, u64>) -> String {
-    latest.iter().map(|(job, id)| format!("job {}… at {id}", &job[..8.min(job.len())])).collect::<Vec<_>>().join(", ")
+    latest
+        .iter()
+        .map(|(job, id)| format!("job {}… at {id}", &job[..8.min(job.len())]))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn deployment() -> Result<Deployment> {
@@ -194,18 +200,43 @@ fn flink_config(config: &str, owner_uid: &str) -> Result<ConfigMap> {
     }))?)
 }
 
-fn spawn_jobmanager(plane: &ControlPlane, config: &std::path::Path, name: &str, jobs: usize, read_recoveries: bool) -> Result<Child> {
+fn spawn_jobmanager(
+    plane: &ControlPlane,
+    config: &std::path::Path,
+    name: &str,
+    jobs: usize,
+    read_recoveries: bool,
+) -> Result<Child> {
     let exe = std::env::current_exe().context("cannot find this executable")?;
     let child = Command::new(exe)
-        .args(["jobmanager", "--jobs", &jobs.to_string(), "--checkpoint-interval", "300 ms", "--address", name])
+        .args([
+            "jobmanager",
+            "--jobs",
+            &jobs.to_string(),
+            "--checkpoint-interval",
+            "300 ms",
+            "--address",
+            name,
+        ])
         .arg("--config")
         .arg(config)
         .env("KUBECONFIG", &plane.kubeconfig)
         // Errors only, but the recoveries too where the demo reads them from a pipe.
-        .env("RUST_LOG", if read_recoveries { "error,flink_ha_runtime::jobmanager=info" } else { "error" })
+        .env(
+            "RUST_LOG",
+            if read_recoveries {
+                "error,flink_ha_runtime::jobmanager=info"
+            } else {
+                "error"
+            },
+        )
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
-        .stderr(if read_recoveries { Stdio::piped() } else { Stdio::inherit() })
+        .stderr(if read_recoveries {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
         .spawn()
         .context("cannot start a JobManager")?;
     plane.adopt(child.id());
@@ -238,7 +269,10 @@ fn recoveries_logged(child: &mut Child) -> Arc<Mutex<BTreeMap<String, u64>>> {
 /// `… recovered job=<id> checkpoint=<n>` from the tracing fmt layer's output.
 fn parse_recovery(line: &str) -> Option<(String, u64)> {
     let rest = &line[line.find(" recovered ")? + " recovered ".len()..];
-    let field = |name: &str| rest.split_whitespace().find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=').map(str::to_string));
+    let field = |name: &str| {
+        rest.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=').map(str::to_string))
+    };
     Some((field("job")?, field("checkpoint")?.parse().ok()?))
 }
 
@@ -251,15 +285,29 @@ async fn leader(api: &Api<ConfigMap>) -> Option<String> {
 
 /// The highest checkpoint id of every job, from the job ConfigMaps.
 async fn latest_checkpoints(api: &Api<ConfigMap>) -> Option<BTreeMap<String, u64>> {
-    let list = api.list(&ListParams::default().labels(&names::ha_selector(CLUSTER))).await.ok()?;
+    let list = api
+        .list(&ListParams::default().labels(&names::ha_selector(CLUSTER)))
+        .await
+        .ok()?;
     let mut latest = BTreeMap::new();
     for cm in list.items {
         let name = cm.metadata.name.unwrap_or_default();
-        let Some(job) = name.strip_prefix(&format!("{CLUSTER}-")).and_then(|n| n.strip_suffix("-config-map")) else { continue };
+        let Some(job) = name
+            .strip_prefix(&format!("{CLUSTER}-"))
+            .and_then(|n| n.strip_suffix("-config-map"))
+        else {
+            continue;
+        };
         if job == "cluster" {
             continue;
         }
-        if let Some(id) = cm.data.unwrap_or_default().keys().filter_map(|k| checkpoint_id(k)).max() {
+        if let Some(id) = cm
+            .data
+            .unwrap_or_default()
+            .keys()
+            .filter_map(|k| checkpoint_id(k))
+            .max()
+        {
             latest.insert(job.to_string(), id);
         }
     }

@@ -3,7 +3,16 @@
 
 pub const ALL: &[(&str, &str)] = &[
     ("clean/config.yaml", include_str!("../../samples/clean/config.yaml")),
-    ("mistakes/config.yaml", include_str!("../../samples/mistakes/config.yaml")),
-    ("mistakes/flink-conf.yaml", include_str!("../../samples/mistakes/flink-conf.yaml")),
-    ("mistakes/ha-configmap.yaml", include_str!("../../samples/mistakes/ha-configmap.yaml")),
+    (
+        "mistakes/config.yaml",
+        include_str!("../../samples/mistakes/config.yaml"),
+    ),
+    (
+        "mistakes/flink-conf.yaml",
+        include_str!("../../samples/mistakes/flink-conf.yaml"),
+    ),
+    (
+        "mistakes/ha-configmap.yaml",
+        include_str!("../../samples/mistakes/ha-configmap.yaml"),
+    ),
 ];

@@ -33,8 +33,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: &JobManagerArgs) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.config)
-        .with_context(|| format!("cannot read {}", args.config.display()))?;
+    let text =
+        std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
     let name = args.config.display().to_string();
     let settings = match HaSettings::from_flink_config(&name, &text) {
         Ok(settings) => settings,

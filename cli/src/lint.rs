@@ -80,7 +80,11 @@ pub fn run(args: &LintArgs) -> Result<ExitCode> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         other => other.context("cannot write to standard output")?,
     }
-    Ok(if run.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if run.has_errors() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn gather(paths: &[String]) -> Result<Vec<Loaded>> {
@@ -114,10 +118,7 @@ fn gather(paths: &[String]) -> Result<Vec<Loaded>> {
 }
 
 fn is_config_file(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    )
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
 fn load(path: &Path) -> Result<Loaded> {

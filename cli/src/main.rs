@@ -85,7 +85,10 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&flink_ha_policy::schema::schema()).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&flink_ha_policy::schema::schema()).unwrap_or_default()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Review(args) => review::run(&args),

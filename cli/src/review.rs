@@ -36,7 +36,9 @@ pub fn run(args: &ReviewArgs) -> Result<ExitCode> {
     }
     let mut body = String::new();
     if args.file == "-" {
-        std::io::stdin().read_to_string(&mut body).context("cannot read standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut body)
+            .context("cannot read standard input")?;
     } else {
         body = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file))?;
     }
@@ -47,5 +49,9 @@ pub fn run(args: &ReviewArgs) -> Result<ExitCode> {
     };
     let reviewed = review(&body, now, &settings).with_context(|| format!("cannot review {}", args.file))?;
     println!("{}", reviewed.response);
-    Ok(if reviewed.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if reviewed.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

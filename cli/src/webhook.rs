@@ -78,9 +78,7 @@ pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
         }
     }
     if args.memory_cap_mib == 0 || args.reload_interval_secs == 0 || args.client_timeout_secs == 0 {
-        bail!(
-            "--memory-cap-mib, --client-timeout-secs and --reload-interval-secs must be above zero"
-        );
+        bail!("--memory-cap-mib, --client-timeout-secs and --reload-interval-secs must be above zero");
     }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => TlsSource::Files {
@@ -90,12 +88,10 @@ pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
         _ => {
             let dir = match &args.self_signed_dir {
                 Some(dir) => dir.clone(),
-                None => {
-                    std::env::temp_dir().join(format!("flink-ha-webhook-{}", std::process::id()))
-                }
+                None => std::env::temp_dir().join(format!("flink-ha-webhook-{}", std::process::id())),
             };
-            let (cert, key) = flink_ha_admission::tls::write_self_signed(&dir)
-                .context("cannot create a self-signed certificate")?;
+            let (cert, key) =
+                flink_ha_admission::tls::write_self_signed(&dir).context("cannot create a self-signed certificate")?;
             warn!(
                 cert = %cert.display(),
                 "no --tls-cert/--tls-key: serving a self-signed certificate for localhost, 127.0.0.1 and ::1 (for local use only; the API server of a real cluster needs one naming <service>.<namespace>.svc)"
@@ -110,11 +106,7 @@ pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
         Some(path) => PolicySource::File(path.clone()),
         None => PolicySource::Embedded,
     };
-    config.disabled_rules = args
-        .disabled_rules
-        .iter()
-        .map(|r| r.to_ascii_uppercase())
-        .collect();
+    config.disabled_rules = args.disabled_rules.iter().map(|r| r.to_ascii_uppercase()).collect();
     config.warn_only = args.warn_only;
     config.limits = Limits {
         max_concurrency: args.max_concurrency,
@@ -132,7 +124,9 @@ pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
     runtime.block_on(async move {
         let webhook = Webhook::bind(config).await?;
         info!(address = %webhook.local_addr(), probe = ?webhook.probe_addr(), "listening");
-        webhook.run(async { info!("{}: draining", crate::signal::termination().await) }).await?;
+        webhook
+            .run(async { info!("{}: draining", crate::signal::termination().await) })
+            .await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -21,7 +21,12 @@ fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("flink-ha starts");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
     child.wait_with_output().expect("flink-ha finishes")
 }
 
@@ -62,7 +67,12 @@ fn lint_reproduces_the_corpus() {
         let actual: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
         assert_eq!(actual, expected, "{}", dir.display());
         let errors = expected["summary"]["errors"].as_u64().expect("count");
-        assert_eq!(out.status.code(), Some(if errors > 0 { 1 } else { 0 }), "{}", dir.display());
+        assert_eq!(
+            out.status.code(),
+            Some(if errors > 0 { 1 } else { 0 }),
+            "{}",
+            dir.display()
+        );
         checked += 1;
     }
     assert!(checked >= 30, "only {checked} fixtures found");
@@ -106,10 +116,18 @@ fn directories_are_walked_and_form_one_bundle() {
         .output()
         .expect("runs");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-    let paths: Vec<&str> = v["files"].as_array().expect("files").iter().map(|f| f["path"].as_str().unwrap_or("")).collect();
+    let paths: Vec<&str> = v["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["path"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(
         paths,
-        ["ha402-storage-dirs-disagree/flinkdeployment.yaml", "ha402-storage-dirs-disagree/prod.yaml"]
+        [
+            "ha402-storage-dirs-disagree/flinkdeployment.yaml",
+            "ha402-storage-dirs-disagree/prod.yaml"
+        ]
     );
     assert_eq!(v["summary"]["warnings"], 2);
     assert_eq!(o.status.code(), Some(0), "warnings alone exit 0");
@@ -130,7 +148,10 @@ fn stdin_is_read_with_dash() {
     assert_eq!(o.status.code(), Some(1));
 
     // Legacy format forced on stdin: the quotes are kept.
-    let o = run_with_stdin(&["lint", "--input-format", "flink-conf", "-"], b"high-availability.type: \"none\"\n");
+    let o = run_with_stdin(
+        &["lint", "--input-format", "flink-conf", "-"],
+        b"high-availability.type: \"none\"\n",
+    );
     assert!(stdout(&o).contains("warning[HA004]"), "{}", stdout(&o));
 }
 
@@ -147,9 +168,15 @@ fn io_and_usage_problems_exit_2_with_one_line() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no *.yaml or *.yml files under"), "{}", stderr(&o));
 
-    let o = bin().args(["lint", "--format", "xml", "x.yaml"]).output().expect("runs");
+    let o = bin()
+        .args(["lint", "--format", "xml", "x.yaml"])
+        .output()
+        .expect("runs");
     assert_eq!(o.status.code(), Some(2));
-    let o = bin().args(["lint", "--input-format", "toml", "x.yaml"]).output().expect("runs");
+    let o = bin()
+        .args(["lint", "--input-format", "toml", "x.yaml"])
+        .output()
+        .expect("runs");
     assert_eq!(o.status.code(), Some(2));
     let o = bin().arg("lint").output().expect("runs");
     assert_eq!(o.status.code(), Some(2), "no PATH is a usage error");
@@ -194,14 +221,25 @@ fn sarif_is_2_1_0_with_the_catalogue() {
 fn rules_and_schema() {
     let o = bin().args(["rules", "--format", "json"]).output().expect("runs");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-    let ids: Vec<&str> = v.as_array().expect("list").iter().map(|r| r["id"].as_str().unwrap_or("")).collect();
-    assert!(ids.contains(&"HA001") && ids.contains(&"HA205") && ids.contains(&"HA402"), "{ids:?}");
+    let ids: Vec<&str> = v
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|r| r["id"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        ids.contains(&"HA001") && ids.contains(&"HA205") && ids.contains(&"HA402"),
+        "{ids:?}"
+    );
     assert!(v[0]["explanation"].as_str().is_some_and(|e| e.len() > 20));
 
     let o = bin().arg("schema").output().expect("runs");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert!(v["properties"]["high-availability.storageDir"].is_object());
-    assert!(v["properties"]["high-availability"]["anyOf"].is_array(), "nested form and deprecated flat key");
+    assert!(
+        v["properties"]["high-availability"]["anyOf"].is_array(),
+        "nested form and deprecated flat key"
+    );
 }
 
 #[test]
@@ -241,7 +279,10 @@ fn review_exit_codes_follow_the_decision() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not an AdmissionReview"), "{}", stderr(&o));
 
-    let o = bin().args(["review", "--disable", "HA999", "x.json"]).output().expect("runs");
+    let o = bin()
+        .args(["review", "--disable", "HA999", "x.json"])
+        .output()
+        .expect("runs");
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no such rule"), "{}", stderr(&o));
 }
@@ -250,7 +291,13 @@ fn review_exit_codes_follow_the_decision() {
 fn examples_run_on_the_embedded_samples() {
     let o = bin().args(["lint", "--examples"]).output().expect("runs");
     let text = stdout(&o);
-    assert!(text.contains("samples/mistakes/config.yaml:4:25: error[HA109]"), "{text}");
-    assert!(!text.contains("samples/clean/"), "the clean sample has no findings:\n{text}");
+    assert!(
+        text.contains("samples/mistakes/config.yaml:4:25: error[HA109]"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("samples/clean/"),
+        "the clean sample has no findings:\n{text}"
+    );
     assert_eq!(o.status.code(), Some(1));
 }

@@ -66,15 +66,27 @@ async fn leader_address(api: &Api<ConfigMap>) -> Option<String> {
 
 /// The highest checkpoint id of every job.
 async fn latest_checkpoints(api: &Api<ConfigMap>) -> Result<BTreeMap<String, u64>, kube::Error> {
-    let list = api.list(&kube::api::ListParams::default().labels(&names::ha_selector("failover"))).await?;
+    let list = api
+        .list(&kube::api::ListParams::default().labels(&names::ha_selector("failover")))
+        .await?;
     let mut latest = BTreeMap::new();
     for cm in list.items {
         let name = cm.metadata.name.unwrap_or_default();
-        let Some(job) = name.strip_prefix("failover-").and_then(|n| n.strip_suffix("-config-map")) else { continue };
+        let Some(job) = name
+            .strip_prefix("failover-")
+            .and_then(|n| n.strip_suffix("-config-map"))
+        else {
+            continue;
+        };
         if job == "cluster" {
             continue;
         }
-        let highest = cm.data.unwrap_or_default().keys().filter_map(|k| checkpoint_id(k)).max();
+        let highest = cm
+            .data
+            .unwrap_or_default()
+            .keys()
+            .filter_map(|k| checkpoint_id(k))
+            .max();
         if let Some(id) = highest {
             latest.insert(job.to_string(), id);
         }
@@ -128,7 +140,10 @@ async fn kill_and_graceful_stop_hand_leadership_over_and_jobs_recover() -> TestR
 
     let first = wait_until("a leader", Duration::from_secs(20), || leader_address(&api)).await?;
     let before = wait_until("two jobs with checkpoints >= 3", Duration::from_secs(20), || async {
-        latest_checkpoints(&api).await.ok().filter(|l| l.len() == 2 && l.values().all(|&id| id >= 3))
+        latest_checkpoints(&api)
+            .await
+            .ok()
+            .filter(|l| l.len() == 2 && l.values().all(|&id| id >= 3))
     })
     .await?;
 
@@ -146,21 +161,43 @@ async fn kill_and_graceful_stop_hand_leadership_over_and_jobs_recover() -> TestR
     let failover = killed_at.elapsed();
     eprintln!("failover after SIGKILL: {failover:?}");
     // Not before the lease could have run out, and within lease + retry-period × 2.2.
-    assert!(failover + RETRY >= LEASE, "took over after {failover:?}, before the lease expired");
-    assert!(failover <= LEASE + RETRY.mul_f64(2.2) + Duration::from_millis(500), "failover took {failover:?}");
+    assert!(
+        failover + RETRY >= LEASE,
+        "took over after {failover:?}, before the lease expired"
+    );
+    assert!(
+        failover <= LEASE + RETRY.mul_f64(2.2) + Duration::from_millis(500),
+        "failover took {failover:?}"
+    );
 
     // The new leader recovers every job and goes on checkpointing from where it was.
-    let after = wait_until("checkpoints past the ones before the kill", Duration::from_secs(20), || async {
-        latest_checkpoints(&api).await.ok().filter(|l| l.iter().all(|(job, id)| before.get(job).is_some_and(|b| id > b)))
-    })
+    let after = wait_until(
+        "checkpoints past the ones before the kill",
+        Duration::from_secs(20),
+        || async {
+            latest_checkpoints(&api)
+                .await
+                .ok()
+                .filter(|l| l.iter().all(|(job, id)| before.get(job).is_some_and(|b| id > b)))
+        },
+    )
     .await?;
-    assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>(), "the same jobs, no new ones");
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "the same jobs, no new ones"
+    );
     // Their payloads are in the bucket: at least the two plans and each job's latest
     // checkpoint (more while an add has not yet dropped a subsumed one).
     let payloads = PayloadStore::for_settings(&HaSettings::from_flink_config("config.yaml", &config)?)?;
     let (store, root) = payloads.object_store();
     let objects: Vec<_> = store.list(Some(root)).try_collect().await?;
-    assert!(objects.len() >= 4, "{} objects in {}", objects.len(), payloads.description());
+    assert!(
+        objects.len() >= 4,
+        "{} objects in {}",
+        objects.len(),
+        payloads.description()
+    );
 
     // SIGTERM the second leader: it releases the lock and the third takes over at once.
     let index: usize = second.trim_start_matches("jm-").parse()?;
@@ -174,7 +211,10 @@ async fn kill_and_graceful_stop_hand_leadership_over_and_jobs_recover() -> TestR
     .await?;
     let handover = stopped_at.elapsed();
     eprintln!("hand-over after SIGTERM: {handover:?} (to {third})");
-    assert!(handover < LEASE, "graceful hand-over took {handover:?}, as long as an expiry");
+    assert!(
+        handover < LEASE,
+        "graceful hand-over took {handover:?}, as long as an expiry"
+    );
     let exited = processes.0[index].as_mut().ok_or("gone")?.wait()?;
     assert!(exited.success(), "a graceful stop exits 0: {exited}");
     Ok(())

@@ -5,6 +5,8 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use flink_ha_testenv::TestEnv;
+use flink_ha_testenv::process::{free_port, http_get_ok};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
     RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
@@ -12,8 +14,6 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use flink_ha_testenv::TestEnv;
-use flink_ha_testenv::process::{free_port, http_get_ok};
 use tokio::sync::OnceCell;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -57,7 +57,10 @@ async fn webhook(env: &TestEnv) -> Result<&'static Running, Box<dyn std::error::
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             register(env, port, std::fs::read(dir.path().join("tls.crt"))?).await?;
-            Ok::<_, Box<dyn std::error::Error>>(Running { _child: child, _dir: dir })
+            Ok::<_, Box<dyn std::error::Error>>(Running {
+                _child: child,
+                _dir: dir,
+            })
         })
         .await
 }
@@ -94,7 +97,11 @@ async fn register(env: &TestEnv, port: u16, ca_pem: Vec<u8>) -> Result<(), kube:
             }),
             rules: Some(vec![
                 rule("", &["configmaps"], &["CREATE", "UPDATE", "DELETE"]),
-                rule("flink.apache.org", &["flinkdeployments", "flinksessionjobs"], &["CREATE", "UPDATE"]),
+                rule(
+                    "flink.apache.org",
+                    &["flinkdeployments", "flinksessionjobs"],
+                    &["CREATE", "UPDATE"],
+                ),
             ]),
             ..ValidatingWebhook::default()
         }]),
@@ -111,12 +118,23 @@ async fn enforced_env(test: &str) -> Result<TestEnv, Box<dyn std::error::Error>>
     webhook(&env).await?;
     let namespaces: Api<Namespace> = Api::all(env.client.clone());
     let label = serde_json::json!({"metadata": {"labels": {SELECTOR_LABEL: "on"}}});
-    namespaces.patch(&env.namespace, &PatchParams::default(), &Patch::Merge(&label)).await?;
+    namespaces
+        .patch(&env.namespace, &PatchParams::default(), &Patch::Merge(&label))
+        .await?;
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let probe = owned_ha_configmap("probe");
     let started = Instant::now();
     loop {
-        match api.create(&PostParams { dry_run: true, ..PostParams::default() }, &probe).await {
+        match api
+            .create(
+                &PostParams {
+                    dry_run: true,
+                    ..PostParams::default()
+                },
+                &probe,
+            )
+            .await
+        {
             Err(kube::Error::Api(e)) if e.message.contains("[HA201]") => return Ok(env),
             _ if started.elapsed() > Duration::from_secs(30) => {
                 return Err("the API server did not start calling the webhook within 30 s".into());
@@ -192,7 +210,11 @@ async fn an_owner_referenced_ha_configmap_is_denied_with_ha201_by_kubectl_and_ku
     match api.create(&PostParams::default(), &owned_ha_configmap("orders")).await {
         Err(kube::Error::Api(e)) => {
             assert_eq!(e.code, 403, "{e:?}");
-            assert!(e.message.contains("[HA201]") && e.message.contains("orders-cluster-config-map"), "{}", e.message);
+            assert!(
+                e.message.contains("[HA201]") && e.message.contains("orders-cluster-config-map"),
+                "{}",
+                e.message
+            );
         }
         other => panic!("an owned HA ConfigMap was not denied: {other:?}"),
     }
@@ -202,7 +224,10 @@ async fn an_owner_referenced_ha_configmap_is_denied_with_ha201_by_kubectl_and_ku
     let out = kubectl(&env, &["create", "-f", "-"], Some(&yaml))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("denied the request") && stderr.contains("[HA201]"), "{stderr}");
+    assert!(
+        stderr.contains("denied the request") && stderr.contains("[HA201]"),
+        "{stderr}"
+    );
     Ok(())
 }
 
@@ -215,7 +240,11 @@ async fn a_flink_config_with_a_typo_in_the_ha_type_is_denied_with_ha109() -> Tes
     );
     let out = kubectl(&env, &["apply", "-f", "-"], Some(&manifest(&cm)))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "admitted: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "admitted: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(stderr.contains("[HA109]") && stderr.contains("kubernets"), "{stderr}");
     // README quotes this line.
     eprintln!("kubectl apply said: {stderr}");
@@ -272,12 +301,20 @@ async fn deleting_an_ha_configmap_under_a_live_leader_is_denied_until_the_lease_
     });
     let mut cm = owned_ha_configmap("orders");
     cm.metadata.owner_references = None;
-    cm.metadata.annotations =
-        Some([("control-plane.alpha.kubernetes.io/leader".to_string(), record.to_string())].into());
+    cm.metadata.annotations = Some(
+        [(
+            "control-plane.alpha.kubernetes.io/leader".to_string(),
+            record.to_string(),
+        )]
+        .into(),
+    );
     api.create(&PostParams::default(), &cm).await?;
     let name = "orders-cluster-config-map";
 
-    let err = api.delete(name, &DeleteParams::default()).await.expect_err("denied while the lease is live");
+    let err = api
+        .delete(name, &DeleteParams::default())
+        .await
+        .expect_err("denied while the lease is live");
     assert!(err.to_string().contains("[HA205]"), "{err}");
     let out = kubectl(&env, &["delete", "configmap", name], None)?;
     assert!(!out.status.success());
@@ -294,15 +331,20 @@ async fn deleting_an_ha_configmap_under_a_live_leader_is_denied_until_the_lease_
     Ok(())
 }
 
-
 /// deploy/ as kustomize renders it, with `caBundle` filled in the way the README does.
 fn rendered(overlay: &str, ca_pem: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(overlay);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(overlay);
     let out = Command::new("kubectl").arg("kustomize").arg(&dir).output()?;
     if !out.status.success() {
         return Err(format!("kubectl kustomize {overlay}: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
-    let mut base64 = Command::new("base64").arg("-w0").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    let mut base64 = Command::new("base64")
+        .arg("-w0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
     {
         use std::io::Write;
         base64.stdin.take().expect("stdin").write_all(ca_pem)?;
@@ -332,7 +374,14 @@ async fn the_deploy_manifests_follow_the_conventions_and_pass_the_api_servers_va
     let ca = &std::fs::read(cert)?;
     let enforce = objects(&rendered("deploy", ca)?)?;
     let kinds: Vec<&str> = enforce.iter().filter_map(|o| o["kind"].as_str()).collect();
-    for kind in ["Namespace", "ServiceAccount", "Deployment", "PodDisruptionBudget", "Service", "ValidatingWebhookConfiguration"] {
+    for kind in [
+        "Namespace",
+        "ServiceAccount",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Service",
+        "ValidatingWebhookConfiguration",
+    ] {
         assert!(kinds.contains(&kind), "deploy/ has no {kind}: {kinds:?}");
     }
     let of = |kind: &str| enforce.iter().find(|o| o["kind"] == kind).cloned().expect("present");
@@ -345,13 +394,27 @@ async fn the_deploy_manifests_follow_the_conventions_and_pass_the_api_servers_va
     let timeout = hook["timeoutSeconds"].as_i64().expect("timeoutSeconds");
     assert!((2..=5).contains(&timeout), "timeoutSeconds {timeout}");
     assert_eq!(hook["clientConfig"]["service"]["path"], "/validate");
-    assert!(!hook["clientConfig"]["caBundle"].as_str().unwrap_or("").contains("PLACEHOLDER"));
+    assert!(
+        !hook["clientConfig"]["caBundle"]
+            .as_str()
+            .unwrap_or("")
+            .contains("PLACEHOLDER")
+    );
     let rules = hook["rules"].to_string();
-    for needle in ["configmaps", "DELETE", "flinkdeployments", "flinksessionjobs", "flink.apache.org"] {
+    for needle in [
+        "configmaps",
+        "DELETE",
+        "flinkdeployments",
+        "flinksessionjobs",
+        "flink.apache.org",
+    ] {
         assert!(rules.contains(needle), "rules lack {needle}: {rules}");
     }
     let selector = hook["namespaceSelector"].to_string();
-    assert!(selector.contains("NotIn") && selector.contains("flink-ha-system"), "{selector}");
+    assert!(
+        selector.contains("NotIn") && selector.contains("flink-ha-system"),
+        "{selector}"
+    );
 
     let pod = &of("Deployment")["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
@@ -359,12 +422,18 @@ async fn the_deploy_manifests_follow_the_conventions_and_pass_the_api_servers_va
     for probe in ["readinessProbe", "livenessProbe"] {
         assert!(container[probe].is_object(), "no {probe}");
     }
-    assert!(container["resources"]["limits"]["memory"].is_string(), "no memory limit");
+    assert!(
+        container["resources"]["limits"]["memory"].is_string(),
+        "no memory limit"
+    );
     // A subPath mount never sees a rotated Secret; the reload needs the directory.
     assert!(container["volumeMounts"].to_string().find("subPath").is_none());
 
     let audit = objects(&rendered("deploy/audit", ca)?)?;
-    let audit_hook = audit.iter().find(|o| o["kind"] == "ValidatingWebhookConfiguration").expect("present");
+    let audit_hook = audit
+        .iter()
+        .find(|o| o["kind"] == "ValidatingWebhookConfiguration")
+        .expect("present");
     assert_eq!(audit_hook["webhooks"][0]["failurePolicy"], "Ignore");
 
     // The real API server accepts every object (server-side dry run). Its namespace
@@ -374,8 +443,10 @@ async fn the_deploy_manifests_follow_the_conventions_and_pass_the_api_servers_va
     if namespaces.get_opt("flink-ha-system").await?.is_none() {
         namespaces.create(&PostParams::default(), &ns).await?;
     }
-    let checked: Vec<serde_json::Value> =
-        enforce.into_iter().filter(|o| o["kind"] != "PodDisruptionBudget" && o["kind"] != "Namespace").collect();
+    let checked: Vec<serde_json::Value> = enforce
+        .into_iter()
+        .filter(|o| o["kind"] != "PodDisruptionBudget" && o["kind"] != "Namespace")
+        .collect();
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": checked}).to_string();
     let mut apply = Command::new("kubectl")
         .arg(format!("--kubeconfig={}", env.kubeconfig.display()))
@@ -391,6 +462,9 @@ async fn the_deploy_manifests_follow_the_conventions_and_pass_the_api_servers_va
     let out = apply.wait_with_output()?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("validatingwebhookconfiguration") && stdout.contains("(server dry run)"), "{stdout}");
+    assert!(
+        stdout.contains("validatingwebhookconfiguration") && stdout.contains("(server dry run)"),
+        "{stdout}"
+    );
     Ok(())
 }

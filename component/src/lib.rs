@@ -10,9 +10,7 @@ wit_bindgen::generate!({
     world: "policy",
 });
 
-use flink_ha_policy::{
-    InputFormat as CoreFormat, LintInput, LintRun, ReviewSettings as CoreSettings,
-};
+use flink_ha_policy::{InputFormat as CoreFormat, LintInput, LintRun, ReviewSettings as CoreSettings};
 
 struct Policy;
 
@@ -21,23 +19,14 @@ impl Guest for Policy {
         lint_json(&name, &input, core_format(format))
     }
 
-    fn review(
-        admission_review: String,
-        now_unix_ms: i64,
-        settings: ReviewSettings,
-    ) -> Result<Reviewed, String> {
+    fn review(admission_review: String, now_unix_ms: i64, settings: ReviewSettings) -> Result<Reviewed, String> {
         let settings = CoreSettings {
             disabled_rules: settings.disabled_rules,
             warn_only: settings.warn_only,
         };
-        let reviewed = flink_ha_policy::review(&admission_review, now_unix_ms, &settings)
-            .map_err(|e| e.to_string())?;
+        let reviewed = flink_ha_policy::review(&admission_review, now_unix_ms, &settings).map_err(|e| e.to_string())?;
         Ok(Reviewed {
-            rules: reviewed
-                .findings
-                .iter()
-                .map(|f| f.rule.as_str().to_string())
-                .collect(),
+            rules: reviewed.findings.iter().map(|f| f.rule.as_str().to_string()).collect(),
             uid: reviewed.uid,
             kind: reviewed.kind,
             namespace: reviewed.namespace,

@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the format, so every reader is exercised.
-    let Some((&selector, bytes)) = data.split_first() else { return };
+    let Some((&selector, bytes)) = data.split_first() else {
+        return;
+    };
     let (name, format) = match selector % 5 {
         0 => ("config.yaml", InputFormat::Auto),
         1 => ("flink-conf.yaml", InputFormat::Auto),

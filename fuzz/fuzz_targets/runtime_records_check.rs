@@ -10,14 +10,21 @@ fn check_runtime_records(text: &str) {
     use flink_ha_runtime::payloads::Pointer;
 
     if let Ok(pointer) = Pointer::parse(text) {
-        assert_eq!(Pointer::parse(&pointer.to_json()).as_ref(), Ok(&pointer), "pointer {text:?}");
+        assert_eq!(
+            Pointer::parse(&pointer.to_json()).as_ref(),
+            Ok(&pointer),
+            "pointer {text:?}"
+        );
     }
     if let Some((session, address)) = parse_leader_entry(text) {
         let again = leader_entry_value(&session, address);
         assert_eq!(parse_leader_entry(&again), Some((session, address)), "entry {text:?}");
     }
     let mut cm = k8s_openapi::api::core::v1::ConfigMap::default();
-    cm.metadata.annotations = Some(std::collections::BTreeMap::from([(FENCE_ANNOTATION.to_string(), text.to_string())]));
+    cm.metadata.annotations = Some(std::collections::BTreeMap::from([(
+        FENCE_ANNOTATION.to_string(),
+        text.to_string(),
+    )]));
     let _ = Fence::read(&cm);
     if let Some(id) = checkpoint_id(text) {
         assert_eq!(checkpoint_id(&checkpoint_key(id)), Some(id), "checkpoint key {text:?}");

@@ -87,9 +87,7 @@ impl ConfigMapCas {
                 (Some(object), _) => (object, true),
                 (None, Some(template)) => (template.clone(), false),
                 (None, None) => {
-                    return Err(Error::Missing {
-                        name: name.to_string(),
-                    });
+                    return Err(Error::Missing { name: name.to_string() });
                 }
             };
             if change(&mut object)? == Change::Unchanged && exists {
@@ -116,9 +114,7 @@ impl ConfigMapCas {
                     tracing::debug!(%name, attempt, "conflict; retrying");
                 }
                 Ok(Err(kube::Error::Api(status))) if status.code == 404 => {
-                    return Err(Error::Missing {
-                        name: name.to_string(),
-                    });
+                    return Err(Error::Missing { name: name.to_string() });
                 }
                 // Another 4xx: the server refused it; it was not written.
                 Ok(Err(kube::Error::Api(status))) if (400..500).contains(&status.code) => {

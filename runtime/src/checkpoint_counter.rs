@@ -100,7 +100,11 @@ impl CheckpointIdCounter {
             .update(&self.name, |cm| {
                 self.fence.check(cm, &self.name)?;
                 let removed = cm.data.as_mut().and_then(|d| d.remove(COUNTER_KEY));
-                Ok(if removed.is_some() { Change::Write } else { Change::Unchanged })
+                Ok(if removed.is_some() {
+                    Change::Write
+                } else {
+                    Change::Unchanged
+                })
             })
             .await;
         match removed {

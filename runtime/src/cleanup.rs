@@ -51,7 +51,9 @@ impl ExecutionPlanStore {
     }
 
     pub async fn put(&self, job_id: &str, plan: Bytes) -> Result<()> {
-        self.store.add(&execution_plan_key(job_id), EXECUTION_PLAN_KIND, plan).await
+        self.store
+            .add(&execution_plan_key(job_id), EXECUTION_PLAN_KIND, plan)
+            .await
     }
 
     pub async fn get(&self, job_id: &str) -> Result<Option<Bytes>> {
@@ -111,7 +113,11 @@ pub async fn clean_up_job(job: JobHa<'_>) -> Result<()> {
         .update(&cluster_cm, |cm| {
             crate::leader_election::check_holds_lock(cm, job.identity, &cluster_cm)?;
             let removed = cm.data.as_mut().and_then(|d| d.remove(&entry));
-            Ok(if removed.is_some() { Change::Write } else { Change::Unchanged })
+            Ok(if removed.is_some() {
+                Change::Write
+            } else {
+                Change::Unchanged
+            })
         })
         .await;
     match removed {

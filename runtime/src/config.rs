@@ -17,7 +17,11 @@ use crate::storage::StorageOptions;
 pub enum ConfigError {
     /// The lint found errors; `report` is what `flink-ha lint` prints for the file.
     #[error("{name}: the configuration has {errors} error(s); the HA runtime does not start with it\n{report}")]
-    Rejected { name: String, errors: usize, report: String },
+    Rejected {
+        name: String,
+        errors: usize,
+        report: String,
+    },
     /// Not a configuration the runtime can run with (a manifest, HA off).
     #[error("{name}: {reason}")]
     Unusable { name: String, reason: String },
@@ -63,7 +67,11 @@ impl HaSettings {
                 ));
             }
         };
-        let format = if legacy { InputFormat::FlinkConf } else { InputFormat::ConfigYaml };
+        let format = if legacy {
+            InputFormat::FlinkConf
+        } else {
+            InputFormat::ConfigYaml
+        };
         let report = lint_as(name, text.as_bytes(), format);
         let errors = report.findings.iter().filter(|f| f.severity == Severity::Error).count();
         if errors > 0 {
@@ -105,7 +113,9 @@ impl HaSettings {
             namespace: text_of(options::K8S_NAMESPACE)?,
             storage_dir: text_of(options::STORAGE_DIR)?,
             storage_cluster_id,
-            storage_options: StorageOptions::from_entries(config.entries.iter().map(|e| (e.key.as_str(), e.value.as_str()))),
+            storage_options: StorageOptions::from_entries(
+                config.entries.iter().map(|e| (e.key.as_str(), e.value.as_str())),
+            ),
             num_retained: integer_of(&config, options::NUM_RETAINED).map_err(unusable)?,
             cluster_id,
             election,

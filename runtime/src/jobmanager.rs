@@ -14,6 +14,7 @@ use kube::api::Api;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::HaSettings;
 use crate::cas::ConfigMapCas;
 use crate::checkpoint_counter::CheckpointIdCounter;
 use crate::checkpoint_store::CompletedCheckpointStore;
@@ -23,7 +24,6 @@ use crate::fence::Fence;
 use crate::leader_election::{LeaderElection, Leadership};
 use crate::names;
 use crate::payloads::PayloadStore;
-use crate::HaSettings;
 
 /// What the fake JobManager does besides HA.
 #[derive(Clone, Debug)]
@@ -44,7 +44,11 @@ pub async fn run(
 ) -> Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(client, &settings.namespace);
     let payloads = PayloadStore::for_settings(&settings)?;
-    let cas = ConfigMapCas::new(api.clone(), settings.election.max_retries, settings.election.lease_duration);
+    let cas = ConfigMapCas::new(
+        api.clone(),
+        settings.election.max_retries,
+        settings.election.lease_duration,
+    );
     let election = LeaderElection::start(api, settings.election.clone());
     tracing::info!(identity = election.identity(), cluster = %settings.cluster_id, storage = payloads.description(), "contending for leadership");
     let mut leadership = election.leadership();
@@ -107,7 +111,9 @@ async fn lead(
     if job_ids.is_empty() {
         for _ in 0..options.jobs {
             let job_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-            plans.put(&job_id, Bytes::from(format!("{{\"job\":\"{job_id}\"}}"))).await?;
+            plans
+                .put(&job_id, Bytes::from(format!("{{\"job\":\"{job_id}\"}}")))
+                .await?;
             tracing::info!(job = %job_id, "submitted");
             job_ids.push(job_id);
         }

@@ -73,7 +73,10 @@ pub enum Leadership {
     /// Leading. The session id is fresh for every grant and goes into leader entries;
     /// the epoch is the lock's `leaderTransitions` as this grant wrote it, higher than
     /// every earlier grant's, and fences the job ConfigMaps ([`crate::fence`]).
-    Leader { session_id: Uuid, epoch: u64 },
+    Leader {
+        session_id: Uuid,
+        epoch: u64,
+    },
 }
 
 impl Leadership {
@@ -234,7 +237,9 @@ struct Observed {
 enum Attempt {
     Acquired(ConfigMap),
     /// Someone holds it; look again at the latest by `until`.
-    Held { until: Instant },
+    Held {
+        until: Instant,
+    },
 }
 
 enum LeadOutcome {
@@ -296,10 +301,12 @@ impl Elector {
             let wait = match self.try_acquire().await {
                 Ok(Attempt::Acquired(cm)) => return Some(cm),
                 // Wake just after the observed lease runs out, or at the next retry.
-                Ok(Attempt::Held { until }) => until
-                    .saturating_duration_since(Instant::now())
-                    .min(self.config.retry_period)
-                    + jitter(Duration::from_millis(50)),
+                Ok(Attempt::Held { until }) => {
+                    until
+                        .saturating_duration_since(Instant::now())
+                        .min(self.config.retry_period)
+                        + jitter(Duration::from_millis(50))
+                }
                 Err(error) => {
                     tracing::warn!(%error, "could not check the leader lock");
                     self.config.retry_period + jitter(self.config.retry_period / 5)
@@ -395,9 +402,7 @@ impl Elector {
             .await?;
         match sent {
             Ok(stored) => Ok(Attempt::Acquired(stored)),
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Held {
-                until: Instant::now(),
-            }),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Held { until: Instant::now() }),
             Err(error) => Err(Error::Kube(error)),
         }
     }

@@ -71,14 +71,20 @@ mod tests {
         assert_eq!(cluster_config_map("orders"), "orders-cluster-config-map");
         let job = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
         assert_eq!(job_config_map("orders", job), format!("orders-{job}-config-map"));
-        assert_eq!(leader_entry_key(&job_component(job)), format!("org.apache.flink.k8s.leader.job-{job}"));
+        assert_eq!(
+            leader_entry_key(&job_component(job)),
+            format!("org.apache.flink.k8s.leader.job-{job}")
+        );
     }
 
     #[test]
     fn leader_entries_round_trip_and_reject_garbage() {
         let id = uuid::Uuid::new_v4();
         let value = leader_entry_value(&id, "akka.tcp://flink@10.0.0.1:6123/user/rpc/dispatcher_1");
-        assert_eq!(parse_leader_entry(&value), Some((id, "akka.tcp://flink@10.0.0.1:6123/user/rpc/dispatcher_1")));
+        assert_eq!(
+            parse_leader_entry(&value),
+            Some((id, "akka.tcp://flink@10.0.0.1:6123/user/rpc/dispatcher_1"))
+        );
         // The address may itself hold commas: the split is at the first one.
         let value = leader_entry_value(&id, "http://a,b");
         assert_eq!(parse_leader_entry(&value).map(|(_, a)| a), Some("http://a,b"));

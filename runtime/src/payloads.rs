@@ -64,7 +64,11 @@ impl PayloadStore {
     /// The payload folder of the cluster `settings` describe, with the file-system
     /// options of its Flink configuration.
     pub fn for_settings(settings: &HaSettings) -> Result<PayloadStore> {
-        PayloadStore::open_with(&settings.storage_dir, &settings.storage_cluster_id, &settings.storage_options)
+        PayloadStore::open_with(
+            &settings.storage_dir,
+            &settings.storage_cluster_id,
+            &settings.storage_options,
+        )
     }
 
     /// `<storage_dir>/<storage_cluster_id>/` with explicit file-system options.
@@ -91,25 +95,40 @@ impl PayloadStore {
     /// Writes `bytes` under a fresh name `<kind><24 hex>`, never over an existing object.
     pub async fn put_new(&self, kind: &str, bytes: Bytes) -> Result<Path> {
         for _ in 0..3 {
-            let name = format!("{kind}{:012x}{:012x}", fastrand::u64(..1 << 48), fastrand::u64(..1 << 48));
+            let name = format!(
+                "{kind}{:012x}{:012x}",
+                fastrand::u64(..1 << 48),
+                fastrand::u64(..1 << 48)
+            );
             let path = self.root.clone().join(name);
             let options = PutOptions {
                 mode: PutMode::Create,
                 ..PutOptions::default()
             };
-            match self.store.put_opts(&path, PutPayload::from(bytes.clone()), options).await {
+            match self
+                .store
+                .put_opts(&path, PutPayload::from(bytes.clone()), options)
+                .await
+            {
                 Ok(_) => return Ok(path),
                 // A name taken by chance: draw another.
                 Err(object_store::Error::AlreadyExists { .. }) => continue,
                 Err(error) => return Err(self.failed("write a payload to", error)),
             }
         }
-        Err(Error::Storage(format!("no free name for a {kind} payload in {}", self.description)))
+        Err(Error::Storage(format!(
+            "no free name for a {kind} payload in {}",
+            self.description
+        )))
     }
 
     pub async fn get(&self, path: &str) -> Result<Bytes> {
         let path = Path::from(path);
-        let got = self.store.get(&path).await.map_err(|e| self.failed("read a payload from", e))?;
+        let got = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| self.failed("read a payload from", e))?;
         got.bytes().await.map_err(|e| self.failed("read a payload from", e))
     }
 

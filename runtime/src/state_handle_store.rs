@@ -171,12 +171,16 @@ impl StateHandleStore {
             .cas
             .update(&self.name, |cm| {
                 self.guard.check(cm, &self.name)?;
-                let Some(data) = cm.data.as_mut() else { return Ok(Change::Unchanged) };
+                let Some(data) = cm.data.as_mut() else {
+                    return Ok(Change::Unchanged);
+                };
                 let before = data.len();
-                data.retain(|k, v| {
-                    !(keys.contains(k) && Pointer::parse(v).is_ok_and(|p| p.marked_for_deletion))
-                });
-                Ok(if data.len() == before { Change::Unchanged } else { Change::Write })
+                data.retain(|k, v| !(keys.contains(k) && Pointer::parse(v).is_ok_and(|p| p.marked_for_deletion)));
+                Ok(if data.len() == before {
+                    Change::Unchanged
+                } else {
+                    Change::Write
+                })
             })
             .await;
         match result {
@@ -206,7 +210,9 @@ fn live_pointer(cm: &ConfigMap, name: &str, key: &str) -> Option<Pointer> {
 
 /// Live entries with `prefix`, sorted by key (checkpoint keys sort by id: zero-padded).
 pub fn live_entries(cm: &ConfigMap, name: &str, prefix: &str) -> Vec<(String, Pointer)> {
-    let Some(data) = cm.data.as_ref() else { return Vec::new() };
+    let Some(data) = cm.data.as_ref() else {
+        return Vec::new();
+    };
     data.range(prefix.to_string()..)
         .take_while(|(k, _)| k.starts_with(prefix))
         .filter_map(|(k, _)| live_pointer(cm, name, k).map(|p| (k.clone(), p)))

@@ -85,8 +85,16 @@ pub fn open(storage_dir: &str, options: &StorageOptions) -> Result<(Arc<dyn Obje
         ObjectStoreScheme::AmazonS3 => s3(&url, options).map_err(|e| unsupported(&e))?,
         ObjectStoreScheme::GoogleCloudStorage => gcs(&url, options).map_err(|e| unsupported(&e))?,
         ObjectStoreScheme::MicrosoftAzure => azure(&url, options).map_err(|e| unsupported(&e))?,
-        ObjectStoreScheme::Memory => return Err(unsupported("memory:// keeps nothing across a restart; HA needs durable storage")),
-        _ => return Err(unsupported("plain HTTP(S) servers cannot write create-only; use the object store's own scheme")),
+        ObjectStoreScheme::Memory => {
+            return Err(unsupported(
+                "memory:// keeps nothing across a restart; HA needs durable storage",
+            ));
+        }
+        _ => {
+            return Err(unsupported(
+                "plain HTTP(S) servers cannot write create-only; use the object store's own scheme",
+            ));
+        }
     };
     Ok((store, path))
 }
@@ -115,8 +123,14 @@ fn s3(url: &url::Url, options: &StorageOptions) -> std::result::Result<Arc<dyn O
     let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
     if let Some(endpoint) = options.s3(&["endpoint"]) {
         // Hadoop takes a bare host name and means HTTPS by it.
-        let endpoint = if endpoint.contains("://") { endpoint.to_string() } else { format!("https://{endpoint}") };
-        builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
+        let endpoint = if endpoint.contains("://") {
+            endpoint.to_string()
+        } else {
+            format!("https://{endpoint}")
+        };
+        builder = builder
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_endpoint(endpoint);
     }
     if let Some(path_style) = options.s3(&["path.style.access", "path-style-access"]) {
         builder = builder.with_virtual_hosted_style_request(!path_style.eq_ignore_ascii_case("true"));
@@ -147,9 +161,12 @@ fn gcs(url: &url::Url, options: &StorageOptions) -> std::result::Result<Arc<dyn 
     use object_store::gcp::GoogleCloudStorageBuilder;
     ensure_crypto_provider();
     let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
-    let key_file = ["fs.gs.auth.service.account.json.keyfile", "gs.auth.service.account.json.keyfile"]
-        .iter()
-        .find_map(|key| options.get(key));
+    let key_file = [
+        "fs.gs.auth.service.account.json.keyfile",
+        "gs.auth.service.account.json.keyfile",
+    ]
+    .iter()
+    .find_map(|key| options.get(key));
     if let Some(path) = key_file {
         builder = builder.with_service_account_path(path);
     }
@@ -202,14 +219,20 @@ mod tests {
             ("fs.azure.account.key.acct.dfs.core.windows.net", "another-secret"),
         ]);
         let shown = format!("{options:?}");
-        assert_eq!(shown, r#"{"fs.azure.account.key.acct.dfs.core.windows.net", "s3.access-key", "s3.secret-key"}"#);
+        assert_eq!(
+            shown,
+            r#"{"fs.azure.account.key.acct.dfs.core.windows.net", "s3.access-key", "s3.secret-key"}"#
+        );
         assert!(!shown.contains("secret\""), "{shown}");
     }
 
     #[cfg(feature = "s3")]
     #[test]
     fn the_hadoop_spelling_wins_over_flinks_short_one() {
-        let options = options(&[("s3.endpoint", "http://short:9000"), ("fs.s3a.endpoint", "http://long:9000")]);
+        let options = options(&[
+            ("s3.endpoint", "http://short:9000"),
+            ("fs.s3a.endpoint", "http://long:9000"),
+        ]);
         assert_eq!(options.s3(&["endpoint"]), Some("http://long:9000"));
         let options = self::options(&[("s3.path-style-access", "true")]);
         assert_eq!(options.s3(&["path.style.access", "path-style-access"]), Some("true"));
@@ -223,7 +246,10 @@ mod tests {
             ("https://example.com/ha", "create-only"),
             ("/mnt/ha", "not a URI"),
         ] {
-            let error = open(dir, &StorageOptions::default()).err().map(|e| e.to_string()).unwrap_or_default();
+            let error = open(dir, &StorageOptions::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(error.contains(expect) && error.contains(dir), "{dir}: {error}");
         }
     }

@@ -18,14 +18,22 @@ mod common;
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// ConfigMap requests by verb, from the API server's metrics.
-async fn configmap_requests(client: &kube::Client) -> Result<std::collections::BTreeMap<String, f64>, Box<dyn std::error::Error>> {
-    let text = client.request_text(http::Request::get("/metrics").body(Vec::new())?).await?;
+async fn configmap_requests(
+    client: &kube::Client,
+) -> Result<std::collections::BTreeMap<String, f64>, Box<dyn std::error::Error>> {
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
     let mut by_verb = std::collections::BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
         if !line.contains(r#"resource="configmaps""#) {
             continue;
         }
-        let verb = line.split(r#"verb=""#).nth(1).and_then(|v| v.split('"').next()).unwrap_or("?");
+        let verb = line
+            .split(r#"verb=""#)
+            .nth(1)
+            .and_then(|v| v.split('"').next())
+            .unwrap_or("?");
         let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
         *by_verb.entry(verb.to_string()).or_insert(0.0) += value;
     }
@@ -69,12 +77,21 @@ async fn a_steady_leader_makes_one_request_per_renewal() -> TestResult {
     let (gets, updates, patches) = (delta("GET"), delta("PUT"), delta("PATCH"));
     // The two metric reads are not ConfigMap requests; the watch above is one WATCH.
     let renewals = versions.len() as f64;
-    eprintln!("renewals {renewals}, GET {gets}, PUT {updates}, PATCH {patches}, LIST {}", delta("LIST"));
-    assert!(renewals >= 10.0, "only {renewals} renewals in 6 s with a 0.4 s retry period");
+    eprintln!(
+        "renewals {renewals}, GET {gets}, PUT {updates}, PATCH {patches}, LIST {}",
+        delta("LIST")
+    );
+    assert!(
+        renewals >= 10.0,
+        "only {renewals} renewals in 6 s with a 0.4 s retry period"
+    );
     assert_eq!(gets, 0.0, "a steady leader re-reads nothing");
     assert_eq!(patches, 0.0);
     // The window's edges can split one renewal between the count and the watch.
-    assert!((updates - renewals).abs() <= 1.0, "{updates} updates for {renewals} renewals");
+    assert!(
+        (updates - renewals).abs() <= 1.0,
+        "{updates} updates for {renewals} renewals"
+    );
     election.stop().await;
     Ok(())
 }

@@ -26,7 +26,10 @@ async fn starts_at_one_counts_and_keeps_or_drops_its_key_on_shutdown() -> TestRe
     let fence = Fence::new(0, "jm-1");
     let job_cm = fence.claim_job(&cas(&api, 15), "orders", JOB).await?;
     // A job ConfigMap is an HA ConfigMap: HA labels, never owner references.
-    assert_eq!(job_cm.metadata.labels.clone().unwrap_or_default(), names::ha_labels("orders"));
+    assert_eq!(
+        job_cm.metadata.labels.clone().unwrap_or_default(),
+        names::ha_labels("orders")
+    );
     assert!(job_cm.metadata.owner_references.is_none());
 
     let counter = CheckpointIdCounter::new(cas(&api, 15), "orders", JOB, fence);
@@ -45,12 +48,20 @@ async fn starts_at_one_counts_and_keeps_or_drops_its_key_on_shutdown() -> TestRe
     assert_eq!(counter.get().await?, 43, "a suspended job keeps its counter");
     counter.shutdown(true).await?;
     let cm = api.get(&names::job_config_map("orders", JOB)).await?;
-    assert!(!cm.data.unwrap_or_default().contains_key(COUNTER_KEY), "a terminal job's counter is removed");
+    assert!(
+        !cm.data.unwrap_or_default().contains_key(COUNTER_KEY),
+        "a terminal job's counter is removed"
+    );
     // A second shutdown (a retried cleanup) is fine.
     counter.shutdown(true).await?;
 
     // A job whose ConfigMap does not exist has no counter to read.
-    let unclaimed = CheckpointIdCounter::new(cas(&api, 15), "orders", "ffffffffffffffffffffffffffffffff", Fence::new(0, "jm-1"));
+    let unclaimed = CheckpointIdCounter::new(
+        cas(&api, 15),
+        "orders",
+        "ffffffffffffffffffffffffffffffff",
+        Fence::new(0, "jm-1"),
+    );
     match unclaimed.get().await {
         Err(Error::Missing { .. }) => {}
         other => panic!("expected Missing, got {other:?}"),
@@ -64,7 +75,9 @@ async fn concurrent_increments_reach_the_exact_total() -> TestResult {
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let fence = Fence::new(0, "jm-1");
     fence.claim_job(&cas(&api, 15), "orders", JOB).await?;
-    CheckpointIdCounter::new(cas(&api, 15), "orders", JOB, fence.clone()).start().await?;
+    CheckpointIdCounter::new(cas(&api, 15), "orders", JOB, fence.clone())
+        .start()
+        .await?;
 
     const TASKS: u64 = 8;
     const EACH: u64 = 25;
@@ -112,7 +125,10 @@ async fn a_deposed_leader_cannot_move_the_counter() -> TestResult {
     let new = LeaderElection::start(api.clone(), config);
     drop(old);
     let (_, new_epoch) = tokio::time::timeout(Duration::from_secs(10), new.wait_for_grant()).await?;
-    assert!(new_epoch > old_epoch, "epochs grow with every grant: {old_epoch} then {new_epoch}");
+    assert!(
+        new_epoch > old_epoch,
+        "epochs grow with every grant: {old_epoch} then {new_epoch}"
+    );
     let new_fence = Fence::new(new_epoch, new.identity());
     new_fence.claim_job(&cas(&api, 15), "fenced", JOB).await?;
     let new_counter = CheckpointIdCounter::new(cas(&api, 15), "fenced", JOB, new_fence);
@@ -125,7 +141,11 @@ async fn a_deposed_leader_cannot_move_the_counter() -> TestResult {
     assert!(matches!(refused, Err(Error::NotLeader { .. })), "{refused:?}");
     let refused = old_fence.claim_job(&cas(&api, 15), "fenced", JOB).await;
     assert!(matches!(refused, Err(Error::NotLeader { .. })), "{refused:?}");
-    assert_eq!(new_counter.get().await?, 3, "nothing the deposed leader tried is visible");
+    assert_eq!(
+        new_counter.get().await?,
+        3,
+        "nothing the deposed leader tried is visible"
+    );
     new.stop().await;
     Ok(())
 }
@@ -136,8 +156,11 @@ async fn a_corrupt_counter_is_an_error_and_is_not_overwritten() -> TestResult {
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let fence = Fence::new(0, "jm-1");
     let mut cm = fence.claim_job(&cas(&api, 15), "orders", JOB).await?;
-    cm.data.get_or_insert_with(Default::default).insert(COUNTER_KEY.into(), "12x".into());
-    api.replace(&names::job_config_map("orders", JOB), &PostParams::default(), &cm).await?;
+    cm.data
+        .get_or_insert_with(Default::default)
+        .insert(COUNTER_KEY.into(), "12x".into());
+    api.replace(&names::job_config_map("orders", JOB), &PostParams::default(), &cm)
+        .await?;
 
     let counter = CheckpointIdCounter::new(cas(&api, 15), "orders", JOB, fence);
     let error = counter.get_and_increment().await.expect_err("a corrupt counter");
@@ -146,7 +169,12 @@ async fn a_corrupt_counter_is_an_error_and_is_not_overwritten() -> TestResult {
     let cm = api.get(&names::job_config_map("orders", JOB)).await?;
     assert_eq!(cm.data.unwrap_or_default()[COUNTER_KEY], "12x");
     // Missing job ConfigMap: a clear error, not a creation behind the fence's back.
-    let other = CheckpointIdCounter::new(cas(&api, 15), "orders", "ffffffffffffffffffffffffffffffff", Fence::new(0, "jm-1"));
+    let other = CheckpointIdCounter::new(
+        cas(&api, 15),
+        "orders",
+        "ffffffffffffffffffffffffffffffff",
+        Fence::new(0, "jm-1"),
+    );
     assert!(matches!(other.get_and_increment().await, Err(Error::Missing { .. })));
     Ok(())
 }

@@ -31,7 +31,12 @@ async fn setup(test: &str) -> Result<Setup, Box<dyn std::error::Error>> {
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let storage = tempfile::tempdir()?;
     let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "orders")?;
-    Ok(Setup { _env: env, api, storage, payloads })
+    Ok(Setup {
+        _env: env,
+        api,
+        storage,
+        payloads,
+    })
 }
 
 mod common;
@@ -45,7 +50,12 @@ fn store(s: &Setup, fence: &Fence, retained: u32) -> CompletedCheckpointStore {
 fn payload_files(s: &Setup) -> Vec<String> {
     let dir = s.storage.path().join("orders");
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -59,11 +69,16 @@ async fn keeps_num_retained_recovers_the_highest_and_deletes_subsumed_payloads()
     let checkpoints = store(&s, &fence, 2);
     assert_eq!(checkpoints.latest().await?, None);
     for id in 1..=5u64 {
-        let dropped = checkpoints.add(id, Bytes::from(format!("state of checkpoint {id}"))).await?;
+        let dropped = checkpoints
+            .add(id, Bytes::from(format!("state of checkpoint {id}")))
+            .await?;
         assert_eq!(dropped, if id > 2 { vec![id - 2] } else { vec![] });
     }
     assert_eq!(checkpoints.checkpoint_ids().await?, [4, 5]);
-    assert_eq!(checkpoints.latest().await?, Some((5, Bytes::from("state of checkpoint 5"))));
+    assert_eq!(
+        checkpoints.latest().await?,
+        Some((5, Bytes::from("state of checkpoint 5")))
+    );
     let files = payload_files(&s);
     assert_eq!(files.len(), 2, "subsumed payloads are deleted: {files:?}");
     assert!(files.iter().all(|f| f.starts_with("completedCheckpoint")), "{files:?}");
@@ -76,7 +91,10 @@ async fn keeps_num_retained_recovers_the_highest_and_deletes_subsumed_payloads()
     // A new leader recovers the same checkpoint after claiming the job.
     let next = Fence::new(1, "jm-2");
     next.claim_job(&cas(&s.api), "orders", JOB).await?;
-    assert_eq!(store(&s, &next, 2).latest().await?, Some((5, Bytes::from("state of checkpoint 5"))));
+    assert_eq!(
+        store(&s, &next, 2).latest().await?,
+        Some((5, Bytes::from("state of checkpoint 5")))
+    );
 
     // Suspended: everything stays. Terminal: pointers and payloads go.
     store(&s, &next, 2).shutdown(false).await?;
@@ -146,9 +164,15 @@ async fn corrupt_and_dangling_pointers_are_skipped_in_recovery() -> TestResult {
     let mut cm = s.api.get(&name).await?;
     let data = cm.data.get_or_insert_with(Default::default);
     data.insert(checkpoint_key(9), "rO0ABXNyAC5vcmcuYXBhY2hl".into()); // not our pointer
-    let dangling = Pointer { path: "nowhere/completedCheckpoint000000000000".into(), marked_for_deletion: false };
+    let dangling = Pointer {
+        path: "nowhere/completedCheckpoint000000000000".into(),
+        marked_for_deletion: false,
+    };
     data.insert(checkpoint_key(8), dangling.to_json());
-    let marked = Pointer { path: "x".into(), marked_for_deletion: true };
+    let marked = Pointer {
+        path: "x".into(),
+        marked_for_deletion: true,
+    };
     data.insert(checkpoint_key(7), marked.to_json());
     s.api.replace(&name, &PostParams::default(), &cm).await?;
 
@@ -163,7 +187,9 @@ async fn corrupt_and_dangling_pointers_are_skipped_in_recovery() -> TestResult {
 
 #[tokio::test]
 async fn storage_dirs_this_build_cannot_reach_are_refused_clearly() {
-    let refused = PayloadStore::open("hdfs://namenode/flink/ha", "orders").err().expect("no hdfs backend");
+    let refused = PayloadStore::open("hdfs://namenode/flink/ha", "orders")
+        .err()
+        .expect("no hdfs backend");
     assert!(refused.to_string().contains("hdfs://namenode/flink/ha"), "{refused}");
     let refused = PayloadStore::open("/no/scheme", "orders").err().expect("not a URI");
     assert!(refused.to_string().contains("not a URI"), "{refused}");
@@ -174,7 +200,9 @@ async fn an_unwritable_storage_dir_fails_the_add_and_keeps_the_acknowledged_chec
     let s = setup("checkpoints-unwritable-storage").await?;
     let fence = Fence::new(0, "jm-1");
     fence.claim_job(&cas(&s.api), "orders", JOB).await?;
-    store(&s, &fence, 2).add(1, Bytes::from("state of checkpoint 1")).await?;
+    store(&s, &fence, 2)
+        .add(1, Bytes::from("state of checkpoint 1"))
+        .await?;
 
     // The same job, but its storageDir lies under a regular file: nothing can be
     // written there, whoever the process runs as (root included).
@@ -191,6 +219,9 @@ async fn an_unwritable_storage_dir_fails_the_add_and_keeps_the_acknowledged_chec
     let cm = s.api.get(&names::job_config_map("orders", JOB)).await?;
     let keys: Vec<String> = cm.data.unwrap_or_default().into_keys().collect();
     assert_eq!(keys, [checkpoint_key(1)]);
-    assert_eq!(store(&s, &fence, 2).latest().await?, Some((1, Bytes::from("state of checkpoint 1"))));
+    assert_eq!(
+        store(&s, &fence, 2).latest().await?,
+        Some((1, Bytes::from("state of checkpoint 1")))
+    );
     Ok(())
 }

@@ -74,7 +74,12 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
     for job in [JOB_A, JOB_B] {
         let (running, fence) = start_job(&api, "shop", job, &payloads, &election).await?;
         plans.put(job, Bytes::from(format!("plan of {job}"))).await?;
-        election.publish_leader_address(&names::job_component(job), "pekko.tcp://flink@10.0.0.9:6123/user/rpc/jobmanager_2").await?;
+        election
+            .publish_leader_address(
+                &names::job_component(job),
+                "pekko.tcp://flink@10.0.0.9:6123/user/rpc/jobmanager_2",
+            )
+            .await?;
         for _ in 0..3 {
             running.checkpoint(job).await?;
         }
@@ -82,7 +87,11 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
     }
     assert_eq!(plans.job_ids().await?, [JOB_A, JOB_B]);
     let payload_dir = storage.path().join("shop");
-    assert_eq!(files_under(&payload_dir), 2 * (1 + 2), "a plan and two retained checkpoints per job");
+    assert_eq!(
+        files_under(&payload_dir),
+        2 * (1 + 2),
+        "a plan and two retained checkpoints per job"
+    );
 
     // The cluster cannot be cleaned up while job B is not over.
     let refused = clean_up_cluster(&cas(&api), "shop", &payloads).await;
@@ -90,19 +99,44 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
     assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_some());
 
     // Job A ends: nothing of it is left, job B is untouched.
-    let job_a = JobHa { cas: &cas(&api), cluster_id: "shop", job_id: JOB_A, payloads: &payloads, fence: &fences[0], identity: election.identity() };
+    let job_a = JobHa {
+        cas: &cas(&api),
+        cluster_id: "shop",
+        job_id: JOB_A,
+        payloads: &payloads,
+        fence: &fences[0],
+        identity: election.identity(),
+    };
     clean_up_job(job_a).await?;
     assert!(api.get_opt(&names::job_config_map("shop", JOB_A)).await?.is_none());
-    let cluster = api.get(&names::cluster_config_map("shop")).await?.data.unwrap_or_default();
+    let cluster = api
+        .get(&names::cluster_config_map("shop"))
+        .await?
+        .data
+        .unwrap_or_default();
     assert!(!cluster.contains_key(&names::leader_entry_key(&names::job_component(JOB_A))));
     assert!(cluster.contains_key(&names::leader_entry_key(&names::job_component(JOB_B))));
     assert_eq!(plans.job_ids().await?, [JOB_B]);
     assert_eq!(files_under(&payload_dir), 3, "job B's plan and checkpoints remain");
     // Cleanup is idempotent.
-    let again = JobHa { cas: &cas(&api), cluster_id: "shop", job_id: JOB_A, payloads: &payloads, fence: &fences[0], identity: election.identity() };
+    let again = JobHa {
+        cas: &cas(&api),
+        cluster_id: "shop",
+        job_id: JOB_A,
+        payloads: &payloads,
+        fence: &fences[0],
+        identity: election.identity(),
+    };
     clean_up_job(again).await?;
 
-    let job_b = JobHa { cas: &cas(&api), cluster_id: "shop", job_id: JOB_B, payloads: &payloads, fence: &fences[1], identity: election.identity() };
+    let job_b = JobHa {
+        cas: &cas(&api),
+        cluster_id: "shop",
+        job_id: JOB_B,
+        payloads: &payloads,
+        fence: &fences[1],
+        identity: election.identity(),
+    };
     clean_up_job(job_b).await?;
     election.stop().await;
     clean_up_cluster(&cas(&api), "shop", &payloads).await?;
@@ -166,11 +200,18 @@ async fn deleting_the_deployment_keeps_ha_data_and_a_new_jobmanager_recovers_eve
     drop(first);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while api.get_opt("flink-config-etl").await?.is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "flink-config-etl was not garbage-collected");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "flink-config-etl was not garbage-collected"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The HA ConfigMaps and the payloads stay.
-    for name in [names::cluster_config_map("etl"), names::job_config_map("etl", JOB_A), names::job_config_map("etl", JOB_B)] {
+    for name in [
+        names::cluster_config_map("etl"),
+        names::job_config_map("etl", JOB_A),
+        names::job_config_map("etl", JOB_B),
+    ] {
         let cm = api.get(&name).await?;
         assert!(cm.metadata.owner_references.is_none(), "{name} must not be owned");
     }
@@ -185,7 +226,11 @@ async fn deleting_the_deployment_keeps_ha_data_and_a_new_jobmanager_recovers_eve
         assert_eq!(plans.get(job).await?, Some(Bytes::from(format!("plan of {job}"))));
         let (running, _) = start_job(&api, "etl", job, &payloads, &second).await?;
         let recovered = running.checkpoints.latest().await?;
-        assert_eq!(recovered, Some((last, Bytes::from(format!("{job}@{last}")))), "job {job}");
+        assert_eq!(
+            recovered,
+            Some((last, Bytes::from(format!("{job}@{last}")))),
+            "job {job}"
+        );
         // And it goes on from there: the next id follows the recovered one.
         assert_eq!(running.checkpoint(job).await?, last + 1);
     }

@@ -10,7 +10,9 @@ fn the_runtime_records_corpus_replays_without_a_panic() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut replayed = 0;
     for dir in ["corpus/runtime_records", "artifacts/runtime_records"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
         for entry in entries.filter_map(Result::ok) {
             let bytes = std::fs::read(entry.path()).expect("readable corpus file");
             if let Ok(text) = std::str::from_utf8(&bytes) {

@@ -72,12 +72,18 @@ async fn three_contenders_one_leader_then_graceful_handover_and_takeover_after_a
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let renewed = record(&api, "orders").await?;
-    assert!(renewed.renew_time > renewed.acquire_time, "the leader renews: {renewed:?}");
+    assert!(
+        renewed.renew_time > renewed.acquire_time,
+        "the leader renews: {renewed:?}"
+    );
     assert_eq!(renewed.lease_duration, LEASE);
 
     // The cluster ConfigMap carries the HA labels and no owner references.
     let cm = api.get(&names::cluster_config_map("orders")).await?;
-    assert_eq!(cm.metadata.labels.clone().unwrap_or_default(), names::ha_labels("orders"));
+    assert_eq!(
+        cm.metadata.labels.clone().unwrap_or_default(),
+        names::ha_labels("orders")
+    );
     assert!(cm.metadata.owner_references.is_none());
 
     // Graceful stop: the lock is released and a standby takes over at once, long
@@ -89,7 +95,10 @@ async fn three_contenders_one_leader_then_graceful_handover_and_takeover_after_a
     leader.stop().await;
     let (second, _) = next_leader(&[&all[0], &all[1]], Duration::from_secs(10)).await?;
     let handover = stopped.elapsed();
-    assert!(handover < LEASE, "graceful hand-over took {handover:?}, as long as an expiry");
+    assert!(
+        handover < LEASE,
+        "graceful hand-over took {handover:?}, as long as an expiry"
+    );
     assert_eq!(record(&api, "orders").await?.leader_transitions, before + 1);
 
     // A crash (the task aborted, nothing released): the other takes over only once the
@@ -104,7 +113,10 @@ async fn three_contenders_one_leader_then_graceful_handover_and_takeover_after_a
         takeover + Duration::from_millis(400) >= LEASE,
         "took over after {takeover:?}, before the lease of {LEASE:?} could have expired"
     );
-    assert!(takeover < LEASE + Duration::from_millis(400) * 3, "takeover after {takeover:?}");
+    assert!(
+        takeover < LEASE + Duration::from_millis(400) * 3,
+        "takeover after {takeover:?}"
+    );
     assert_eq!(record(&api, "orders").await?.holder_identity, survivor.identity());
     survivor.stop().await;
     Ok(())
@@ -117,10 +129,18 @@ async fn a_deposed_leader_cannot_publish_and_steps_down() -> TestResult {
     let election = LeaderElection::start(api.clone(), fast("deposed"));
     let session = tokio::time::timeout(Duration::from_secs(10), election.wait_for_leadership()).await?;
 
-    election.publish_leader_address(names::DISPATCHER, "pekko.tcp://flink@10.0.0.7:6123/user/rpc/dispatcher_1").await?;
+    election
+        .publish_leader_address(
+            names::DISPATCHER,
+            "pekko.tcp://flink@10.0.0.7:6123/user/rpc/dispatcher_1",
+        )
+        .await?;
     let cm = api.get(&names::cluster_config_map("deposed")).await?;
     let entry = cm.data.unwrap_or_default()[&names::leader_entry_key(names::DISPATCHER)].clone();
-    assert_eq!(names::parse_leader_entry(&entry), Some((session, "pekko.tcp://flink@10.0.0.7:6123/user/rpc/dispatcher_1")));
+    assert_eq!(
+        names::parse_leader_entry(&entry),
+        Some((session, "pekko.tcp://flink@10.0.0.7:6123/user/rpc/dispatcher_1"))
+    );
 
     // Someone else takes the lock behind this leader's back (as after a long pause).
     let mut cm = api.get(&names::cluster_config_map("deposed")).await?;
@@ -130,13 +150,20 @@ async fn a_deposed_leader_cannot_publish_and_steps_down() -> TestResult {
         .annotations
         .get_or_insert_with(Default::default)
         .insert(names::LEADER_ANNOTATION.to_string(), usurper.to_json());
-    api.replace(&names::cluster_config_map("deposed"), &PostParams::default(), &cm).await?;
+    api.replace(&names::cluster_config_map("deposed"), &PostParams::default(), &cm)
+        .await?;
 
     // Its next write is refused in the same request that would have made it.
-    let refused = election.publish_leader_address(names::REST_SERVER, "http://10.0.0.7:8081").await;
+    let refused = election
+        .publish_leader_address(names::REST_SERVER, "http://10.0.0.7:8081")
+        .await;
     assert!(matches!(refused, Err(Error::NotLeader { .. })), "{refused:?}");
     let cm = api.get(&names::cluster_config_map("deposed")).await?;
-    assert!(!cm.data.unwrap_or_default().contains_key(&names::leader_entry_key(names::REST_SERVER)));
+    assert!(
+        !cm.data
+            .unwrap_or_default()
+            .contains_key(&names::leader_entry_key(names::REST_SERVER))
+    );
 
     // And it notices at its next renewal.
     let mut state = election.leadership();
@@ -152,20 +179,35 @@ async fn graceful_stop_removes_own_leader_entries_and_keeps_the_rest() -> TestRe
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let election = LeaderElection::start(api.clone(), fast("release"));
     tokio::time::timeout(Duration::from_secs(10), election.wait_for_leadership()).await?;
-    election.publish_leader_address(names::DISPATCHER, "pekko.tcp://flink@10.0.0.8:6123/user/rpc/dispatcher_1").await?;
+    election
+        .publish_leader_address(
+            names::DISPATCHER,
+            "pekko.tcp://flink@10.0.0.8:6123/user/rpc/dispatcher_1",
+        )
+        .await?;
     // Data that is not a leader entry of this session stays (execution plans, other entries).
     let mut cm = api.get(&names::cluster_config_map("release")).await?;
     let data = cm.data.get_or_insert_with(Default::default);
-    data.insert("executionPlan-a1b2c3d4e5f60718293a4b5c6d7e8f90".into(), "{\"pointer\":1}".into());
+    data.insert(
+        "executionPlan-a1b2c3d4e5f60718293a4b5c6d7e8f90".into(),
+        "{\"pointer\":1}".into(),
+    );
     let foreign = names::leader_entry_value(&uuid::Uuid::new_v4(), "http://elsewhere");
-    data.insert(names::leader_entry_key("job-a1b2c3d4e5f60718293a4b5c6d7e8f90"), foreign.clone());
-    api.replace(&names::cluster_config_map("release"), &PostParams::default(), &cm).await?;
+    data.insert(
+        names::leader_entry_key("job-a1b2c3d4e5f60718293a4b5c6d7e8f90"),
+        foreign.clone(),
+    );
+    api.replace(&names::cluster_config_map("release"), &PostParams::default(), &cm)
+        .await?;
 
     election.stop().await;
     let cm = api.get(&names::cluster_config_map("release")).await?;
     let data = cm.data.clone().unwrap_or_default();
     assert!(!data.contains_key(&names::leader_entry_key(names::DISPATCHER)));
-    assert_eq!(data.get(&names::leader_entry_key("job-a1b2c3d4e5f60718293a4b5c6d7e8f90")), Some(&foreign));
+    assert_eq!(
+        data.get(&names::leader_entry_key("job-a1b2c3d4e5f60718293a4b5c6d7e8f90")),
+        Some(&foreign)
+    );
     assert!(data.contains_key("executionPlan-a1b2c3d4e5f60718293a4b5c6d7e8f90"));
     let released = record(&api, "release").await?;
     assert_eq!(released.holder_identity, "");
@@ -186,7 +228,11 @@ async fn a_malformed_leader_record_is_taken_over_after_a_lease_without_change() 
     let started = Instant::now();
     let election = LeaderElection::start(api.clone(), fast("garbled"));
     tokio::time::timeout(Duration::from_secs(10), election.wait_for_leadership()).await?;
-    assert!(started.elapsed() >= LEASE, "took over a record it could not read after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= LEASE,
+        "took over a record it could not read after {:?}",
+        started.elapsed()
+    );
     assert_eq!(record(&api, "garbled").await?.holder_identity, election.identity());
     election.stop().await;
     Ok(())
@@ -212,7 +258,10 @@ fn the_lock_check_compares_the_exact_identity() {
     assert!(check_holds_lock(&with_holder(identity), identity, "x").is_ok());
     for other in [format!("{identity}-2"), format!("x{identity}"), String::new()] {
         let refused = check_holds_lock(&with_holder(&other), identity, "x");
-        assert!(matches!(refused, Err(Error::NotLeader { .. })), "{other:?}: {refused:?}");
+        assert!(
+            matches!(refused, Err(Error::NotLeader { .. })),
+            "{other:?}: {refused:?}"
+        );
     }
     let mut garbled = ConfigMap::default();
     garbled.metadata.annotations = Some([(names::LEADER_ANNOTATION.to_string(), format!("\"{identity}\""))].into());
@@ -226,7 +275,8 @@ async fn a_cluster_config_map_deleted_under_the_leader_revokes_and_is_recreated(
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let election = LeaderElection::start(api.clone(), fast("deleted"));
     let first = tokio::time::timeout(Duration::from_secs(10), election.wait_for_leadership()).await?;
-    api.delete(&names::cluster_config_map("deleted"), &Default::default()).await?;
+    api.delete(&names::cluster_config_map("deleted"), &Default::default())
+        .await?;
 
     // The next renewal finds it gone: revoked; then the lock is taken anew, with a new session.
     let mut state = election.leadership();
@@ -257,14 +307,18 @@ async fn a_leader_cut_off_from_the_api_server_steps_down_within_renew_deadline()
     assert!(stopped.success());
     let cut_off = Instant::now();
     let mut state = election.leadership();
-    let stepped_down = tokio::time::timeout(Duration::from_secs(10), state.wait_for(|s| *s == Leadership::Follower)).await;
+    let stepped_down =
+        tokio::time::timeout(Duration::from_secs(10), state.wait_for(|s| *s == Leadership::Follower)).await;
     let took = cut_off.elapsed();
     let resumed = std::process::Command::new("kill").args(["-CONT", &pid]).status()?;
     assert!(resumed.success());
     stepped_down??;
     // Within renew-deadline of the last renewal (at most one retry period before the cut),
     // and so before the lease (2 s) could expire for anyone else.
-    assert!(took <= config.renew_deadline + Duration::from_millis(100), "stepped down after {took:?}");
+    assert!(
+        took <= config.renew_deadline + Duration::from_millis(100),
+        "stepped down after {took:?}"
+    );
     assert!(took < config.lease_duration, "stepped down after {took:?}");
 
     tokio::time::timeout(Duration::from_secs(15), election.wait_for_leadership()).await?;

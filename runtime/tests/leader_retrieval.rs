@@ -43,7 +43,12 @@ async fn follows_the_leader_through_elections_and_deletion() -> TestResult {
 
     let first = LeaderElection::start(api.clone(), fast("retr"));
     let session = first.wait_for_leadership().await;
-    first.publish_leader_address(names::DISPATCHER, "pekko.tcp://flink@10.0.0.1:6123/user/rpc/dispatcher_1").await?;
+    first
+        .publish_leader_address(
+            names::DISPATCHER,
+            "pekko.tcp://flink@10.0.0.1:6123/user/rpc/dispatcher_1",
+        )
+        .await?;
     let seen = until(&mut leader, "the first leader", |v| v.is_some()).await?;
     assert_eq!(
         seen,
@@ -61,22 +66,42 @@ async fn follows_the_leader_through_elections_and_deletion() -> TestResult {
     assert_eq!(until_none, None);
     let second_session = second.wait_for_leadership().await;
     assert_ne!(second_session, session);
-    second.publish_leader_address(names::DISPATCHER, "pekko.tcp://flink@10.0.0.2:6123/user/rpc/dispatcher_1").await?;
+    second
+        .publish_leader_address(
+            names::DISPATCHER,
+            "pekko.tcp://flink@10.0.0.2:6123/user/rpc/dispatcher_1",
+        )
+        .await?;
     let seen = until(&mut leader, "the second leader", |v| v.is_some()).await?;
-    assert_eq!(seen.map(|l| (l.session_id, l.address)), Some((second_session, "pekko.tcp://flink@10.0.0.2:6123/user/rpc/dispatcher_1".to_string())));
+    assert_eq!(
+        seen.map(|l| (l.session_id, l.address)),
+        Some((
+            second_session,
+            "pekko.tcp://flink@10.0.0.2:6123/user/rpc/dispatcher_1".to_string()
+        ))
+    );
 
     // A malformed entry is no leader (and no crash); a deleted ConfigMap neither.
     let name = names::cluster_config_map("retr");
     let mut cm = api.get(&name).await?;
-    cm.data
-        .get_or_insert_with(Default::default)
-        .insert(names::leader_entry_key(names::DISPATCHER), "garbage-without-comma".into());
+    cm.data.get_or_insert_with(Default::default).insert(
+        names::leader_entry_key(names::DISPATCHER),
+        "garbage-without-comma".into(),
+    );
     api.replace(&name, &PostParams::default(), &cm).await?;
-    until(&mut leader, "the malformed entry to count as no leader", |v| v.is_none()).await?;
+    until(&mut leader, "the malformed entry to count as no leader", |v| {
+        v.is_none()
+    })
+    .await?;
 
     // A valid entry again, then its process is gone without a release (dropped: no more
     // renewals, the entry stays) and the ConfigMap is deleted: no leader.
-    second.publish_leader_address(names::DISPATCHER, "pekko.tcp://flink@10.0.0.2:6123/user/rpc/dispatcher_1").await?;
+    second
+        .publish_leader_address(
+            names::DISPATCHER,
+            "pekko.tcp://flink@10.0.0.2:6123/user/rpc/dispatcher_1",
+        )
+        .await?;
     until(&mut leader, "the entry written again", |v| v.is_some()).await?;
     drop(second);
     api.delete(&name, &DeleteParams::default()).await?;

@@ -9,8 +9,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -86,7 +86,8 @@ where
         let plan = self.plan.load(Ordering::SeqCst);
         let lose_answer = is_put && matches!(plan, LOSE_NEXT_PUT_ANSWER | LOSE_NEXT_PUT_ANSWER_THEN_CUT);
         if lose_answer {
-            self.plan.store(if plan == LOSE_NEXT_PUT_ANSWER { PASS } else { CUT }, Ordering::SeqCst);
+            self.plan
+                .store(if plan == LOSE_NEXT_PUT_ANSWER { PASS } else { CUT }, Ordering::SeqCst);
         }
         let inner = self.inner.clone();
         Box::pin(async move {
@@ -112,7 +113,9 @@ async fn faulty_client(env: &TestEnv) -> Result<(kube::Client, Arc<AtomicU8>), B
     let kubeconfig = Kubeconfig::read_from(&env.kubeconfig)?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     let plan = Arc::new(AtomicU8::new(PASS));
-    let client = ClientBuilder::try_from(config)?.with_layer(&Faults(plan.clone())).build();
+    let client = ClientBuilder::try_from(config)?
+        .with_layer(&Faults(plan.clone()))
+        .build();
     Ok((client, plan))
 }
 
@@ -137,16 +140,34 @@ async fn setup(test: &str) -> Result<Setup, Box<dyn std::error::Error>> {
     let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "orders")?;
     let fence = Fence::new(0, "jm-1");
     fence.claim_job(&cas(&api), "orders", JOB).await?;
-    Ok(Setup { _env: env, api, faulty, plan, storage, payloads, fence })
+    Ok(Setup {
+        _env: env,
+        api,
+        faulty,
+        plan,
+        storage,
+        payloads,
+        fence,
+    })
 }
 
 fn payload_count(storage: &tempfile::TempDir) -> usize {
-    std::fs::read_dir(storage.path().join("orders")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(storage.path().join("orders"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_answer_is_resolved_by_reading_the_pointer_back() -> TestResult {
-    let Setup { _env, api, faulty, plan, storage, payloads, fence } = setup("lost-answer").await?;
+    let Setup {
+        _env,
+        api,
+        faulty,
+        plan,
+        storage,
+        payloads,
+        fence,
+    } = setup("lost-answer").await?;
     let store = CompletedCheckpointStore::new(cas(&faulty), "orders", JOB, payloads, fence, 2);
 
     plan.store(LOSE_NEXT_PUT_ANSWER, Ordering::SeqCst);
@@ -163,7 +184,15 @@ async fn a_lost_answer_is_resolved_by_reading_the_pointer_back() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outcome_that_stays_unknown_is_possibly_written_and_keeps_the_payload() -> TestResult {
-    let Setup { _env, api, faulty, plan, storage, payloads, fence } = setup("possibly-written").await?;
+    let Setup {
+        _env,
+        api,
+        faulty,
+        plan,
+        storage,
+        payloads,
+        fence,
+    } = setup("possibly-written").await?;
     // Few retries and a short deadline: the test is about the outcome, not the patience.
     let cut_off = ConfigMapCas::new(faulty, 2, Duration::from_secs(2));
     let store = CompletedCheckpointStore::new(cut_off, "orders", JOB, payloads.clone(), fence.clone(), 2);

@@ -42,7 +42,11 @@ s3.secret-key: flink-ha-test-secret
 /// The object names under `orders/` in the bucket, read from the server.
 async fn objects(payloads: &PayloadStore) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let (store, root) = payloads.object_store();
-    let mut names: Vec<String> = store.list(Some(root)).map_ok(|meta| meta.location.to_string()).try_collect().await?;
+    let mut names: Vec<String> = store
+        .list(Some(root))
+        .map_ok(|meta| meta.location.to_string())
+        .try_collect()
+        .await?;
     names.sort();
     Ok(names)
 }
@@ -59,23 +63,45 @@ async fn checkpoints_on_s3_keep_num_retained_recover_the_highest_and_clean_up() 
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let fence = Fence::new(0, "jm-1");
     fence.claim_job(&cas(&api), "orders", JOB).await?;
-    let store = |fence: &Fence| CompletedCheckpointStore::new(cas(&api), "orders", JOB, payloads.clone(), fence.clone(), settings.num_retained);
+    let store = |fence: &Fence| {
+        CompletedCheckpointStore::new(
+            cas(&api),
+            "orders",
+            JOB,
+            payloads.clone(),
+            fence.clone(),
+            settings.num_retained,
+        )
+    };
     for id in 1..=4 {
-        store(&fence).add(id, Bytes::from(format!("state of checkpoint {id}"))).await?;
+        store(&fence)
+            .add(id, Bytes::from(format!("state of checkpoint {id}")))
+            .await?;
     }
 
     // Two checkpoints retained: two pointers, two objects, all under the cluster's folder.
     let cm = api.get(&names::job_config_map("orders", JOB)).await?;
-    let keys: Vec<String> = cm.data.unwrap_or_default().into_keys().filter(|k| k.starts_with("checkpointID-")).collect();
+    let keys: Vec<String> = cm
+        .data
+        .unwrap_or_default()
+        .into_keys()
+        .filter(|k| k.starts_with("checkpointID-"))
+        .collect();
     assert_eq!(keys, [checkpoint_key(3), checkpoint_key(4)]);
     let stored = objects(&payloads).await?;
     assert_eq!(stored.len(), 2, "{stored:?}");
-    assert!(stored.iter().all(|name| name.starts_with("flink/recovery/orders/")), "{stored:?}");
+    assert!(
+        stored.iter().all(|name| name.starts_with("flink/recovery/orders/")),
+        "{stored:?}"
+    );
 
     // A new leader recovers the highest checkpoint, its payload read back from S3.
     let successor = Fence::new(1, "jm-2");
     successor.claim_job(&cas(&api), "orders", JOB).await?;
-    assert_eq!(store(&successor).latest().await?, Some((4, Bytes::from("state of checkpoint 4"))));
+    assert_eq!(
+        store(&successor).latest().await?,
+        Some((4, Bytes::from("state of checkpoint 4")))
+    );
 
     // The cluster's normal shutdown removes its folder in the bucket.
     payloads.delete_all().await?;
@@ -122,7 +148,14 @@ async fn a_missing_bucket_fails_the_add_names_the_storage_dir_and_keeps_the_last
     let fence = Fence::new(0, "jm-1");
     fence.claim_job(&cas(&api), "orders", JOB).await?;
     let store = |settings: &HaSettings| -> Result<CompletedCheckpointStore, Error> {
-        Ok(CompletedCheckpointStore::new(cas(&api), "orders", JOB, PayloadStore::for_settings(settings)?, fence.clone(), 2))
+        Ok(CompletedCheckpointStore::new(
+            cas(&api),
+            "orders",
+            JOB,
+            PayloadStore::for_settings(settings)?,
+            fence.clone(),
+            2,
+        ))
     };
     store(&good)?.add(1, Bytes::from_static(b"one")).await?;
 
@@ -133,7 +166,12 @@ async fn a_missing_bucket_fails_the_add_names_the_storage_dir_and_keeps_the_last
         other => panic!("expected a storage error, got {other:?}"),
     }
     let cm = api.get(&names::job_config_map("orders", JOB)).await?;
-    let keys: Vec<String> = cm.data.unwrap_or_default().into_keys().filter(|k| k.starts_with("checkpointID-")).collect();
+    let keys: Vec<String> = cm
+        .data
+        .unwrap_or_default()
+        .into_keys()
+        .filter(|k| k.starts_with("checkpointID-"))
+        .collect();
     assert_eq!(keys, [checkpoint_key(1)]);
     assert_eq!(store(&good)?.latest().await?, Some((1, Bytes::from_static(b"one"))));
     Ok(())

@@ -64,7 +64,11 @@ async fn a_process_without_the_lock_can_neither_put_nor_remove_a_plan() -> TestR
     election.wait_for_leadership().await;
     let leader = ExecutionPlanStore::new(cas(&api), "plans", payloads(&storage, "plans")?, election.identity());
     leader.put(JOB, Bytes::from_static(b"the leader's plan")).await?;
-    let before = api.get(&names::cluster_config_map("plans")).await?.data.unwrap_or_default();
+    let before = api
+        .get(&names::cluster_config_map("plans"))
+        .await?
+        .data
+        .unwrap_or_default();
 
     // Same ConfigMap, same storage, an identity the lock does not name.
     let outsider = ExecutionPlanStore::new(cas(&api), "plans", payloads(&storage, "plans")?, "not-the-leader");
@@ -80,9 +84,16 @@ async fn a_process_without_the_lock_can_neither_put_nor_remove_a_plan() -> TestR
 
     // The plan entries are as the leader left them (the lock annotation and the leader
     // entries move with renewals; the plans do not), and no payload was left behind.
-    let after = api.get(&names::cluster_config_map("plans")).await?.data.unwrap_or_default();
+    let after = api
+        .get(&names::cluster_config_map("plans"))
+        .await?
+        .data
+        .unwrap_or_default();
     let plans_of = |data: &std::collections::BTreeMap<String, String>| {
-        data.iter().filter(|(k, _)| k.starts_with("executionPlan-")).map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>()
+        data.iter()
+            .filter(|(k, _)| k.starts_with("executionPlan-"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
     };
     assert_eq!(plans_of(&after), plans_of(&before));
     assert_eq!(leader.get(JOB).await?, Some(Bytes::from_static(b"the leader's plan")));
@@ -103,7 +114,14 @@ async fn an_add_to_a_missing_config_map_is_missing_and_leaves_no_payload() -> Te
         payloads: payloads(&storage, "orders")?,
         guard: Guard::Fence(Fence::new(0, "jm-1")),
     };
-    match store.add("checkpointID-0000000000000000001", "completedCheckpoint", Bytes::from_static(b"one")).await {
+    match store
+        .add(
+            "checkpointID-0000000000000000001",
+            "completedCheckpoint",
+            Bytes::from_static(b"one"),
+        )
+        .await
+    {
         Err(Error::Missing { name }) => assert_eq!(name, names::job_config_map("orders", JOB)),
         other => panic!("expected Missing, got {other:?}"),
     }
@@ -126,8 +144,12 @@ async fn a_failed_payload_delete_leaves_the_entry_marked_and_hidden_and_a_retry_
         guard: Guard::Fence(fence),
     };
     let key = "checkpointID-0000000000000000007";
-    store.add(key, "completedCheckpoint", Bytes::from_static(b"seven")).await?;
-    let [payload] = payload_files(&storage, "orders").try_into().map_err(|f| format!("one payload expected: {f:?}"))?;
+    store
+        .add(key, "completedCheckpoint", Bytes::from_static(b"seven"))
+        .await?;
+    let [payload] = payload_files(&storage, "orders")
+        .try_into()
+        .map_err(|f| format!("one payload expected: {f:?}"))?;
 
     // The payload cannot be deleted: a non-empty directory stands where the file was.
     std::fs::remove_file(&payload)?;
@@ -139,7 +161,11 @@ async fn a_failed_payload_delete_leaves_the_entry_marked_and_hidden_and_a_retry_
     }
     // Phase 1 happened: the entry is marked, so readers no longer see it; phase 3 did not.
     let cm = api.get(&names::job_config_map("orders", JOB)).await?;
-    let value = cm.data.unwrap_or_default().remove(key).ok_or("the key must stay until its payload is gone")?;
+    let value = cm
+        .data
+        .unwrap_or_default()
+        .remove(key)
+        .ok_or("the key must stay until its payload is gone")?;
     assert!(Pointer::parse(&value)?.marked_for_deletion, "{value}");
     assert_eq!(store.get(key).await?, None);
     assert!(store.list("checkpointID-").await?.is_empty());

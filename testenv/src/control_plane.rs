@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use http::Request;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use crate::Error;
 use crate::assets::Assets;
 use crate::pki::{self, Pki};
 use crate::process::{ManagedProcess, Reaper, free_port, http_get_ok};
-use crate::Error;
 
 /// Port races (a free port taken before the process binds it) are retried this often.
 const START_ATTEMPTS: usize = 3;
@@ -22,8 +22,7 @@ const CONTROLLER_MANAGER_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The controllers the tests need: garbage collection of owned objects, Deployments and
 /// their ReplicaSets, namespace deletion, and service accounts with their tokens.
-const CONTROLLERS: &str =
-    "garbagecollector,deployment,replicaset,namespace,serviceaccount,serviceaccount-token";
+const CONTROLLERS: &str = "garbagecollector,deployment,replicaset,namespace,serviceaccount,serviceaccount-token";
 
 /// A running control plane. Dropping it stops every process and removes its folder.
 pub struct ControlPlane {
@@ -84,9 +83,7 @@ impl ControlPlane {
         }
         let binary = self.assets.kube_controller_manager();
         if !binary.is_file() {
-            return Err(Error::AssetsMissing {
-                looked: vec![binary],
-            });
+            return Err(Error::AssetsMissing { looked: vec![binary] });
         }
         let started = Instant::now();
         let mut last_error = None;

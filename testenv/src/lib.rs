@@ -176,7 +176,13 @@ fn unique_namespace(test_name: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let mut label: String = test_name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     label.truncate(50);
     let label = label.trim_matches('-');
@@ -195,7 +201,11 @@ mod tests {
         assert_ne!(a, b);
         for name in [a, b, unique_namespace("__"), unique_namespace(&"x".repeat(99))] {
             assert!(name.len() <= 63, "{name}");
-            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{name}"
+            );
             assert!(!name.starts_with('-') && !name.ends_with('-'), "{name}");
         }
     }

@@ -66,9 +66,7 @@ pub fn write(dir: &Path) -> Result<Pki, Error> {
     // token,user,uid,"group1,group2"
     write_file(
         &pki.token_file,
-        &format!(
-            "{ADMIN_TOKEN},flink-ha-admin,1000,\"system:masters\"\n{NOBODY_TOKEN},flink-ha-nobody,1001\n"
-        ),
+        &format!("{ADMIN_TOKEN},flink-ha-admin,1000,\"system:masters\"\n{NOBODY_TOKEN},flink-ha-nobody,1001\n"),
     )?;
     Ok(pki)
 }

@@ -9,8 +9,8 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -179,7 +179,8 @@ impl Drop for ManagedProcess {
 /// `GET path` over plain HTTP on loopback; true on a 200 whose body contains `expect`.
 pub fn http_get_ok(port: u16, path: &str, expect: &str) -> bool {
     let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    http_exchange(port, &request, Duration::from_secs(2)).is_ok_and(|response| http_ok(&response) && response.contains(expect))
+    http_exchange(port, &request, Duration::from_secs(2))
+        .is_ok_and(|response| http_ok(&response) && response.contains(expect))
 }
 
 /// Sends one HTTP/1.0 request to 127.0.0.1:`port` and reads the answer until the server

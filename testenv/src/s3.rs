@@ -91,7 +91,10 @@ impl S3Server {
     /// Creates a bucket (path style; this server does not check the signature of a
     /// bucket creation, so a plain request does).
     pub fn create_bucket(&self, bucket: &str) -> Result<(), Error> {
-        let request = format!("PUT /{bucket} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\r\n", self.port);
+        let request = format!(
+            "PUT /{bucket} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\r\n",
+            self.port
+        );
         let response = http_exchange(self.port, &request, Duration::from_secs(10)).map_err(|source| Error::Io {
             what: format!("creating bucket {bucket} at {}", self.endpoint()),
             source,
@@ -99,7 +102,9 @@ impl S3Server {
         if http_ok(&response) {
             Ok(())
         } else {
-            Err(Error::Startup(format!("creating bucket {bucket}: the S3 server answered:\n{response}")))
+            Err(Error::Startup(format!(
+                "creating bucket {bucket}: the S3 server answered:\n{response}"
+            )))
         }
     }
 }

@@ -49,25 +49,41 @@ async fn config_maps_create_get_list_by_label_and_watch() -> TestResult {
     let mut events = api.watch(&WatchParams::default(), &version).await?.boxed();
 
     let ha = [("app", "orders"), ("type", "flink-native-kubernetes")];
-    api.create(&PostParams::default(), &config_map("orders-cluster-config-map", &ha, &[("counter", "1")]))
-        .await?;
-    api.create(&PostParams::default(), &config_map("unrelated", &[("app", "other")], &[]))
-        .await?;
+    api.create(
+        &PostParams::default(),
+        &config_map("orders-cluster-config-map", &ha, &[("counter", "1")]),
+    )
+    .await?;
+    api.create(
+        &PostParams::default(),
+        &config_map("unrelated", &[("app", "other")], &[]),
+    )
+    .await?;
 
     let got = api.get("orders-cluster-config-map").await?;
-    assert_eq!(got.data.unwrap_or_default().get("counter").map(String::as_str), Some("1"));
+    assert_eq!(
+        got.data.unwrap_or_default().get("counter").map(String::as_str),
+        Some("1")
+    );
 
     // Equality- and set-based selectors, as Flink's cleanup and watches use them.
-    let selected = api.list(&ListParams::default().labels("app=orders,type=flink-native-kubernetes")).await?;
+    let selected = api
+        .list(&ListParams::default().labels("app=orders,type=flink-native-kubernetes"))
+        .await?;
     let names: Vec<_> = selected.items.iter().filter_map(|c| c.metadata.name.clone()).collect();
     assert_eq!(names, ["orders-cluster-config-map"]);
-    let selected = api.list(&ListParams::default().labels("app in (other, nothing)")).await?;
+    let selected = api
+        .list(&ListParams::default().labels("app in (other, nothing)"))
+        .await?;
     assert_eq!(selected.items.len(), 1);
 
     let mut changed = got_with("counter", "2", api.get("orders-cluster-config-map").await?);
-    changed = api.replace("orders-cluster-config-map", &PostParams::default(), &changed).await?;
+    changed = api
+        .replace("orders-cluster-config-map", &PostParams::default(), &changed)
+        .await?;
     assert_eq!(changed.data.unwrap_or_default()["counter"], "2");
-    api.delete("orders-cluster-config-map", &DeleteParams::default()).await?;
+    api.delete("orders-cluster-config-map", &DeleteParams::default())
+        .await?;
 
     let mut seen = Vec::new();
     while seen.len() < 4 {
@@ -113,9 +129,19 @@ async fn a_write_with_a_stale_resource_version_is_a_conflict() -> TestResult {
         .await?;
 
     // Two writers read the same version; the second write must lose.
-    let first = api.replace("lease", &PostParams::default(), &got_with("counter", "2", created.clone())).await?;
+    let first = api
+        .replace(
+            "lease",
+            &PostParams::default(),
+            &got_with("counter", "2", created.clone()),
+        )
+        .await?;
     let stale = api
-        .replace("lease", &PostParams::default(), &got_with("counter", "3", created.clone()))
+        .replace(
+            "lease",
+            &PostParams::default(),
+            &got_with("counter", "3", created.clone()),
+        )
         .await
         .expect_err("a write with a stale resourceVersion must fail");
     assert_eq!(api_status(&stale), Some(409), "{stale}");
@@ -155,11 +181,23 @@ async fn kubectl_works_with_the_kubeconfig() -> TestResult {
         .await?;
     let output = tokio::process::Command::new("kubectl")
         .arg(format!("--kubeconfig={}", env.kubeconfig.display()))
-        .args(["-n", &env.namespace, "get", "configmap", "from-kube-rs", "-o", "jsonpath={.data.k}"])
+        .args([
+            "-n",
+            &env.namespace,
+            "get",
+            "configmap",
+            "from-kube-rs",
+            "-o",
+            "jsonpath={.data.k}",
+        ])
         .output()
         .await
         .map_err(|e| format!("run kubectl: {e}"))?;
-    assert!(output.status.success(), "kubectl failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "kubectl failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&output.stdout), "v1");
     Ok(())
 }
@@ -207,17 +245,27 @@ async fn deleting_a_deployment_collects_what_it_owns_and_keeps_unowned_config_ma
 
     // The Deployment controller runs: it makes the ReplicaSet.
     wait_for("a ReplicaSet for the Deployment", || async {
-        Ok(!replica_sets.list(&ListParams::default().labels("app=orders")).await?.items.is_empty())
+        Ok(!replica_sets
+            .list(&ListParams::default().labels("app=orders"))
+            .await?
+            .items
+            .is_empty())
     })
     .await?;
 
-    deployments.delete("orders-jobmanager", &DeleteParams::background()).await?;
+    deployments
+        .delete("orders-jobmanager", &DeleteParams::background())
+        .await?;
     wait_for("the owned ConfigMap to be garbage-collected", || async {
         Ok(config_maps.get_opt("flink-config-orders").await?.is_none())
     })
     .await?;
     wait_for("the ReplicaSet to be garbage-collected", || async {
-        Ok(replica_sets.list(&ListParams::default().labels("app=orders")).await?.items.is_empty())
+        Ok(replica_sets
+            .list(&ListParams::default().labels("app=orders"))
+            .await?
+            .items
+            .is_empty())
     })
     .await?;
 
@@ -259,14 +307,19 @@ fn a_process_that_dies_at_startup_is_reported_with_its_log() {
     use std::os::unix::fs::PermissionsExt;
     let assets = tempfile::tempdir().expect("temp dir");
     for (name, script) in [
-        ("etcd", "#!/bin/sh\necho 'etcdmain: listen tcp: disk on fire' >&2\nexit 3\n"),
+        (
+            "etcd",
+            "#!/bin/sh\necho 'etcdmain: listen tcp: disk on fire' >&2\nexit 3\n",
+        ),
         ("kube-apiserver", "#!/bin/sh\nexit 1\n"),
     ] {
         let path = assets.path().join(name);
         std::fs::write(&path, script).expect("write script");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    let started = ControlPlane::start_with(Assets { dir: assets.path().to_path_buf() });
+    let started = ControlPlane::start_with(Assets {
+        dir: assets.path().to_path_buf(),
+    });
     let error = started.err().expect("a dying etcd cannot start");
     let message = error.to_string();
     assert!(matches!(error, Error::ProcessDied { name: "etcd", .. }), "{message}");

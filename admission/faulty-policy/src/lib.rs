@@ -19,11 +19,7 @@ impl Guest for Faulty {
         "{}".to_string()
     }
 
-    fn review(
-        admission_review: String,
-        _now_unix_ms: i64,
-        _settings: ReviewSettings,
-    ) -> Result<Reviewed, String> {
+    fn review(admission_review: String, _now_unix_ms: i64, _settings: ReviewSettings) -> Result<Reviewed, String> {
         if admission_review.contains("fault:trap") {
             panic!("the faulty policy traps on request");
         }

@@ -6,8 +6,12 @@ use flink_ha_policy::{InputFormat, LintInput, LintRun, detect, lint_inputs, rule
 
 /// Parses an input format name (`auto`, `flink-conf`, `config-yaml`, `kubernetes`).
 pub fn parse_format(format: &str) -> Result<InputFormat, String> {
-    InputFormat::parse(format)
-        .ok_or_else(|| format!("unknown input format `{format}`: expected one of {}", InputFormat::NAMES.join(", ")))
+    InputFormat::parse(format).ok_or_else(|| {
+        format!(
+            "unknown input format `{format}`: expected one of {}",
+            InputFormat::NAMES.join(", ")
+        )
+    })
 }
 
 /// One input linted on its own, as `flink-ha lint --input-format FORMAT NAME` does.
@@ -71,20 +75,31 @@ mod tests {
     fn detection_follows_name_and_content() {
         assert_eq!(detect_format("flink-conf.yaml", b"a: b\n"), Some("flink-conf"));
         assert_eq!(detect_format("config.yaml", b"a: b\n"), Some("config-yaml"));
-        assert_eq!(detect_format("x.yaml", b"apiVersion: v1\nkind: ConfigMap\n"), Some("kubernetes"));
+        assert_eq!(
+            detect_format("x.yaml", b"apiVersion: v1\nkind: ConfigMap\n"),
+            Some("kubernetes")
+        );
         assert_eq!(detect_format("config.yaml", b"\xff\xfe"), None);
     }
 
     #[test]
     fn sarif_names_every_rule() {
         let sarif: serde_json::Value = serde_json::from_str(&lint_sarif("c.yaml", b"a: b\n", "auto").unwrap()).unwrap();
-        assert_eq!(sarif["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap().len(), rules::ALL.len());
+        assert_eq!(
+            sarif["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap().len(),
+            rules::ALL.len()
+        );
     }
 
     #[test]
     fn rules_are_the_catalogue() {
         let v: serde_json::Value = serde_json::from_str(&rules_json()).unwrap();
         assert_eq!(v[0]["id"], "HA001");
-        assert!(v.as_array().unwrap().iter().all(|r| r["explanation"].as_str().is_some_and(|e| !e.is_empty())));
+        assert!(
+            v.as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["explanation"].as_str().is_some_and(|e| !e.is_empty()))
+        );
     }
 }
