@@ -78,7 +78,7 @@ fn run() -> Result<(), String> {
     let status = build.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err(format!(
-            "`cargo build --target wasm32-unknown-unknown` exited with {status} (is the target installed? `rustup target add wasm32-unknown-unknown`)"
+            "`cargo build --target wasm32-unknown-unknown` exited with {status} (is the target installed? `rustup toolchain install` adds the targets rust-toolchain.toml names)"
         ));
     }
 
