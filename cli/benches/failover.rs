@@ -216,6 +216,7 @@ async fn commits(api: &Api<ConfigMap>, payloads: PayloadStore, storage: &str, jo
     let counter = CheckpointIdCounter::new(cas.clone(), "commits", job, fence.clone());
     counter.start().await.expect("counter");
     let store = CompletedCheckpointStore::new(cas, "commits", job, payloads, fence, 1);
+    store.recover().await.expect("recover");
     let payload = Bytes::from(vec![b'x'; 4096]);
     let mut latencies = Vec::new();
     let started = Instant::now();

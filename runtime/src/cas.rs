@@ -71,7 +71,10 @@ impl ConfigMapCas {
     where
         F: FnMut(&mut ConfigMap) -> Result<Change>,
     {
-        let mut possibly_written: Option<String> = None;
+        // Once one write's outcome is unknown, every later error keeps "possibly
+        // written": a refusal or a conflict seen afterwards does not undo a write that
+        // may have landed before it.
+        let mut unanswered = Unanswered::default();
         let attempts = self.max_retries.saturating_add(1);
         for attempt in 1..=attempts {
             let current = match self.get(name).await {
@@ -81,18 +84,21 @@ impl ConfigMapCas {
                     tracing::debug!(%name, %error, attempt, "read failed; retrying");
                     continue;
                 }
-                Err(error) => return Err(self.unless_possibly_written(name, possibly_written, error)),
+                Err(error) => return Err(unanswered.or(name, error)),
             };
             let (mut object, exists) = match (current, template) {
                 (Some(object), _) => (object, true),
                 (None, Some(template)) => (template.clone(), false),
                 (None, None) => {
-                    return Err(Error::Missing { name: name.to_string() });
+                    return Err(unanswered.or(name, Error::Missing { name: name.to_string() }));
                 }
             };
-            if change(&mut object)? == Change::Unchanged && exists {
-                return Ok(object);
+            match change(&mut object) {
+                Ok(Change::Unchanged) if exists => return Ok(object),
+                Ok(_) => {}
+                Err(error) => return Err(unanswered.or(name, error)),
             }
+            let version = object.metadata.resource_version.clone().unwrap_or_default();
             let written = if exists {
                 self.bounded(
                     format!("PUT ConfigMap {name}"),
@@ -114,31 +120,24 @@ impl ConfigMapCas {
                     tracing::debug!(%name, attempt, "conflict; retrying");
                 }
                 Ok(Err(kube::Error::Api(status))) if status.code == 404 => {
-                    return Err(Error::Missing { name: name.to_string() });
+                    return Err(unanswered.or(name, Error::Missing { name: name.to_string() }));
                 }
                 // Another 4xx: the server refused it; it was not written.
                 Ok(Err(kube::Error::Api(status))) if (400..500).contains(&status.code) => {
-                    return Err(self.unless_possibly_written(
-                        name,
-                        possibly_written,
-                        Error::Kube(kube::Error::Api(status)),
-                    ));
+                    return Err(unanswered.or(name, Error::Kube(kube::Error::Api(status))));
                 }
                 // 5xx, a lost connection or no answer in time: it may have been applied.
-                Ok(Err(error)) => possibly_written = Some(error.to_string()),
-                Err(timeout) => possibly_written = Some(timeout.to_string()),
+                Ok(Err(error)) => unanswered.push(version, error.to_string()),
+                Err(timeout) => unanswered.push(version, timeout.to_string()),
             }
         }
-        Err(match possibly_written {
-            Some(reason) => Error::PossiblyWritten {
-                name: name.to_string(),
-                reason,
-            },
-            None => Error::Conflict {
+        Err(unanswered.or(
+            name,
+            Error::Conflict {
                 name: name.to_string(),
                 attempts,
             },
-        })
+        ))
     }
 
     /// Runs one request under the deadline.
@@ -150,14 +149,35 @@ impl ConfigMapCas {
                 waited: self.request_timeout,
             })
     }
+}
 
-    fn unless_possibly_written(&self, name: &str, possibly: Option<String>, error: Error) -> Error {
-        match possibly {
+/// The writes of one compare-and-set whose answers never came.
+#[derive(Default)]
+struct Unanswered {
+    /// The resourceVersion each was conditioned on (empty for a create).
+    versions: Vec<String>,
+    last_reason: Option<String>,
+}
+
+impl Unanswered {
+    fn push(&mut self, version: String, reason: String) {
+        self.versions.push(version);
+        self.last_reason = Some(reason);
+    }
+
+    /// `error`, unless a write may have landed before it: then "possibly written".
+    fn or(self, name: &str, error: Error) -> Error {
+        match self.last_reason {
+            None => error,
             Some(reason) => Error::PossiblyWritten {
                 name: name.to_string(),
-                reason: format!("{reason}; then {error}"),
+                reason: match error {
+                    // Running out of attempts adds nothing to the unknown outcome.
+                    Error::Conflict { .. } => reason,
+                    error => format!("{reason}; then {error}"),
+                },
+                unanswered_versions: self.versions,
             },
-            None => error,
         }
     }
 }

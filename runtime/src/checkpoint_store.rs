@@ -5,8 +5,22 @@
 //! Two ConfigMap writes per completed checkpoint, retention included (Flink 2.3: four
 //! updates, each after a GET): the write that adds the new pointer also marks the ones
 //! falling out of retention; their payloads are deleted; a second write removes them.
+//! Marked entries left behind by a crash or a lost answer are finished by the next add.
+//!
+//! **Recovery never starts a job empty by mistake.** A payload read that fails for a
+//! reason that may pass (a lost connection, a 5xx) is retried with backoff, and one that
+//! keeps failing fails the recovery: the job is not started, and nothing is dropped. Only
+//! a payload the store proves missing is skipped for an older one — and if every retained
+//! checkpoint is missing, the store that answers is not the one that wrote them (another
+//! endpoint, an emptied bucket), so that is refused too. Until a recovery read its
+//! checkpoint back (or proved there is none), adds are refused, so retention can never
+//! drop the checkpoint a job should have restarted from.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
+use k8s_openapi::api::core::v1::ConfigMap;
 
 use crate::cas::ConfigMapCas;
 use crate::error::{Error, Result};
@@ -32,9 +46,31 @@ pub fn checkpoint_id(key: &str) -> Option<u64> {
         .flatten()
 }
 
+/// How often, and how patiently, recovery reads a payload before it gives up.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadRetries {
+    pub attempts: u32,
+    /// The pause after the first failure; it doubles after each further one.
+    pub first_backoff: Duration,
+}
+
+impl Default for ReadRetries {
+    /// Six attempts over about three seconds.
+    fn default() -> Self {
+        ReadRetries {
+            attempts: 6,
+            first_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A job's completed checkpoints. Recover first ([`CompletedCheckpointStore::recover`]);
+/// adds are refused until then.
 pub struct CompletedCheckpointStore {
     store: StateHandleStore,
     num_retained: usize,
+    read_retries: ReadRetries,
+    recovered: AtomicBool,
 }
 
 impl CompletedCheckpointStore {
@@ -55,43 +91,60 @@ impl CompletedCheckpointStore {
                 guard: Guard::Fence(fence),
             },
             num_retained: usize::try_from(num_retained.max(1)).unwrap_or(1),
+            read_retries: ReadRetries::default(),
+            recovered: AtomicBool::new(false),
         }
     }
 
+    /// Recovery reads with other retries than the default.
+    pub fn with_read_retries(mut self, read_retries: ReadRetries) -> Self {
+        self.read_retries = read_retries;
+        self
+    }
+
     /// Adds a completed checkpoint and drops those beyond retention, oldest first. The
-    /// ids dropped.
+    /// ids dropped. Refused before [`CompletedCheckpointStore::recover`] succeeded.
     pub async fn add(&self, id: u64, payload: Bytes) -> Result<Vec<u64>> {
+        if !self.recovered.load(Ordering::Acquire) {
+            return Err(Error::Refused(format!(
+                "checkpoint {id} of {}: the job's checkpoints were not recovered first, and retention could drop the one it must restart from",
+                self.store.name
+            )));
+        }
         let key = checkpoint_key(id);
-        let mut subsumed: Vec<(String, String)> = Vec::new();
         let keep = self.num_retained;
         let name = self.store.name.clone();
-        self.store
+        let stored = self
+            .store
             .add_with(&key, PAYLOAD_KIND, payload, |cm| {
-                subsumed.clear();
                 let live = live_entries(cm, &name, CHECKPOINT_PREFIX);
                 let drop_count = live.len().saturating_sub(keep);
                 let data = cm.data.get_or_insert_with(Default::default);
                 for (old_key, mut pointer) in live.into_iter().take(drop_count) {
-                    subsumed.push((old_key.clone(), pointer.path.clone()));
                     pointer.marked_for_deletion = true;
                     data.insert(old_key, pointer.to_json());
                 }
                 Ok(())
             })
             .await?;
-        // Payloads first; a key whose payload could not be deleted stays marked (invisible)
-        // for a later removal to finish.
+        // The checkpoint is in. What is marked now (those this add subsumed, and any a
+        // crash or a lost answer left behind) goes: payloads first; a key whose payload
+        // could not be deleted stays marked (invisible) for a later add to finish. A
+        // failure here does not undo the add.
+        let marked = marked_checkpoints(&stored);
         let mut removable = Vec::new();
-        for (old_key, path) in &subsumed {
+        for (old_key, path) in &marked {
             match self.store.payloads.delete(path).await {
                 Ok(()) => removable.push(old_key.clone()),
                 Err(error) => tracing::warn!(key = %old_key, %error, "subsumed checkpoint payload not deleted yet"),
             }
         }
-        if !removable.is_empty() {
-            self.store.remove_marked_keys(&removable).await?;
+        if !removable.is_empty()
+            && let Err(error) = self.store.remove_marked_keys(&removable).await
+        {
+            tracing::warn!(%error, "subsumed checkpoint keys not removed yet");
         }
-        Ok(subsumed.iter().filter_map(|(k, _)| checkpoint_id(k)).collect())
+        Ok(marked.iter().filter_map(|(k, _)| checkpoint_id(k)).collect())
     }
 
     /// The ids of the retained checkpoints, ascending.
@@ -105,21 +158,57 @@ impl CompletedCheckpointStore {
             .collect())
     }
 
-    /// Recovery: the highest checkpoint whose payload can be read, with its payload. An
-    /// unreadable one is skipped with a warning in favour of the next lower.
-    pub async fn latest(&self) -> Result<Option<(u64, Bytes)>> {
+    /// Recovery: the highest checkpoint whose payload can be read, with its payload, or
+    /// `None` when the job has no checkpoint. Transient read errors are retried with
+    /// backoff and then fail the recovery; a payload proven missing is skipped for an
+    /// older one, unless every one is missing. Adds are allowed from here on.
+    pub async fn recover(&self) -> Result<Option<(u64, Bytes)>> {
         let entries = self.store.list(CHECKPOINT_PREFIX).await?;
+        let mut missing = Vec::new();
         for (key, Pointer { path, .. }) in entries.iter().rev() {
             let Some(id) = checkpoint_id(key) else {
                 tracing::warn!(%key, "skipping a checkpoint key without a 19-digit id");
                 continue;
             };
-            match self.store.payloads.get(path).await {
-                Ok(bytes) => return Ok(Some((id, bytes))),
-                Err(error) => tracing::warn!(%key, %path, %error, "checkpoint payload unreadable; trying an older one"),
+            match self.read(path).await {
+                Ok(bytes) => {
+                    if !missing.is_empty() {
+                        tracing::warn!(job = %self.store.name, skipped = ?missing, recovered = id, "newer checkpoints' payloads are missing from storageDir");
+                    }
+                    self.recovered.store(true, Ordering::Release);
+                    return Ok(Some((id, bytes)));
+                }
+                Err(Error::PayloadMissing { path }) => missing.push(path),
+                Err(error) => return Err(error),
             }
         }
+        if !missing.is_empty() {
+            return Err(Error::Refused(format!(
+                "{}: the payload of every retained checkpoint is missing from storageDir {} ({}): the store that answers is not the one that wrote them (another endpoint or bucket?) or was emptied; the job is not started empty",
+                self.store.name,
+                self.store.payloads.description(),
+                missing.join(", ")
+            )));
+        }
+        self.recovered.store(true, Ordering::Release);
         Ok(None)
+    }
+
+    /// One payload, with retries for failures that may pass.
+    async fn read(&self, path: &str) -> Result<Bytes> {
+        let mut backoff = self.read_retries.first_backoff;
+        let mut attempt = 1;
+        loop {
+            match self.store.payloads.get(path).await {
+                Err(error) if error.is_transient_storage_error() && attempt < self.read_retries.attempts => {
+                    tracing::warn!(%path, %error, attempt, "checkpoint payload read failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = backoff.saturating_mul(2);
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// On a globally terminal job every checkpoint goes (pointers and payloads); otherwise
@@ -136,6 +225,20 @@ impl CompletedCheckpointStore {
         }
         Ok(())
     }
+}
+
+/// The checkpoint entries of `cm` marked for deletion: their keys and payload paths.
+fn marked_checkpoints(cm: &ConfigMap) -> Vec<(String, String)> {
+    let Some(data) = cm.data.as_ref() else {
+        return Vec::new();
+    };
+    data.range(CHECKPOINT_PREFIX.to_string()..)
+        .take_while(|(k, _)| k.starts_with(CHECKPOINT_PREFIX))
+        .filter_map(|(k, v)| {
+            let pointer = Pointer::parse(v).ok()?;
+            pointer.marked_for_deletion.then(|| (k.clone(), pointer.path))
+        })
+        .collect()
 }
 
 #[cfg(test)]

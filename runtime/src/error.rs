@@ -10,9 +10,22 @@ pub enum Error {
     #[error("ConfigMap {name}: still conflicting after {attempts} attempts")]
     Conflict { name: String, attempts: u32 },
     /// A write was sent and its outcome is unknown (timeout, connection lost, 5xx):
-    /// the change may be in the ConfigMap. Payloads it points to must be kept.
+    /// the change may be in the ConfigMap. Payloads it points to must be kept. Whatever
+    /// happened after the unknown outcome (a conflict, a fence that moved on) does not
+    /// turn it into "not written": only a read that proves the change absent does.
     #[error("ConfigMap {name}: the write may or may not have happened ({reason})")]
-    PossiblyWritten { name: String, reason: String },
+    PossiblyWritten {
+        name: String,
+        reason: String,
+        /// The resourceVersions the unanswered writes were conditioned on. Once the
+        /// ConfigMap has moved past all of them without the change, none of those
+        /// writes can land any more (every write is a compare-and-set).
+        unanswered_versions: Vec<String>,
+    },
+    /// A write whose outcome was unknown, proven absent by reading the ConfigMap back:
+    /// the ConfigMap moved past every version the write was conditioned on without it.
+    #[error("ConfigMap {name}: not written ({reason})")]
+    NotWritten { name: String, reason: String },
     /// The leadership check in the same write failed: the lock names someone else (or
     /// the job's fencing epoch moved on). Nothing was written.
     #[error("ConfigMap {name}: not written, this process does not lead ({reason})")]
@@ -35,6 +48,16 @@ pub enum Error {
     /// Reading or writing a payload in storageDir failed.
     #[error("storageDir: {0}")]
     Storage(String),
+    /// The object store answered a payload request with an error.
+    #[error("storageDir: cannot {what}: {source}")]
+    StorageIo {
+        what: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// A pointer names a payload that the object store says does not exist.
+    #[error("storageDir: the payload {path} does not exist")]
+    PayloadMissing { path: String },
     /// An operation that would lose data the caller did not mean to lose.
     #[error("refused: {0}")]
     Refused(String),
@@ -47,6 +70,28 @@ impl Error {
     /// Whether the write certainly did not happen, so what it pointed to may be deleted.
     pub fn definitely_not_written(&self) -> bool {
         !matches!(self, Error::PossiblyWritten { .. })
+    }
+
+    /// Whether a storage failure may pass if the request is tried again (a lost
+    /// connection, a 5xx, a timeout), as opposed to an answer that will not change (the
+    /// object is missing, access is denied, the path is invalid).
+    pub fn is_transient_storage_error(&self) -> bool {
+        use object_store::Error as E;
+        match self {
+            Error::StorageIo { source, .. } => !matches!(
+                source,
+                E::NotFound { .. }
+                    | E::PermissionDenied { .. }
+                    | E::Unauthenticated { .. }
+                    | E::InvalidPath { .. }
+                    | E::NotSupported { .. }
+                    | E::NotImplemented { .. }
+                    | E::AlreadyExists { .. }
+                    | E::Precondition { .. }
+                    | E::UnknownConfigurationKey { .. }
+            ),
+            _ => false,
+        }
     }
 }
 

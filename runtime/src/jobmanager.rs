@@ -21,7 +21,7 @@ use crate::checkpoint_store::CompletedCheckpointStore;
 use crate::cleanup::ExecutionPlanStore;
 use crate::error::Result;
 use crate::fence::Fence;
-use crate::leader_election::{LeaderElection, Leadership};
+use crate::leader_election::{LeaderElection, LeaderLease, Leadership};
 use crate::names;
 use crate::payloads::PayloadStore;
 
@@ -69,8 +69,17 @@ pub async fn run(
         };
         tracing::info!(%session, epoch, "leading");
         let mut jobs = JoinSet::new();
-        if let Err(error) = lead(&election, &cas, &payloads, &settings, &options, epoch, &mut jobs).await {
-            tracing::warn!(%error, "could not take up the jobs; waiting for the next grant");
+        let lease = election.lease(session);
+        if let Err(error) = lead(
+            &election, &cas, &payloads, &settings, &options, epoch, &lease, &mut jobs,
+        )
+        .await
+        {
+            // Holding the lock while running no job would stall the cluster for good:
+            // say so, stop what started, and let a JobManager that can take over.
+            tracing::error!(%error, "cannot take up the jobs; giving up leadership");
+            jobs.shutdown().await;
+            election.give_up();
         }
         // Leading until revoked or shut down; then the jobs are suspended.
         loop {
@@ -101,6 +110,7 @@ async fn lead(
     settings: &HaSettings,
     options: &JobManagerOptions,
     epoch: u64,
+    lease: &LeaderLease,
     jobs: &mut JoinSet<Result<()>>,
 ) -> Result<()> {
     for component in [names::DISPATCHER, names::RESOURCE_MANAGER, names::REST_SERVER] {
@@ -134,16 +144,19 @@ async fn lead(
             fence.clone(),
             settings.num_retained,
         );
-        match checkpoints.latest().await? {
+        match checkpoints.recover().await? {
             Some((id, _)) => tracing::info!(job = %job_id, checkpoint = id, "recovered"),
             None => tracing::info!(job = %job_id, "started without a checkpoint"),
         }
         let interval = options.checkpoint_interval;
+        let lease = lease.clone();
         jobs.spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.tick().await;
             loop {
                 tick.tick().await;
+                // Only while this grant may act: a frozen process's timers fire late.
+                lease.check()?;
                 let id = counter.get_and_increment().await?;
                 checkpoints
                     .add(id, Bytes::from(format!("{{\"job\":\"{job_id}\",\"checkpoint\":{id}}}")))

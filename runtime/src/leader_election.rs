@@ -16,17 +16,28 @@
 //!   out, and a watch on the ConfigMap wakes them when it is released, instead of polling
 //!   every retry period.
 //!
-//! A leader that cannot renew within `renew-deadline` steps down (before any follower
-//! may take over, since `renew-deadline <= lease-duration`), and contends again. On a
-//! graceful stop the lock is released (empty holder, 1 s lease, as Flink does) so a
-//! standby takes over at once.
+//! - **Step-down strictly before anyone may take over.** A follower can acquire no earlier
+//!   than `lease-duration` after it saw the last renewal, which is after that renewal was
+//!   sent. So the leader counts from the *send* time of its last successful renewal and
+//!   stops acting as leader at `min(renew-deadline, lease-duration)` minus a margin of a
+//!   tenth of the lease — one deadline for the whole renewal, retries after a conflict
+//!   included. [`LeaderLease::check`] tells an action whether that moment has passed,
+//!   by the monotonic clock, even when the process was frozen and its timers are late.
+//! - **Epochs only grow.** The grant's epoch (the record's `leaderTransitions`) is also
+//!   raised above every fence on the cluster's job ConfigMaps, so a recreated cluster
+//!   ConfigMap (Flink deletes it on a graceful shutdown) or an unreadable record never
+//!   sends it back to 0 below the jobs' fences.
+//!
+//! On a graceful stop the lock is released (empty holder, 1 s lease, as Flink does) so a
+//! standby takes over at once; [`LeaderElection::give_up`] releases it too, for a leader
+//! that cannot take up its jobs, and lets another contender have it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ObjectMeta, WatchEvent, WatchParams};
+use kube::api::{Api, ListParams, ObjectMeta, WatchEvent, WatchParams};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
@@ -34,6 +45,7 @@ use flink_ha_policy::leader_record::LeaderRecord;
 
 use crate::cas::{Change, ConfigMapCas};
 use crate::error::{Error, Result};
+use crate::fence::Fence;
 use crate::names;
 
 /// The lease a graceful release leaves behind, as Flink writes it.
@@ -102,8 +114,51 @@ pub struct LeaderElection {
     name: String,
     cas: ConfigMapCas,
     leadership: watch::Receiver<Leadership>,
+    valid_until: watch::Receiver<Option<Instant>>,
+    give_up: Arc<Notify>,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// One grant's right to act as leader, for the tasks that act on it: valid while the
+/// grant is current and its step-down moment has not passed.
+#[derive(Clone)]
+pub struct LeaderLease {
+    session_id: Uuid,
+    name: String,
+    leadership: watch::Receiver<Leadership>,
+    valid_until: watch::Receiver<Option<Instant>>,
+}
+
+impl LeaderLease {
+    /// The grant this lease belongs to.
+    pub fn session_id(&self) -> Uuid {
+        self.session_id
+    }
+
+    /// Until when this process may act as leader, as known now; `None` once the grant
+    /// is over.
+    pub fn valid_until(&self) -> Option<Instant> {
+        (self.leadership.borrow().session_id() == Some(self.session_id))
+            .then(|| *self.valid_until.borrow())
+            .flatten()
+    }
+
+    /// `Ok` if this process may act as leader of this grant right now: call it before
+    /// every action only a leader may take.
+    pub fn check(&self) -> Result<()> {
+        match self.valid_until() {
+            Some(until) if Instant::now() < until => Ok(()),
+            Some(_) => Err(Error::NotLeader {
+                name: self.name.clone(),
+                reason: "the lease ran out without a renewal".into(),
+            }),
+            None => Err(Error::NotLeader {
+                name: self.name.clone(),
+                reason: "this grant is over".into(),
+            }),
+        }
+    }
 }
 
 impl LeaderElection {
@@ -113,15 +168,19 @@ impl LeaderElection {
         let name = names::cluster_config_map(&config.cluster_id);
         let cas = ConfigMapCas::new(api, config.max_retries, config.lease_duration);
         let (leadership_tx, leadership) = watch::channel(Leadership::Follower);
+        let (valid_until_tx, valid_until) = watch::channel(None);
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let give_up = Arc::new(Notify::new());
         let elector = Elector {
             cas: cas.clone(),
             name: name.clone(),
             identity: identity.clone(),
             config,
             leadership: leadership_tx,
+            valid_until: valid_until_tx,
             observed: None,
             changed: Arc::new(Notify::new()),
+            give_up: give_up.clone(),
         };
         let task = tokio::spawn(elector.run(shutdown_rx));
         LeaderElection {
@@ -129,9 +188,29 @@ impl LeaderElection {
             name,
             cas,
             leadership,
+            valid_until,
+            give_up,
             shutdown,
             task: Some(task),
         }
+    }
+
+    /// The right to act as leader under the grant `session_id`, for tasks to check.
+    pub fn lease(&self, session_id: Uuid) -> LeaderLease {
+        LeaderLease {
+            session_id,
+            name: self.name.clone(),
+            leadership: self.leadership.clone(),
+            valid_until: self.valid_until.clone(),
+        }
+    }
+
+    /// Gives up the current grant: releases the lock (as a graceful stop does) and
+    /// waits one lease before contending again, so another contender can take over. For
+    /// a leader that cannot take up its jobs: holding the lock while running none of
+    /// them would stall the cluster for good.
+    pub fn give_up(&self) {
+        self.give_up.notify_one();
     }
 
     /// The identity written into the lock while this process leads.
@@ -235,15 +314,15 @@ struct Observed {
 }
 
 enum Attempt {
-    Acquired(ConfigMap),
+    /// The lock is ours, written by a request sent at this instant.
+    Acquired(ConfigMap, Instant),
     /// Someone holds it; look again at the latest by `until`.
-    Held {
-        until: Instant,
-    },
+    Held { until: Instant },
 }
 
 enum LeadOutcome {
     Lost,
+    GaveUp,
     Shutdown,
 }
 
@@ -253,9 +332,12 @@ struct Elector {
     identity: String,
     config: ElectionConfig,
     leadership: watch::Sender<Leadership>,
+    /// The step-down moment of the current grant.
+    valid_until: watch::Sender<Option<Instant>>,
     observed: Option<Observed>,
     /// Pinged by the watch on the ConfigMap.
     changed: Arc<Notify>,
+    give_up: Arc<Notify>,
 }
 
 impl Elector {
@@ -266,22 +348,33 @@ impl Elector {
             self.changed.clone(),
         ));
         loop {
-            let Some(lease) = self.contend(&mut shutdown).await else {
+            let Some((lease, sent_at)) = self.contend(&mut shutdown).await else {
                 break;
             };
             let session_id = Uuid::new_v4();
             let epoch = raw_record(&lease)
                 .and_then(|raw| LeaderRecord::parse(raw).ok())
                 .map_or(0, |record| record.leader_transitions);
+            // The step-down moment is known before anyone hears of the grant.
+            self.valid_until.send_replace(Some(self.step_down_at(sent_at)));
             tracing::info!(identity = %self.identity, %session_id, epoch, "leadership granted");
             self.leadership.send_replace(Leadership::Leader { session_id, epoch });
-            let outcome = self.lead(lease, &mut shutdown).await;
+            let outcome = self.lead(lease, sent_at, &mut shutdown).await;
             self.leadership.send_replace(Leadership::Follower);
+            self.valid_until.send_replace(None);
+            // Whatever we cached is stale: judge the lock afresh.
+            self.observed = None;
             match outcome {
                 LeadOutcome::Lost => {
                     tracing::warn!(identity = %self.identity, "leadership revoked; contending again");
-                    // Whatever we cached is stale: judge the lock afresh.
-                    self.observed = None;
+                }
+                LeadOutcome::GaveUp => {
+                    self.release(session_id).await;
+                    tracing::warn!(identity = %self.identity, "gave up leadership; contending again after one lease");
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.lease_duration) => {}
+                        _ = shutdown.changed() => break,
+                    }
                 }
                 LeadOutcome::Shutdown => {
                     self.release(session_id).await;
@@ -292,14 +385,22 @@ impl Elector {
         watcher.abort();
     }
 
+    /// The moment a grant or renewal sent at `sent_at` stops covering leader actions:
+    /// before any follower, who counts a whole lease from when it saw the write, may
+    /// acquire; and no later than the renew deadline.
+    fn step_down_at(&self, sent_at: Instant) -> Instant {
+        let covered = self.config.renew_deadline.min(self.config.lease_duration);
+        sent_at + covered.saturating_sub(self.config.lease_duration / 10)
+    }
+
     /// Follower: tries until it holds the lock; `None` on shutdown.
-    async fn contend(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<ConfigMap> {
+    async fn contend(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<(ConfigMap, Instant)> {
         loop {
             if *shutdown.borrow() {
                 return None;
             }
             let wait = match self.try_acquire().await {
-                Ok(Attempt::Acquired(cm)) => return Some(cm),
+                Ok(Attempt::Acquired(cm, sent_at)) => return Some((cm, sent_at)),
                 // Wake just after the observed lease runs out, or at the next retry.
                 Ok(Attempt::Held { until }) => {
                     until
@@ -360,11 +461,12 @@ impl Elector {
                 return Ok(Attempt::Held { until });
             }
         }
-        let record = self.new_record(previous.as_ref());
+        let record = self.new_record(previous.as_ref(), self.highest_fence().await?);
         cm.metadata
             .annotations
             .get_or_insert_with(Default::default)
             .insert(names::LEADER_ANNOTATION.to_string(), record.to_json());
+        let sent_at = Instant::now();
         let sent = self
             .cas
             .bounded(
@@ -373,7 +475,7 @@ impl Elector {
             )
             .await?;
         match sent {
-            Ok(stored) => Ok(Attempt::Acquired(stored)),
+            Ok(stored) => Ok(Attempt::Acquired(stored, sent_at)),
             // Another contender was faster; look again now.
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Held { until: now }),
             Err(error) => Err(Error::Kube(error)),
@@ -383,7 +485,7 @@ impl Elector {
     /// No cluster ConfigMap yet: create it holding the lock, with the HA labels and no
     /// owner references (it must outlive the Deployment).
     async fn create_with_lock(&mut self) -> Result<Attempt> {
-        let record = self.new_record(None);
+        let record = self.new_record(None, self.highest_fence().await?);
         let cm = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
@@ -393,6 +495,7 @@ impl Elector {
             },
             ..ConfigMap::default()
         };
+        let sent_at = Instant::now();
         let sent = self
             .cas
             .bounded(
@@ -401,18 +504,48 @@ impl Elector {
             )
             .await?;
         match sent {
-            Ok(stored) => Ok(Attempt::Acquired(stored)),
+            Ok(stored) => Ok(Attempt::Acquired(stored, sent_at)),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Held { until: Instant::now() }),
             Err(error) => Err(Error::Kube(error)),
         }
     }
 
+    /// The highest fence epoch on this cluster's job ConfigMaps (`None` if none is
+    /// fenced): a new grant's epoch must exceed it, whatever the lock record says.
+    async fn highest_fence(&self) -> Result<Option<u64>> {
+        let cluster_id = &self.config.cluster_id;
+        let params = ListParams::default().labels(&names::ha_selector(cluster_id));
+        let listed = self
+            .cas
+            .bounded(
+                format!("list the job ConfigMaps of {cluster_id}"),
+                self.cas.api.list(&params),
+            )
+            .await??;
+        Ok(listed
+            .items
+            .iter()
+            .filter(|cm| {
+                cm.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|name| names::is_job_config_map(cluster_id, name))
+            })
+            .filter_map(|cm| Fence::read(cm).ok().flatten())
+            .map(|fence| fence.epoch)
+            .max())
+    }
+
     /// The record of a new grant. `leaderTransitions` grows with every grant (fabric8
     /// raises it only when the identity changes; ours is the same across a lost and
-    /// regained lock), so it can serve as the fencing epoch of the job ConfigMaps.
-    fn new_record(&self, previous: Option<&LeaderRecord>) -> LeaderRecord {
+    /// regained lock), so it can serve as the fencing epoch of the job ConfigMaps. It is
+    /// also raised above the highest fence on the jobs, so a recreated ConfigMap or an
+    /// unreadable record cannot send the epoch back below them.
+    fn new_record(&self, previous: Option<&LeaderRecord>, highest_fence: Option<u64>) -> LeaderRecord {
         let now = jiff::Timestamp::now();
-        let transitions = previous.map_or(0, |p| p.leader_transitions.saturating_add(1));
+        let after_previous = previous.map_or(0, |p| p.leader_transitions.saturating_add(1));
+        let after_fences = highest_fence.map_or(0, |epoch| epoch.saturating_add(1));
+        let transitions = after_previous.max(after_fences);
         LeaderRecord {
             holder_identity: self.identity.clone(),
             lease_duration: self.config.lease_duration,
@@ -422,33 +555,42 @@ impl Elector {
         }
     }
 
-    /// Leader: renews every retry period; steps down when no renewal succeeded within
-    /// renew-deadline or the lock names someone else.
-    async fn lead(&mut self, mut cached: ConfigMap, shutdown: &mut watch::Receiver<bool>) -> LeadOutcome {
-        let mut last_renewal = Instant::now();
+    /// Leader: renews every retry period; steps down at the step-down moment of its last
+    /// successful renewal (see [`Elector::step_down_at`]) or when the lock names someone
+    /// else.
+    async fn lead(
+        &mut self,
+        mut cached: ConfigMap,
+        acquired_at: Instant,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> LeadOutcome {
+        let mut step_down = self.step_down_at(acquired_at);
         loop {
+            let next_renewal = (Instant::now() + self.config.retry_period).min(step_down);
             tokio::select! {
-                _ = tokio::time::sleep(self.config.retry_period) => {}
+                _ = tokio::time::sleep_until(next_renewal.into()) => {}
                 _ = shutdown.changed() => return LeadOutcome::Shutdown,
+                _ = self.give_up.notified() => return LeadOutcome::GaveUp,
             }
             loop {
-                let deadline = last_renewal + self.config.renew_deadline;
                 let sent_at = Instant::now();
-                let Some(left) = deadline.checked_duration_since(sent_at).filter(|d| !d.is_zero()) else {
-                    tracing::warn!(identity = %self.identity, "no renewal within renew-deadline; stepping down");
+                let Some(left) = step_down.checked_duration_since(sent_at).filter(|d| !d.is_zero()) else {
+                    tracing::warn!(identity = %self.identity, "no renewal in time; stepping down before the lease can run out");
                     return LeadOutcome::Lost;
                 };
-                match self.renew(&cached, left).await {
-                    Ok(stored) => {
+                // One deadline for the whole renewal, its retries after a conflict included.
+                match tokio::time::timeout(left, self.renew(&cached)).await {
+                    Ok(Ok(stored)) => {
                         cached = stored;
-                        last_renewal = sent_at;
+                        step_down = self.step_down_at(sent_at);
+                        self.valid_until.send_replace(Some(step_down));
                         break;
                     }
-                    Err(Error::NotLeader { reason, .. }) => {
+                    Ok(Err(Error::NotLeader { reason, .. })) => {
                         tracing::warn!(identity = %self.identity, %reason, "deposed");
                         return LeadOutcome::Lost;
                     }
-                    Err(error) => {
+                    Ok(Err(error)) => {
                         tracing::warn!(%error, "renewal failed; retrying");
                         let pause = (self.config.retry_period / 4).min(left);
                         tokio::select! {
@@ -456,14 +598,18 @@ impl Elector {
                             _ = shutdown.changed() => return LeadOutcome::Shutdown,
                         }
                     }
+                    Err(_) => {
+                        tracing::warn!(identity = %self.identity, waited = ?left, "no answer to the renewal before the step-down moment");
+                        return LeadOutcome::Lost;
+                    }
                 }
             }
         }
     }
 
     /// One PUT with the cached resourceVersion; after a conflict, a GET, the identity
-    /// check, and one more PUT.
-    async fn renew(&self, cached: &ConfigMap, within: Duration) -> Result<ConfigMap> {
+    /// check, and one more PUT. The caller bounds the whole of it.
+    async fn renew(&self, cached: &ConfigMap) -> Result<ConfigMap> {
         let mut cm = cached.clone();
         for _ in 0..2 {
             let mut record = held_record(&cm, &self.identity, &self.name)?;
@@ -472,21 +618,14 @@ impl Elector {
                 .annotations
                 .get_or_insert_with(Default::default)
                 .insert(names::LEADER_ANNOTATION.to_string(), record.to_json());
-            let sent = tokio::time::timeout(within, self.cas.api.replace(&self.name, &Default::default(), &cm))
-                .await
-                .map_err(|_| Error::Timeout {
-                    what: format!("renew the lease on {}", self.name),
-                    waited: within,
-                })?;
-            match sent {
+            match self.cas.api.replace(&self.name, &Default::default(), &cm).await {
                 Ok(stored) => return Ok(stored),
                 Err(kube::Error::Api(status)) if status.code == 409 => {
-                    cm = tokio::time::timeout(within, self.cas.api.get_opt(&self.name))
-                        .await
-                        .map_err(|_| Error::Timeout {
-                            what: format!("read {}", self.name),
-                            waited: within,
-                        })??
+                    cm = self
+                        .cas
+                        .api
+                        .get_opt(&self.name)
+                        .await?
                         .ok_or_else(|| Error::NotLeader {
                             name: self.name.clone(),
                             reason: "the ConfigMap was deleted".into(),

@@ -39,4 +39,4 @@ pub mod storage;
 
 pub use config::{ConfigError, HaSettings};
 pub use error::{Error, Result};
-pub use leader_election::{ElectionConfig, LeaderElection, Leadership};
+pub use leader_election::{ElectionConfig, LeaderElection, LeaderLease, Leadership};

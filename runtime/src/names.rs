@@ -25,6 +25,14 @@ pub fn job_config_map(cluster_id: &str, job_id: &str) -> String {
     format!("{cluster_id}-{job_id}-config-map")
 }
 
+/// Whether `name` is a job ConfigMap of `cluster_id`: `<cluster-id>-<32 hex>-config-map`.
+pub fn is_job_config_map(cluster_id: &str, name: &str) -> bool {
+    name.strip_prefix(cluster_id)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|rest| rest.strip_suffix("-config-map"))
+        .is_some_and(|job| job.len() == 32 && job.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
 /// The data key of a component's leader entry.
 pub fn leader_entry_key(component: &str) -> String {
     format!("{LEADER_ENTRY_PREFIX}{component}")

@@ -2,8 +2,14 @@
 //! under fresh unique names (never overwritten), read back, deleted idempotently.
 //!
 //! ConfigMaps hold only pointers to these files ([`Pointer`]), as in Flink. The pointer
-//! format is ours and small: `{"path":"<object path>"}`, plus `"markedForDeletion":true`
+//! format is ours and small: `{"path":"<payload URI>"}`, plus `"markedForDeletion":true`
 //! during a two-phase removal (Flink's "marked for deletion" flag).
+//!
+//! A pointer resolves to exactly one object: it carries the payload's full URI
+//! (`s3://bucket/flink/recovery/<cluster-id>/completedCheckpoint…`, as Flink's own
+//! pointers do), and a store reads or deletes only what lies inside it. A JobManager
+//! configured with another bucket is refused, never shown "nothing there". Pointers of
+//! earlier versions hold a bare object path and are read as paths inside this store.
 
 use std::sync::Arc;
 
@@ -50,6 +56,8 @@ impl Pointer {
 #[derive(Clone)]
 pub struct PayloadStore {
     store: Arc<dyn ObjectStore>,
+    /// The store's own URI without a path (`s3://bucket`, `file://`).
+    store_uri: String,
     root: Path,
     description: String,
 }
@@ -74,11 +82,49 @@ impl PayloadStore {
     /// `<storage_dir>/<storage_cluster_id>/` with explicit file-system options.
     pub fn open_with(storage_dir: &str, storage_cluster_id: &str, options: &StorageOptions) -> Result<PayloadStore> {
         let (store, base) = storage::open(storage_dir, options)?;
-        Ok(PayloadStore {
+        Ok(PayloadStore::with_object_store(
             store,
-            description: format!("{}/{storage_cluster_id}", storage_dir.trim_end_matches('/')),
-            root: base.join(storage_cluster_id),
-        })
+            &storage::store_uri(storage_dir)?,
+            base.join(storage_cluster_id),
+        ))
+    }
+
+    /// A payload folder on an object store the caller built: `root` inside the store
+    /// whose URI (scheme and authority, no path: `s3://bucket`, `file://`) is `store_uri`. For embedders with their own store
+    /// configuration, and for tests that put a fault in front of a real store.
+    pub fn with_object_store(store: Arc<dyn ObjectStore>, store_uri: &str, root: Path) -> PayloadStore {
+        // `file://` keeps its slashes: its authority is empty.
+        let store_uri = store_uri.to_string();
+        PayloadStore {
+            store,
+            description: format!("{store_uri}/{root}"),
+            store_uri,
+            root,
+        }
+    }
+
+    /// The URI a pointer carries for an object of this store.
+    pub fn uri_of(&self, path: &Path) -> String {
+        format!("{}/{path}", self.store_uri)
+    }
+
+    /// The object a pointer's path names, if it lies inside this store.
+    fn resolve(&self, pointer_path: &str) -> Result<Path> {
+        if !pointer_path.contains("://") {
+            // A bare object path, as earlier versions wrote: inside this store.
+            return Ok(Path::from(pointer_path));
+        }
+        match pointer_path
+            .strip_prefix(self.store_uri.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+        {
+            Some(object) if !object.is_empty() => Ok(Path::from(object)),
+            _ => Err(Error::Refused(format!(
+                "the pointer names {pointer_path}, which is not in this JobManager's storageDir {}: \
+                 is it configured with another bucket or file system than the one that wrote it?",
+                self.description
+            ))),
+        }
     }
 
     /// The object store and this cluster's folder in it, for tools and tests that look
@@ -92,8 +138,9 @@ impl PayloadStore {
         &self.description
     }
 
-    /// Writes `bytes` under a fresh name `<kind><24 hex>`, never over an existing object.
-    pub async fn put_new(&self, kind: &str, bytes: Bytes) -> Result<Path> {
+    /// Writes `bytes` under a fresh name `<kind><24 hex>`, never over an existing object;
+    /// the URI a pointer to it carries.
+    pub async fn put_new(&self, kind: &str, bytes: Bytes) -> Result<String> {
         for _ in 0..3 {
             let name = format!(
                 "{kind}{:012x}{:012x}",
@@ -110,7 +157,7 @@ impl PayloadStore {
                 .put_opts(&path, PutPayload::from(bytes.clone()), options)
                 .await
             {
-                Ok(_) => return Ok(path),
+                Ok(_) => return Ok(self.uri_of(&path)),
                 // A name taken by chance: draw another.
                 Err(object_store::Error::AlreadyExists { .. }) => continue,
                 Err(error) => return Err(self.failed("write a payload to", error)),
@@ -122,14 +169,18 @@ impl PayloadStore {
         )))
     }
 
-    pub async fn get(&self, path: &str) -> Result<Bytes> {
-        let path = Path::from(path);
-        let got = self
-            .store
-            .get(&path)
-            .await
-            .map_err(|e| self.failed("read a payload from", e))?;
-        got.bytes().await.map_err(|e| self.failed("read a payload from", e))
+    /// The payload a pointer's path names. A missing object is
+    /// [`Error::PayloadMissing`]; a pointer outside this store is refused.
+    pub async fn get(&self, pointer_path: &str) -> Result<Bytes> {
+        let path = self.resolve(pointer_path)?;
+        let missing = |error: object_store::Error| match error {
+            object_store::Error::NotFound { .. } => Error::PayloadMissing {
+                path: pointer_path.to_string(),
+            },
+            error => self.failed("read a payload from", error),
+        };
+        let got = self.store.get(&path).await.map_err(missing)?;
+        got.bytes().await.map_err(missing)
     }
 
     /// Deletes every payload of the cluster (its cleanup on a normal shutdown).
@@ -143,14 +194,15 @@ impl PayloadStore {
             .await
             .map_err(|e| self.failed("list the payloads in", e))?;
         for path in paths {
-            self.delete(path.as_ref()).await?;
+            self.delete(&self.uri_of(&path)).await?;
         }
         Ok(())
     }
 
-    /// Deletes a payload; one that is already gone is fine (removal is idempotent).
-    pub async fn delete(&self, path: &str) -> Result<()> {
-        match self.store.delete(&Path::from(path)).await {
+    /// Deletes the payload a pointer's path names; one that is already gone is fine
+    /// (removal is idempotent). Nothing outside this store is ever deleted.
+    pub async fn delete(&self, pointer_path: &str) -> Result<()> {
+        match self.store.delete(&self.resolve(pointer_path)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(self.failed("delete a payload in", error)),
         }
@@ -158,7 +210,10 @@ impl PayloadStore {
 
     /// An object-store error, with where it happened (the store's own message names the
     /// object, not always the storageDir the user configured).
-    fn failed(&self, what: &str, error: object_store::Error) -> Error {
-        Error::Storage(format!("cannot {what} {}: {error}", self.description))
+    fn failed(&self, what: &str, source: object_store::Error) -> Error {
+        Error::StorageIo {
+            what: format!("{what} {}", self.description),
+            source,
+        }
     }
 }

@@ -2,8 +2,9 @@
 //! payloads in storageDir, every write guarded by leadership in the same CAS.
 //!
 //! - **Add**: the payload first (create-only, unique name), then the pointer by CAS. A CAS
-//!   that definitely failed deletes the payload; one that possibly succeeded keeps it. The
-//!   same pointer already there is success (a retried add).
+//!   that definitely failed deletes the payload; one whose answer was lost is settled by
+//!   reading the ConfigMap back, and the payload is kept while the outcome stays unknown.
+//!   The same pointer already there is success (a retried add), checked before the guard.
 //! - **Remove**, two-phase and idempotent: mark the entry by CAS (readers skip marked
 //!   entries), delete the payload, remove the key by CAS. An add over a marked entry
 //!   finishes that removal first.
@@ -48,18 +49,24 @@ pub struct StateHandleStore {
 impl StateHandleStore {
     /// Stores `bytes` under `key`. `kind` names the payload file (`completedCheckpoint`, ...).
     pub async fn add(&self, key: &str, kind: &str, bytes: Bytes) -> Result<()> {
-        self.add_with(key, kind, bytes, |_| Ok(())).await
+        self.add_with(key, kind, bytes, |_| Ok(())).await.map(drop)
     }
 
     /// As [`StateHandleStore::add`], with `also` applied to the same write (the checkpoint
-    /// store marks what falls out of retention in the write that adds the new one).
-    pub async fn add_with<F>(&self, key: &str, kind: &str, bytes: Bytes, mut also: F) -> Result<()>
+    /// store marks what falls out of retention in the write that adds the new one). The
+    /// ConfigMap as the add left it.
+    ///
+    /// Whatever goes wrong, the payload is deleted only once no pointer can reference it:
+    /// after a write whose answer was lost, the outcome is settled by reading the
+    /// ConfigMap back, and an add that finds its own pointer there has succeeded, whatever
+    /// the guard says now (a new leader that claimed the job after the write sees it).
+    pub async fn add_with<F>(&self, key: &str, kind: &str, bytes: Bytes, mut also: F) -> Result<ConfigMap>
     where
         F: FnMut(&mut ConfigMap) -> Result<()>,
     {
         let path = self.payloads.put_new(kind, bytes).await?;
         let pointer = Pointer {
-            path: path.to_string(),
+            path: path.clone(),
             marked_for_deletion: false,
         }
         .to_json();
@@ -69,12 +76,14 @@ impl StateHandleStore {
             .update(&self.name, |cm| {
                 // What an attempt finds is only the last attempt's business.
                 stale_payload = None;
-                self.guard.check(cm, &self.name)?;
-                let data = cm.data.get_or_insert_with(Default::default);
-                match data.get(key).map(|v| (v.clone(), Pointer::parse(v))) {
-                    Some((existing, _)) if existing == pointer => return Ok(Change::Unchanged),
+                let existing = cm.data.as_ref().and_then(|data| data.get(key));
+                // An earlier attempt of this add landed: done, whoever leads now.
+                if existing == Some(&pointer) {
+                    return Ok(Change::Unchanged);
+                }
+                match existing.map(|value| Pointer::parse(value)) {
                     // A marked entry is on its way out: finish that removal with this write.
-                    Some((_, Ok(old))) if old.marked_for_deletion => stale_payload = Some(old.path),
+                    Some(Ok(old)) if old.marked_for_deletion => stale_payload = Some(old.path),
                     Some(_) => {
                         return Err(Error::AlreadyExists {
                             name: self.name.clone(),
@@ -83,26 +92,80 @@ impl StateHandleStore {
                     }
                     None => {}
                 }
-                data.insert(key.to_string(), pointer.clone());
+                self.guard.check(cm, &self.name)?;
+                cm.data
+                    .get_or_insert_with(Default::default)
+                    .insert(key.to_string(), pointer.clone());
                 also(cm)?;
                 Ok(Change::Write)
             })
             .await;
         match written {
-            Ok(_) => {
+            Ok(stored) => {
                 if let Some(stale) = stale_payload {
                     self.delete_payload(&stale).await;
                 }
-                Ok(())
+                Ok(stored)
             }
-            Err(error) => {
-                if error.definitely_not_written() {
-                    self.delete_payload(path.as_ref()).await;
-                } else {
-                    tracing::warn!(key, path = %path, "pointer possibly written; its payload is kept");
+            Err(Error::PossiblyWritten {
+                name,
+                reason,
+                unanswered_versions,
+            }) => match self.settle(key, &path, &unanswered_versions).await {
+                Settled::Written(stored) => {
+                    tracing::info!(key, %path, "a write whose answer was lost is in the ConfigMap: added");
+                    Ok(stored)
                 }
+                Settled::NotWritten => {
+                    self.delete_payload(&path).await;
+                    Err(Error::NotWritten { name, reason })
+                }
+                Settled::Unknown => {
+                    tracing::warn!(key, %path, %reason, "pointer possibly written; its payload is kept");
+                    Err(Error::PossiblyWritten {
+                        name,
+                        reason,
+                        unanswered_versions,
+                    })
+                }
+            },
+            Err(error) => {
+                self.delete_payload(&path).await;
                 Err(error)
             }
+        }
+    }
+
+    /// Reads the ConfigMap back to learn whether a pointer to `path` under `key` was
+    /// written by a compare-and-set whose answers were lost (conditioned on `versions`).
+    async fn settle(&self, key: &str, path: &str, versions: &[String]) -> Settled {
+        let current = match self.cas.get(&self.name).await {
+            Ok(current) => current,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the ConfigMap back to settle a lost write");
+                return Settled::Unknown;
+            }
+        };
+        let Some(cm) = current else {
+            // Gone: a write conditioned on a version of it can no longer land.
+            return Settled::NotWritten;
+        };
+        let referenced = cm
+            .data
+            .as_ref()
+            .and_then(|data| data.get(key))
+            .and_then(|value| Pointer::parse(value).ok())
+            .is_some_and(|pointer| pointer.path == path);
+        if referenced {
+            // Written (and, if marked, already being removed by whoever marked it).
+            return Settled::Written(cm);
+        }
+        let version = cm.metadata.resource_version.clone().unwrap_or_default();
+        if versions.contains(&version) {
+            // Still at a version a lost write was conditioned on: it may yet land.
+            Settled::Unknown
+        } else {
+            Settled::NotWritten
         }
     }
 
@@ -206,6 +269,13 @@ fn live_pointer(cm: &ConfigMap, name: &str, key: &str) -> Option<Pointer> {
             None
         }
     }
+}
+
+/// What reading back a write with a lost answer showed.
+enum Settled {
+    Written(ConfigMap),
+    NotWritten,
+    Unknown,
 }
 
 /// Live entries with `prefix`, sorted by key (checkpoint keys sort by id: zero-padded).

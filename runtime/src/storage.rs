@@ -99,6 +99,36 @@ pub fn open(storage_dir: &str, options: &StorageOptions) -> Result<(Arc<dyn Obje
     Ok((store, path))
 }
 
+/// The URI of the store's root that `storage_dir` names, without its path
+/// (`s3://bucket`, `file://`, `abfss://container@account.dfs.core.windows.net`): a
+/// payload's URI is this, `/`, and its object path. Pointers carry full URIs, so a
+/// JobManager configured with another bucket cannot mistake them for its own.
+pub fn store_uri(storage_dir: &str) -> Result<String> {
+    let url = url::Url::parse(storage_dir)
+        .map_err(|e| Error::Config(format!("storageDir `{storage_dir}` is not a URI: {e}")))?;
+    // `file:///x` has an empty authority; slicing the URL would lose its `//`.
+    let authority = &url[url::Position::BeforeUsername..url::Position::BeforePath];
+    Ok(format!("{}://{authority}", url.scheme()))
+}
+
+#[cfg(test)]
+mod store_uri_tests {
+    #[test]
+    fn the_store_uri_is_scheme_and_authority() {
+        for (dir, uri) in [
+            ("file:///mnt/ha", "file://"),
+            ("s3://bucket/flink/recovery", "s3://bucket"),
+            ("gs://bucket", "gs://bucket"),
+            (
+                "abfss://container@account.dfs.core.windows.net/ha",
+                "abfss://container@account.dfs.core.windows.net",
+            ),
+        ] {
+            assert_eq!(super::store_uri(dir).ok().as_deref(), Some(uri), "{dir}");
+        }
+    }
+}
+
 /// A backend this build left out: say which feature brings it.
 #[cfg(not(all(feature = "s3", feature = "gcs", feature = "azure")))]
 fn not_built(feature: &str) -> String {

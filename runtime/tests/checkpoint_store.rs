@@ -42,8 +42,11 @@ async fn setup(test: &str) -> Result<Setup, Box<dyn std::error::Error>> {
 mod common;
 use common::cas;
 
-fn store(s: &Setup, fence: &Fence, retained: u32) -> CompletedCheckpointStore {
-    CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, s.payloads.clone(), fence.clone(), retained)
+/// The job's store, recovered: adds are refused before a recovery.
+async fn store(s: &Setup, fence: &Fence, retained: u32) -> Result<CompletedCheckpointStore, Error> {
+    let store = CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, s.payloads.clone(), fence.clone(), retained);
+    store.recover().await?;
+    Ok(store)
 }
 
 /// The payload files under `<storageDir>/orders/`.
@@ -66,8 +69,8 @@ async fn keeps_num_retained_recovers_the_highest_and_deletes_subsumed_payloads()
     let s = setup("checkpoints-retention").await?;
     let fence = Fence::new(0, "jm-1");
     fence.claim_job(&cas(&s.api), "orders", JOB).await?;
-    let checkpoints = store(&s, &fence, 2);
-    assert_eq!(checkpoints.latest().await?, None);
+    let checkpoints = store(&s, &fence, 2).await?;
+    assert_eq!(checkpoints.recover().await?, None);
     for id in 1..=5u64 {
         let dropped = checkpoints
             .add(id, Bytes::from(format!("state of checkpoint {id}")))
@@ -76,7 +79,7 @@ async fn keeps_num_retained_recovers_the_highest_and_deletes_subsumed_payloads()
     }
     assert_eq!(checkpoints.checkpoint_ids().await?, [4, 5]);
     assert_eq!(
-        checkpoints.latest().await?,
+        checkpoints.recover().await?,
         Some((5, Bytes::from("state of checkpoint 5")))
     );
     let files = payload_files(&s);
@@ -92,16 +95,16 @@ async fn keeps_num_retained_recovers_the_highest_and_deletes_subsumed_payloads()
     let next = Fence::new(1, "jm-2");
     next.claim_job(&cas(&s.api), "orders", JOB).await?;
     assert_eq!(
-        store(&s, &next, 2).latest().await?,
+        store(&s, &next, 2).await?.recover().await?,
         Some((5, Bytes::from("state of checkpoint 5")))
     );
 
     // Suspended: everything stays. Terminal: pointers and payloads go.
-    store(&s, &next, 2).shutdown(false).await?;
+    store(&s, &next, 2).await?.shutdown(false).await?;
     assert_eq!(payload_files(&s).len(), 2);
-    store(&s, &next, 2).shutdown(true).await?;
+    store(&s, &next, 2).await?.shutdown(true).await?;
     assert!(payload_files(&s).is_empty());
-    assert_eq!(store(&s, &next, 2).checkpoint_ids().await?, Vec::<u64>::new());
+    assert_eq!(store(&s, &next, 2).await?.checkpoint_ids().await?, Vec::<u64>::new());
     Ok(())
 }
 
@@ -112,7 +115,7 @@ async fn a_checkpoint_costs_at_most_two_config_map_writes() -> TestResult {
     let s = setup("checkpoints-writes").await?;
     let fence = Fence::new(0, "jm-1");
     let claimed = fence.claim_job(&cas(&s.api), "orders", JOB).await?;
-    let checkpoints = store(&s, &fence, 1);
+    let checkpoints = store(&s, &fence, 1).await?;
     let name = names::job_config_map("orders", JOB);
     let params = WatchParams::default().fields(&format!("metadata.name={name}"));
     let version = claimed.metadata.resource_version.unwrap_or_default();
@@ -140,15 +143,18 @@ async fn a_fenced_out_add_writes_nothing_and_leaves_no_payload() -> TestResult {
     let s = setup("checkpoints-fenced").await?;
     let old = Fence::new(3, "jm-old");
     old.claim_job(&cas(&s.api), "orders", JOB).await?;
-    store(&s, &old, 1).add(7, Bytes::from_static(b"seven")).await?;
+    store(&s, &old, 1).await?.add(7, Bytes::from_static(b"seven")).await?;
     Fence::new(4, "jm-new").claim_job(&cas(&s.api), "orders", JOB).await?;
 
-    let refused = store(&s, &old, 1).add(8, Bytes::from_static(b"eight")).await;
+    let refused = store(&s, &old, 1).await?.add(8, Bytes::from_static(b"eight")).await;
     assert!(matches!(refused, Err(Error::NotLeader { .. })), "{refused:?}");
     assert_eq!(payload_files(&s).len(), 1, "the refused add's payload is deleted");
-    let refused = store(&s, &old, 1).shutdown(true).await;
+    let refused = store(&s, &old, 1).await?.shutdown(true).await;
     assert!(matches!(refused, Err(Error::NotLeader { .. })), "{refused:?}");
-    assert_eq!(store(&s, &Fence::new(4, "jm-new"), 1).checkpoint_ids().await?, [7]);
+    assert_eq!(
+        store(&s, &Fence::new(4, "jm-new"), 1).await?.checkpoint_ids().await?,
+        [7]
+    );
     Ok(())
 }
 
@@ -157,7 +163,7 @@ async fn corrupt_and_dangling_pointers_are_skipped_in_recovery() -> TestResult {
     let s = setup("checkpoints-corrupt").await?;
     let fence = Fence::new(0, "jm-1");
     fence.claim_job(&cas(&s.api), "orders", JOB).await?;
-    let checkpoints = store(&s, &fence, 5);
+    let checkpoints = store(&s, &fence, 5).await?;
     checkpoints.add(5, Bytes::from_static(b"five")).await?;
 
     let name = names::job_config_map("orders", JOB);
@@ -177,7 +183,7 @@ async fn corrupt_and_dangling_pointers_are_skipped_in_recovery() -> TestResult {
     s.api.replace(&name, &PostParams::default(), &cm).await?;
 
     // 9 is unreadable, 8's payload is missing, 7 is being removed: recovery takes 5.
-    assert_eq!(checkpoints.latest().await?, Some((5, Bytes::from_static(b"five"))));
+    assert_eq!(checkpoints.recover().await?, Some((5, Bytes::from_static(b"five"))));
     assert_eq!(checkpoints.checkpoint_ids().await?, [5, 8]);
     // An add over the marked entry finishes its removal and takes the key.
     checkpoints.add(7, Bytes::from_static(b"seven")).await?;
@@ -201,6 +207,7 @@ async fn an_unwritable_storage_dir_fails_the_add_and_keeps_the_acknowledged_chec
     let fence = Fence::new(0, "jm-1");
     fence.claim_job(&cas(&s.api), "orders", JOB).await?;
     store(&s, &fence, 2)
+        .await?
         .add(1, Bytes::from("state of checkpoint 1"))
         .await?;
 
@@ -210,8 +217,14 @@ async fn an_unwritable_storage_dir_fails_the_add_and_keeps_the_acknowledged_chec
     std::fs::write(&blocker, "a file")?;
     let broken = PayloadStore::open(&format!("file://{}/ha", blocker.display()), "orders")?;
     let failing = CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, broken, fence.clone(), 2);
+    // The pointer carries its payload's full URI: this JobManager reads checkpoint 1
+    // although its own storageDir is elsewhere.
+    assert_eq!(
+        failing.recover().await?,
+        Some((1, Bytes::from("state of checkpoint 1")))
+    );
     match failing.add(2, Bytes::from("state of checkpoint 2")).await {
-        Err(Error::Storage(message)) => assert!(message.contains("not-a-directory"), "{message}"),
+        Err(error @ Error::StorageIo { .. }) => assert!(error.to_string().contains("not-a-directory"), "{error}"),
         other => panic!("expected a storage error, got {other:?}"),
     }
 
@@ -220,7 +233,7 @@ async fn an_unwritable_storage_dir_fails_the_add_and_keeps_the_acknowledged_chec
     let keys: Vec<String> = cm.data.unwrap_or_default().into_keys().collect();
     assert_eq!(keys, [checkpoint_key(1)]);
     assert_eq!(
-        store(&s, &fence, 2).latest().await?,
+        store(&s, &fence, 2).await?.recover().await?,
         Some((1, Bytes::from("state of checkpoint 1")))
     );
     Ok(())

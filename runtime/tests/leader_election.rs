@@ -325,3 +325,116 @@ async fn a_leader_cut_off_from_the_api_server_steps_down_within_renew_deadline()
     election.stop().await;
     Ok(())
 }
+
+/// Issue 12, path 5: a leader stops acting as leader strictly before anyone else may
+/// acquire: counted from the send time of its last successful renewal, with a margin,
+/// even where renew-deadline equals the lease (Flink's defaults: 15 s and 15 s). The
+/// fault is real: the private kube-apiserver is stopped with SIGSTOP right after a
+/// renewal landed. (Before the fix the leader stepped down at the renew deadline
+/// counted without a margin, so here at the very moment a follower could take over.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_steps_down_before_the_lease_of_its_last_renewal_runs_out() -> TestResult {
+    let plane = flink_ha_testenv::ControlPlane::start()?;
+    let client = flink_ha_testenv::client_from_kubeconfig(&plane.kubeconfig).await?;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let config = flink_ha_runtime::ElectionConfig {
+        renew_deadline: LEASE,
+        ..fast("flink-shaped")
+    };
+    let election = LeaderElection::start(api.clone(), config.clone());
+    let (session, _) = tokio::time::timeout(Duration::from_secs(10), election.wait_for_grant()).await?;
+    let lease = election.lease(session);
+    lease.check()?;
+
+    // Wait for a renewal to land, then freeze the API server at once.
+    let before = record(&api, "flink-shaped").await?.renew_time;
+    let renewed = loop {
+        let now = record(&api, "flink-shaped").await?.renew_time;
+        if now != before {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let pid = plane.apiserver_pid().ok_or("no apiserver pid")?.to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()?
+            .success()
+    );
+    let mut state = election.leadership();
+    let stepped_down =
+        tokio::time::timeout(Duration::from_secs(10), state.wait_for(|s| *s == Leadership::Follower)).await;
+    let at = jiff::Timestamp::now();
+    let lease_check = lease.check();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()?
+            .success()
+    );
+    stepped_down??;
+
+    let since_renewal = Duration::try_from(at.duration_since(renewed))?;
+    // The renewal's renewTime was stamped before it was sent; a follower may acquire no
+    // earlier than a whole lease after it saw the write land.
+    assert!(
+        since_renewal + Duration::from_millis(50) < config.lease_duration,
+        "stepped down {since_renewal:?} after the last renewal; the lease is {:?}",
+        config.lease_duration
+    );
+    assert!(
+        lease_check.is_err(),
+        "the lease must refuse actions after the step-down"
+    );
+    election.stop().await;
+    Ok(())
+}
+
+/// Issue 12, path 4: epochs only grow for a cluster id. The cluster ConfigMap is gone
+/// (Flink deletes it on a graceful shutdown) while a job ConfigMap still carries the
+/// fence of epoch 5: the next grant's epoch is above it, so the new leader can claim
+/// the job. (Before the fix the recreated lock started at 0 again, every claim was
+/// refused, and the leader held the lock while running no job.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_lock_grants_an_epoch_above_every_fence() -> TestResult {
+    let env = TestEnv::new("election-epoch").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let job = "0123456789abcdef0123456789abcdef";
+    let cas = common::cas(&api);
+    flink_ha_runtime::fence::Fence::new(5, "a-leader-of-the-past")
+        .claim_job(&cas, "epochs", job)
+        .await?;
+
+    let election = LeaderElection::start(api.clone(), fast("epochs"));
+    let (_, epoch) = tokio::time::timeout(Duration::from_secs(10), election.wait_for_grant()).await?;
+    assert!(epoch > 5, "granted epoch {epoch}, below the job's fence");
+    assert_eq!(record(&api, "epochs").await?.leader_transitions, epoch);
+    flink_ha_runtime::fence::Fence::new(epoch, election.identity())
+        .claim_job(&cas, "epochs", job)
+        .await?;
+    election.stop().await;
+    Ok(())
+}
+
+/// A leader that cannot take up its jobs gives up the lock, and another contender
+/// takes over at once instead of after a lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_gives_up_hands_over_at_once() -> TestResult {
+    let env = TestEnv::new("election-give-up").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let a = LeaderElection::start(api.clone(), fast("give-up"));
+    tokio::time::timeout(Duration::from_secs(10), a.wait_for_leadership()).await?;
+    let b = LeaderElection::start(api.clone(), fast("give-up"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(leaders(&[&a, &b]), [a.identity().to_string()]);
+
+    a.give_up();
+    let (who, took) = next_leader(&[&b], Duration::from_secs(5)).await?;
+    assert_eq!(who, 0);
+    assert!(took < LEASE, "took over after {took:?}: the lock was not released");
+    assert_eq!(leaders(&[&a, &b]), [b.identity().to_string()]);
+    a.stop().await;
+    b.stop().await;
+    Ok(())
+}

@@ -43,9 +43,15 @@ const LOSE_NEXT_PUT_ANSWER: u8 = 1;
 /// As above, and from then on the server is unreachable.
 const LOSE_NEXT_PUT_ANSWER_THEN_CUT: u8 = 2;
 const CUT: u8 = 3;
+/// The next PUT never reaches the server, and the client hears nothing. Then: PASS.
+const DROP_NEXT_PUT: u8 = 4;
+
+/// What happens in the world between a lost answer and the client's next request (a new
+/// leader claims the job, say); run once, by the request whose answer it follows.
+type Meanwhile = Arc<std::sync::Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>>;
 
 #[derive(Clone)]
-struct Faults(Arc<AtomicU8>);
+struct Faults(Arc<AtomicU8>, Meanwhile);
 
 impl<S> Layer<S> for Faults {
     type Service = Faulty<S>;
@@ -53,6 +59,7 @@ impl<S> Layer<S> for Faults {
         Faulty {
             inner: Arc::new(tokio::sync::Mutex::new(inner)),
             plan: self.0.clone(),
+            meanwhile: self.1.clone(),
         }
     }
 }
@@ -62,6 +69,7 @@ impl<S> Layer<S> for Faults {
 struct Faulty<S> {
     inner: Arc<tokio::sync::Mutex<S>>,
     plan: Arc<AtomicU8>,
+    meanwhile: Meanwhile,
 }
 
 impl<S, B> Service<http::Request<B>> for Faulty<S>
@@ -85,14 +93,32 @@ where
         let is_put = request.method() == http::Method::PUT;
         let plan = self.plan.load(Ordering::SeqCst);
         let lose_answer = is_put && matches!(plan, LOSE_NEXT_PUT_ANSWER | LOSE_NEXT_PUT_ANSWER_THEN_CUT);
-        if lose_answer {
-            self.plan
-                .store(if plan == LOSE_NEXT_PUT_ANSWER { PASS } else { CUT }, Ordering::SeqCst);
+        let drop_request = is_put && plan == DROP_NEXT_PUT;
+        if lose_answer || drop_request {
+            self.plan.store(
+                if plan == LOSE_NEXT_PUT_ANSWER_THEN_CUT {
+                    CUT
+                } else {
+                    PASS
+                },
+                Ordering::SeqCst,
+            );
         }
+        let meanwhile = if lose_answer || drop_request {
+            self.meanwhile.lock().map(|mut m| m.take()).unwrap_or(None)
+        } else {
+            None
+        };
         let inner = self.inner.clone();
         Box::pin(async move {
             if plan == CUT {
                 return Err("injected: the API server is unreachable".into());
+            }
+            if drop_request {
+                if let Some(meanwhile) = meanwhile {
+                    meanwhile.await;
+                }
+                return Err("injected: this PUT never reached the server".into());
             }
             let call = {
                 let mut service = inner.lock().await;
@@ -101,6 +127,9 @@ where
             let answer = call.await.map_err(Into::into);
             if lose_answer {
                 let _ = answer;
+                if let Some(meanwhile) = meanwhile {
+                    meanwhile.await;
+                }
                 return Err("injected: the answer to this PUT was lost".into());
             }
             answer
@@ -109,14 +138,15 @@ where
 }
 
 /// A client on the test's API server whose faults the test sets.
-async fn faulty_client(env: &TestEnv) -> Result<(kube::Client, Arc<AtomicU8>), Box<dyn std::error::Error>> {
+async fn faulty_client(env: &TestEnv) -> Result<(kube::Client, Arc<AtomicU8>, Meanwhile), Box<dyn std::error::Error>> {
     let kubeconfig = Kubeconfig::read_from(&env.kubeconfig)?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     let plan = Arc::new(AtomicU8::new(PASS));
+    let meanwhile = Meanwhile::default();
     let client = ClientBuilder::try_from(config)?
-        .with_layer(&Faults(plan.clone()))
+        .with_layer(&Faults(plan.clone(), meanwhile.clone()))
         .build();
-    Ok((client, plan))
+    Ok((client, plan, meanwhile))
 }
 
 /// A test's namespace with job `JOB` claimed: a plain and a faulty view of its
@@ -126,6 +156,7 @@ struct Setup {
     api: Api<ConfigMap>,
     faulty: Api<ConfigMap>,
     plan: Arc<AtomicU8>,
+    meanwhile: Meanwhile,
     storage: tempfile::TempDir,
     payloads: PayloadStore,
     fence: Fence,
@@ -134,7 +165,7 @@ struct Setup {
 async fn setup(test: &str) -> Result<Setup, Box<dyn std::error::Error>> {
     let env = TestEnv::new(test).await?;
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
-    let (client, plan) = faulty_client(&env).await?;
+    let (client, plan, meanwhile) = faulty_client(&env).await?;
     let faulty: Api<ConfigMap> = Api::namespaced(client, &env.namespace);
     let storage = tempfile::tempdir()?;
     let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "orders")?;
@@ -145,6 +176,7 @@ async fn setup(test: &str) -> Result<Setup, Box<dyn std::error::Error>> {
         api,
         faulty,
         plan,
+        meanwhile,
         storage,
         payloads,
         fence,
@@ -167,8 +199,10 @@ async fn a_lost_answer_is_resolved_by_reading_the_pointer_back() -> TestResult {
         storage,
         payloads,
         fence,
+        ..
     } = setup("lost-answer").await?;
     let store = CompletedCheckpointStore::new(cas(&faulty), "orders", JOB, payloads, fence, 2);
+    assert_eq!(store.recover().await?, None);
 
     plan.store(LOSE_NEXT_PUT_ANSWER, Ordering::SeqCst);
     store.add(1, Bytes::from_static(b"one")).await?;
@@ -178,7 +212,7 @@ async fn a_lost_answer_is_resolved_by_reading_the_pointer_back() -> TestResult {
     let cm = api.get(&names::job_config_map("orders", JOB)).await?;
     assert!(cm.data.unwrap_or_default().contains_key(&checkpoint_key(1)));
     assert_eq!(payload_count(&storage), 1);
-    assert_eq!(store.latest().await?, Some((1, Bytes::from_static(b"one"))));
+    assert_eq!(store.recover().await?, Some((1, Bytes::from_static(b"one"))));
     Ok(())
 }
 
@@ -192,14 +226,16 @@ async fn an_outcome_that_stays_unknown_is_possibly_written_and_keeps_the_payload
         storage,
         payloads,
         fence,
+        ..
     } = setup("possibly-written").await?;
     // Few retries and a short deadline: the test is about the outcome, not the patience.
     let cut_off = ConfigMapCas::new(faulty, 2, Duration::from_secs(2));
     let store = CompletedCheckpointStore::new(cut_off, "orders", JOB, payloads.clone(), fence.clone(), 2);
+    assert_eq!(store.recover().await?, None);
 
     plan.store(LOSE_NEXT_PUT_ANSWER_THEN_CUT, Ordering::SeqCst);
     match store.add(1, Bytes::from_static(b"one")).await {
-        Err(error @ Error::PossiblyWritten { .. }) => assert!(!error.definitely_not_written()),
+        Err(Error::PossiblyWritten { .. }) => {}
         other => panic!("expected PossiblyWritten, got {other:?}"),
     }
     assert_eq!(plan.load(Ordering::SeqCst), CUT, "the fault must have fired");
@@ -208,6 +244,72 @@ async fn an_outcome_that_stays_unknown_is_possibly_written_and_keeps_the_payload
     // is recoverable by whoever reads it next.
     assert_eq!(payload_count(&storage), 1);
     let reader = CompletedCheckpointStore::new(cas(&api), "orders", JOB, payloads, fence, 2);
-    assert_eq!(reader.latest().await?, Some((1, Bytes::from_static(b"one"))));
+    assert_eq!(reader.recover().await?, Some((1, Bytes::from_static(b"one"))));
+    Ok(())
+}
+
+/// A new leader (epoch 1, `jm-2`) claims the job while the old one waits for an answer.
+fn successor_claims(setup: &Setup) -> Fence {
+    let successor = Fence::new(1, "jm-2");
+    let (api, claim) = (setup.api.clone(), successor.clone());
+    let claim: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+        if let Err(error) = claim.claim_job(&cas(&api), "orders", JOB).await {
+            panic!("the successor's claim failed: {error}");
+        }
+    });
+    if let Ok(mut meanwhile) = setup.meanwhile.lock() {
+        *meanwhile = Some(claim);
+    }
+    successor
+}
+
+/// Issue 12, path 1: the PUT that adds checkpoint 2 (and marks 1) lands, its answer is
+/// lost, and a new leader claims the job before the retry. The retry finds its own
+/// pointer: the add has succeeded, whatever the fence says now, and the payload stays.
+/// (Before the fix the retry's fence check was taken as "definitely not written": the
+/// payload of 2 was deleted, 1 was hidden by its mark, and the successor found nothing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_then_a_new_leader_keeps_the_checkpoint() -> TestResult {
+    let s = setup("lost-answer-new-leader").await?;
+    let store = CompletedCheckpointStore::new(cas(&s.faulty), "orders", JOB, s.payloads.clone(), s.fence.clone(), 1);
+    assert_eq!(store.recover().await?, None);
+    store.add(1, Bytes::from_static(b"one")).await?;
+
+    let successor = successor_claims(&s);
+    s.plan.store(LOSE_NEXT_PUT_ANSWER, Ordering::SeqCst);
+    let added = store.add(2, Bytes::from_static(b"two")).await;
+    assert_eq!(s.plan.load(Ordering::SeqCst), PASS, "the fault must have fired");
+    assert!(added.is_ok(), "the add landed, so it succeeded: {added:?}");
+
+    let next = CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, s.payloads.clone(), successor, 1);
+    assert_eq!(next.recover().await?, Some((2, Bytes::from_static(b"two"))));
+    // The deposed leader is fenced out from here on.
+    assert!(matches!(
+        store.add(3, Bytes::from_static(b"three")).await,
+        Err(Error::NotLeader { .. })
+    ));
+    Ok(())
+}
+
+/// The mirror case: the PUT never reached the server, and a new leader claims the job
+/// before the retry. Reading back proves the pointer absent and unable to land (the
+/// ConfigMap moved past the version the PUT was conditioned on): not written, and the
+/// payload goes, so nothing leaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_write_then_a_new_leader_is_not_written_and_leaks_nothing() -> TestResult {
+    let s = setup("dropped-write-new-leader").await?;
+    let store = CompletedCheckpointStore::new(cas(&s.faulty), "orders", JOB, s.payloads.clone(), s.fence.clone(), 1);
+    assert_eq!(store.recover().await?, None);
+    store.add(1, Bytes::from_static(b"one")).await?;
+
+    let successor = successor_claims(&s);
+    s.plan.store(DROP_NEXT_PUT, Ordering::SeqCst);
+    match store.add(2, Bytes::from_static(b"two")).await {
+        Err(Error::NotWritten { .. }) => {}
+        other => panic!("expected NotWritten, got {other:?}"),
+    }
+    assert_eq!(payload_count(&s.storage), 1, "only checkpoint 1's payload is left");
+    let next = CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, s.payloads.clone(), successor, 1);
+    assert_eq!(next.recover().await?, Some((1, Bytes::from_static(b"one"))));
     Ok(())
 }

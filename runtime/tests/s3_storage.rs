@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{PutMode, PutOptions, PutPayload};
 
 use flink_ha_runtime::checkpoint_store::{CompletedCheckpointStore, checkpoint_key};
 use flink_ha_runtime::fence::Fence;
@@ -73,10 +73,10 @@ async fn checkpoints_on_s3_keep_num_retained_recover_the_highest_and_clean_up() 
             settings.num_retained,
         )
     };
+    let writer = store(&fence);
+    assert_eq!(writer.recover().await?, None);
     for id in 1..=4 {
-        store(&fence)
-            .add(id, Bytes::from(format!("state of checkpoint {id}")))
-            .await?;
+        writer.add(id, Bytes::from(format!("state of checkpoint {id}"))).await?;
     }
 
     // Two checkpoints retained: two pointers, two objects, all under the cluster's folder.
@@ -99,7 +99,7 @@ async fn checkpoints_on_s3_keep_num_retained_recover_the_highest_and_clean_up() 
     let successor = Fence::new(1, "jm-2");
     successor.claim_job(&cas(&api), "orders", JOB).await?;
     assert_eq!(
-        store(&successor).latest().await?,
+        store(&successor).recover().await?,
         Some((4, Bytes::from("state of checkpoint 4")))
     );
 
@@ -115,7 +115,12 @@ async fn payloads_on_s3_are_written_create_only() -> TestResult {
     s3.create_bucket("ha-create-only")?;
     let settings = HaSettings::from_flink_config("config.yaml", &flink_config(s3, "s3://ha-create-only/recovery"))?;
     let payloads = PayloadStore::for_settings(&settings)?;
-    let path = payloads.put_new("checkpoint", Bytes::from_static(b"first")).await?;
+    let uri = payloads.put_new("checkpoint", Bytes::from_static(b"first")).await?;
+    // Pointers carry the payload's full URI, bucket included.
+    let path = Path::from(
+        uri.strip_prefix("s3://ha-create-only/")
+            .ok_or_else(|| format!("{uri} is not in the bucket"))?,
+    );
 
     // What put_new relies on: the server refuses a second create of the same name.
     let (store, _) = payloads.object_store();
@@ -127,17 +132,17 @@ async fn payloads_on_s3_are_written_create_only() -> TestResult {
         Err(object_store::Error::AlreadyExists { .. }) => {}
         other => panic!("a second create of {path} must be refused, got {other:?}"),
     }
-    assert_eq!(payloads.get(path.as_ref()).await?, Bytes::from_static(b"first"));
+    assert_eq!(payloads.get(&uri).await?, Bytes::from_static(b"first"));
     // And a name put_new draws is fresh every time.
     let other = payloads.put_new("checkpoint", Bytes::from_static(b"first")).await?;
-    assert_ne!(other, path);
+    assert_ne!(other, uri);
     assert_eq!(objects(&payloads).await?.len(), 2);
-    let _ = store.delete(&Path::from(other.as_ref())).await;
+    payloads.delete(&other).await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_bucket_fails_the_add_names_the_storage_dir_and_keeps_the_last_checkpoint() -> TestResult {
+async fn a_standby_configured_with_another_bucket_is_refused_and_keeps_the_last_checkpoint() -> TestResult {
     let s3 = S3Server::shared()?;
     s3.create_bucket("ha-present")?;
     let good = HaSettings::from_flink_config("config.yaml", &flink_config(s3, "s3://ha-present/recovery"))?;
@@ -157,13 +162,20 @@ async fn a_missing_bucket_fails_the_add_names_the_storage_dir_and_keeps_the_last
             2,
         ))
     };
-    store(&good)?.add(1, Bytes::from_static(b"one")).await?;
+    let writer = store(&good)?;
+    assert_eq!(writer.recover().await?, None);
+    writer.add(1, Bytes::from_static(b"one")).await?;
 
-    match store(&missing)?.add(2, Bytes::from_static(b"two")).await {
-        Err(Error::Storage(message)) => {
-            assert!(message.contains("s3://ha-never-created/recovery/orders"), "{message}");
-        }
-        other => panic!("expected a storage error, got {other:?}"),
+    // A JobManager configured with a bucket that does not exist refuses to recover
+    // (the pointer names another bucket), and cannot add either.
+    let misconfigured = store(&missing)?;
+    match misconfigured.recover().await {
+        Err(error @ Error::Refused(_)) => assert!(error.to_string().contains("s3://ha-never-created"), "{error}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    match misconfigured.add(2, Bytes::from_static(b"two")).await {
+        Err(Error::Refused(_)) => {}
+        other => panic!("expected a refusal (no recovery), got {other:?}"),
     }
     let cm = api.get(&names::job_config_map("orders", JOB)).await?;
     let keys: Vec<String> = cm
@@ -173,6 +185,6 @@ async fn a_missing_bucket_fails_the_add_names_the_storage_dir_and_keeps_the_last
         .filter(|k| k.starts_with("checkpointID-"))
         .collect();
     assert_eq!(keys, [checkpoint_key(1)]);
-    assert_eq!(store(&good)?.latest().await?, Some((1, Bytes::from_static(b"one"))));
+    assert_eq!(store(&good)?.recover().await?, Some((1, Bytes::from_static(b"one"))));
     Ok(())
 }

@@ -156,7 +156,7 @@ async fn a_failed_payload_delete_leaves_the_entry_marked_and_hidden_and_a_retry_
     std::fs::create_dir(&payload)?;
     std::fs::write(payload.join("in-the-way"), "x")?;
     match store.remove(key).await {
-        Err(Error::Storage(message)) => assert!(message.contains("delete a payload"), "{message}"),
+        Err(error @ Error::StorageIo { .. }) => assert!(error.to_string().contains("delete a payload"), "{error}"),
         other => panic!("expected a storage error, got {other:?}"),
     }
     // Phase 1 happened: the entry is marked, so readers no longer see it; phase 3 did not.

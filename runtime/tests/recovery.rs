@@ -1,0 +1,231 @@
+//! Recovery under storage faults (issue 12, path 2), against the real API server with
+//! payloads on the local file system. A read error that may pass is retried and must not
+//! start the job empty; one that persists fails the recovery, and nothing is dropped;
+//! a payload proven missing is skipped only for an older readable one.
+//!
+//! The faults sit in front of the real store in an `ObjectStore` wrapper, because no
+//! real store fails a chosen read on cue.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
+    PutOptions, PutPayload, PutResult,
+};
+
+use flink_ha_runtime::Error;
+use flink_ha_runtime::checkpoint_store::{CompletedCheckpointStore, ReadRetries};
+use flink_ha_runtime::fence::Fence;
+use flink_ha_runtime::payloads::PayloadStore;
+use flink_ha_testenv::TestEnv;
+
+mod common;
+use common::cas;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const JOB: &str = "7777bbbb7777bbbb7777bbbb7777bbbb";
+
+/// The local file system, with the next `failing_reads` reads failing as a lost
+/// connection does.
+#[derive(Debug)]
+struct FlakyReads {
+    inner: object_store::local::LocalFileSystem,
+    failing_reads: AtomicU32,
+}
+
+impl fmt::Display for FlakyReads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FlakyReads({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for FlakyReads {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        let fail = self
+            .failing_reads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(object_store::Error::Generic {
+                store: "FlakyReads",
+                source: "injected: connection reset by peer".into(),
+            });
+        }
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+struct Setup {
+    _env: TestEnv,
+    api: Api<ConfigMap>,
+    storage: tempfile::TempDir,
+    fence: Fence,
+}
+
+/// Checkpoints 1 and 2 of `JOB` written by the first leader (one retained: only 2 is
+/// left), then claimed by a second leader, epoch 1.
+async fn written_then_taken_over(test: &str) -> Result<Setup, Box<dyn std::error::Error>> {
+    let env = TestEnv::new(test).await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let first = Fence::new(0, "jm-1");
+    first.claim_job(&cas(&api), "orders", JOB).await?;
+    let writer = CompletedCheckpointStore::new(cas(&api), "orders", JOB, plain(&storage)?, first, 1);
+    assert_eq!(writer.recover().await?, None);
+    writer.add(1, Bytes::from_static(b"one")).await?;
+    writer.add(2, Bytes::from_static(b"two")).await?;
+    let fence = Fence::new(1, "jm-2");
+    fence.claim_job(&cas(&api), "orders", JOB).await?;
+    Ok(Setup {
+        _env: env,
+        api,
+        storage,
+        fence,
+    })
+}
+
+fn plain(storage: &tempfile::TempDir) -> Result<PayloadStore, Error> {
+    PayloadStore::open(&format!("file://{}", storage.path().display()), "orders")
+}
+
+/// The same folder, read through `FlakyReads`.
+fn flaky(storage: &tempfile::TempDir, failing_reads: u32) -> PayloadStore {
+    let store = FlakyReads {
+        inner: object_store::local::LocalFileSystem::new(),
+        failing_reads: AtomicU32::new(failing_reads),
+    };
+    let root = Path::from(storage.path().display().to_string()).join("orders");
+    PayloadStore::with_object_store(Arc::new(store), "file://", root)
+}
+
+const QUICK: ReadRetries = ReadRetries {
+    attempts: 4,
+    first_backoff: Duration::from_millis(20),
+};
+
+/// Before the fix, one failed read at takeover was taken as "no checkpoint": the job
+/// started empty, and its first new checkpoint marked and deleted the real latest one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_read_error_at_takeover_is_retried_and_the_latest_recovered() -> TestResult {
+    let s = written_then_taken_over("recovery-transient").await?;
+    let successor = CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, flaky(&s.storage, 2), s.fence.clone(), 1)
+        .with_read_retries(QUICK);
+    assert_eq!(successor.recover().await?, Some((2, Bytes::from_static(b"two"))));
+    successor.add(3, Bytes::from_static(b"three")).await?;
+    assert_eq!(successor.checkpoint_ids().await?, [3]);
+    Ok(())
+}
+
+/// A read error that does not pass fails the recovery loudly; adds are refused after
+/// it, so retention cannot drop the checkpoint the job must restart from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_read_error_fails_the_recovery_and_drops_nothing() -> TestResult {
+    let s = written_then_taken_over("recovery-persistent").await?;
+    let successor = CompletedCheckpointStore::new(
+        cas(&s.api),
+        "orders",
+        JOB,
+        flaky(&s.storage, u32::MAX),
+        s.fence.clone(),
+        1,
+    )
+    .with_read_retries(QUICK);
+    match successor.recover().await {
+        Err(error @ Error::StorageIo { .. }) => assert!(error.is_transient_storage_error(), "{error}"),
+        other => panic!("expected the storage error, got {other:?}"),
+    }
+    match successor.add(3, Bytes::from_static(b"three")).await {
+        Err(Error::Refused(reason)) => assert!(reason.contains("not recovered"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Checkpoint 2 is intact for the next attempt.
+    let next = CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, plain(&s.storage)?, s.fence.clone(), 1);
+    assert_eq!(next.recover().await?, Some((2, Bytes::from_static(b"two"))));
+    Ok(())
+}
+
+/// A payload the store proves missing is skipped for an older readable one; if every
+/// retained payload is missing, the store is not the one that wrote them (another
+/// endpoint, an emptied bucket), and the job is not started empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_payloads_are_skipped_only_for_a_readable_older_one() -> TestResult {
+    let env = TestEnv::new("recovery-missing").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let fence = Fence::new(0, "jm-1");
+    fence.claim_job(&cas(&api), "orders", JOB).await?;
+    let store = CompletedCheckpointStore::new(cas(&api), "orders", JOB, plain(&storage)?, fence.clone(), 2);
+    assert_eq!(store.recover().await?, None);
+    store.add(1, Bytes::from_static(b"one")).await?;
+    store.add(2, Bytes::from_static(b"two")).await?;
+    let payload_of = |content: &[u8]| -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {
+        for entry in std::fs::read_dir(storage.path().join("orders"))? {
+            let path = entry?.path();
+            if std::fs::read(&path)? == content {
+                return Ok(path);
+            }
+        }
+        Err(format!("no payload holds {content:?}").into())
+    };
+    let (one, two) = (payload_of(b"one")?, payload_of(b"two")?);
+
+    // The newest payload vanished: the older one is recovered.
+    std::fs::remove_file(&two)?;
+    let reader = CompletedCheckpointStore::new(cas(&api), "orders", JOB, plain(&storage)?, fence.clone(), 2);
+    assert_eq!(reader.recover().await?, Some((1, Bytes::from_static(b"one"))));
+
+    // Both vanished: refused, not "no checkpoint".
+    std::fs::remove_file(&one)?;
+    let reader = CompletedCheckpointStore::new(cas(&api), "orders", JOB, plain(&storage)?, fence, 2);
+    match reader.recover().await {
+        Err(Error::Refused(reason)) => assert!(reason.contains("missing"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    Ok(())
+}
