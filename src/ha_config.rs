@@ -207,20 +207,21 @@ pub fn check(config: &FlinkConfig, origin: &Origin, out: &mut Vec<Finding>) -> H
 
     check_durations(config, is_k8s, out);
 
-    if let Some(e) = config.effective(options::JM_REPLICAS) {
-        if let Ok(n) = e.value.trim().parse::<i64>() {
-            if n < 1 {
-                out.push(
-                    Finding::new(
-                        RuleId::HA113,
-                        format!("`{}` is {n}; Flink refuses fewer than one JobManager", e.key),
-                        "set it to 1, or more with HA on",
-                    )
-                    .key(&e.key)
-                    .at(value_place(e)),
-                );
-            } else if n > 1 && !kind.is_on() {
-                out.push(
+    if let Some(e) = config.effective(options::JM_REPLICAS)
+        && let Ok(n) = e.value.trim().parse::<i64>()
+    {
+        if n < 1 {
+            out.push(
+                Finding::new(
+                    RuleId::HA113,
+                    format!("`{}` is {n}; Flink refuses fewer than one JobManager", e.key),
+                    "set it to 1, or more with HA on",
+                )
+                .key(&e.key)
+                .at(value_place(e)),
+            );
+        } else if n > 1 && !kind.is_on() {
+            out.push(
                     Finding::new(
                         RuleId::HA113,
                         format!("{n} JobManager replicas without HA: Flink refuses with \"High availability should be enabled when starting standby JobManagers.\""),
@@ -229,7 +230,6 @@ pub fn check(config: &FlinkConfig, origin: &Origin, out: &mut Vec<Finding>) -> H
                     .key(&e.key)
                     .at(value_place(e)),
                 );
-            }
         }
     }
 
@@ -245,20 +245,21 @@ pub fn check(config: &FlinkConfig, origin: &Origin, out: &mut Vec<Finding>) -> H
         );
     }
 
-    if let Some(e) = config.effective(options::NUM_RETAINED) {
-        if let Ok(n) = e.value.trim().parse::<i64>() {
-            if n > 100 {
-                out.push(
-                    Finding::new(
-                        RuleId::HA115,
-                        format!("{n} retained checkpoints: each adds a pointer to the job ConfigMap, which holds at most 1 MiB"),
-                        "retain at most a few checkpoints (the default is 1); keep long-term state in savepoints",
-                    )
-                    .key(&e.key)
-                    .at(value_place(e)),
-                );
-            }
-        }
+    if let Some(e) = config.effective(options::NUM_RETAINED)
+        && let Ok(n) = e.value.trim().parse::<i64>()
+        && n > 100
+    {
+        out.push(
+            Finding::new(
+                RuleId::HA115,
+                format!(
+                    "{n} retained checkpoints: each adds a pointer to the job ConfigMap, which holds at most 1 MiB"
+                ),
+                "retain at most a few checkpoints (the default is 1); keep long-term state in savepoints",
+            )
+            .key(&e.key)
+            .at(value_place(e)),
+        );
     }
 
     let ha_id = config.effective(options::HA_CLUSTER_ID);
@@ -354,25 +355,25 @@ fn check_deprecations(config: &FlinkConfig, out: &mut Vec<Finding>) {
             .key(&e.key)
             .at(e.key_pos),
         );
-        if let Some(cur) = config.get(current.key) {
-            if cur.value != e.value {
-                out.push(
-                    Finding::new(
-                        RuleId::HA108,
-                        format!(
-                            "`{}` is `{}` but `{}` is `{}`; Flink uses `{}`",
-                            e.key,
-                            display_value(&e.key, &e.value),
-                            cur.key,
-                            display_value(&cur.key, &cur.value),
-                            cur.key
-                        ),
-                        format!("remove `{}`", e.key),
-                    )
-                    .key(&e.key)
-                    .at(e.key_pos),
-                );
-            }
+        if let Some(cur) = config.get(current.key)
+            && cur.value != e.value
+        {
+            out.push(
+                Finding::new(
+                    RuleId::HA108,
+                    format!(
+                        "`{}` is `{}` but `{}` is `{}`; Flink uses `{}`",
+                        e.key,
+                        display_value(&e.key, &e.value),
+                        cur.key,
+                        display_value(&cur.key, &cur.value),
+                        cur.key
+                    ),
+                    format!("remove `{}`", e.key),
+                )
+                .key(&e.key)
+                .at(e.key_pos),
+            );
         }
     }
 }
@@ -595,7 +596,7 @@ fn check_duration(e: &Entry, out: &mut Vec<Finding>) -> Option<Duration> {
 
 fn humanize(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{ms} ms")

@@ -103,7 +103,7 @@ fn fabric8_time(t: Timestamp) -> String {
 
 fn iso_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("PT{}S", ms / 1000)
     } else {
         format!("PT{}.{:03}S", ms / 1000, ms % 1000)

@@ -104,12 +104,12 @@ pub fn ha_name_cluster_id(name: &str) -> Option<&str> {
         }
     }
     for suffix in ["-config-map", "-jobmanager-leader"] {
-        if let Some(rest) = name.strip_suffix(suffix) {
-            if let Some((id, job)) = rest.rsplit_once('-') {
-                if is_job_id(job) && !id.is_empty() {
-                    return Some(id);
-                }
-            }
+        if let Some(rest) = name.strip_suffix(suffix)
+            && let Some((id, job)) = rest.rsplit_once('-')
+            && is_job_id(job)
+            && !id.is_empty()
+        {
+            return Some(id);
         }
     }
     None

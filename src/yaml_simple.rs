@@ -135,17 +135,20 @@ fn close(stack: &mut Vec<Frame>) {
         value: Value::Map(done.entries),
         pos: Some(done.pos),
     };
-    if let Some(parent) = stack.last_mut() {
-        if let Some(key) = parent.pending.take() {
-            parent.entries.push((key, node));
-        }
+    if let Some(parent) = stack.last_mut()
+        && let Some(key) = parent.pending.take()
+    {
+        parent.entries.push((key, node));
     }
 }
+
+/// A line split by [`split_line`]: the key, the value and its style, the value's column.
+type SplitLine<'a> = (&'a str, Option<(&'a str, Style)>, usize);
 
 /// Splits `key: value  # comment` (the line without its indentation) into the key, the
 /// value and its style (`None` for `key:`) and the value's 0-based column; `None` if
 /// outside the subset.
-fn split_line(rest: &str, indent: usize) -> Option<(&str, Option<(&str, Style)>, usize)> {
+fn split_line(rest: &str, indent: usize) -> Option<SplitLine<'_>> {
     let bytes = rest.as_bytes();
     let colon = (0..bytes.len()).find(|&i| bytes[i] == b':' && (i + 1 == bytes.len() || bytes[i + 1] == b' '))?;
     let key = &rest[..colon];

@@ -35,10 +35,11 @@ fn collect(dir: &Path, out: &mut Vec<String>) {
         let p = e.path();
         if p.is_dir() {
             collect(&p, out);
-        } else if p.extension().is_some_and(|e| e == "yaml") && p.metadata().is_ok_and(|m| m.len() < 64 * 1024) {
-            if let Ok(t) = std::fs::read_to_string(&p) {
-                out.push(t);
-            }
+        } else if p.extension().is_some_and(|e| e == "yaml")
+            && p.metadata().is_ok_and(|m| m.len() < 64 * 1024)
+            && let Ok(t) = std::fs::read_to_string(&p)
+        {
+            out.push(t);
         }
     }
 }

@@ -286,7 +286,7 @@ async fn a_policy_file_is_hot_swapped_and_a_broken_one_keeps_the_old_policy() {
 async fn wait_for<F, Fut>(mut value: F, at_least: f64)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = f64>,
+    Fut: Future<Output = f64>,
 {
     for _ in 0..600 {
         if value().await >= at_least {

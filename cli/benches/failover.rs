@@ -75,10 +75,10 @@ async fn leader(api: &Api<ConfigMap>) -> Option<String> {
 async fn next_leader(api: &Api<ConfigMap>, not: &str) -> Duration {
     let start = Instant::now();
     loop {
-        if let Some(now) = leader(api).await {
-            if now != not {
-                return start.elapsed();
-            }
+        if let Some(now) = leader(api).await
+            && now != not
+        {
+            return start.elapsed();
         }
         assert!(start.elapsed() < Duration::from_secs(120), "no new leader after 120 s");
         tokio::time::sleep(Duration::from_millis(10)).await;

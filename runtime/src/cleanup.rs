@@ -131,11 +131,13 @@ pub async fn clean_up_job(job: JobHa<'_>) -> Result<()> {
     // Last, the job ConfigMap itself, only if this leader still fences it.
     if let Some(cm) = job.cas.get(&job_cm).await? {
         job.fence.check(&cm, &job_cm)?;
-        let mut params = DeleteParams::default();
-        params.preconditions = Some(kube::api::Preconditions {
-            resource_version: cm.metadata.resource_version.clone(),
-            uid: None,
-        });
+        let params = DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                resource_version: cm.metadata.resource_version.clone(),
+                uid: None,
+            }),
+            ..DeleteParams::default()
+        };
         match job.cas.api.delete(&job_cm, &params).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}

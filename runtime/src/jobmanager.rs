@@ -103,6 +103,9 @@ pub async fn run(
 }
 
 /// On a grant: publish the address, recover (or submit) the jobs, start checkpointing.
+// Everything a grant needs, passed as it is; a `HaServices` front door (issue 11) will
+// bundle these.
+#[allow(clippy::too_many_arguments)]
 async fn lead(
     election: &LeaderElection,
     cas: &ConfigMapCas,

@@ -315,7 +315,7 @@ struct Observed {
 
 enum Attempt {
     /// The lock is ours, written by a request sent at this instant.
-    Acquired(ConfigMap, Instant),
+    Acquired(Box<ConfigMap>, Instant),
     /// Someone holds it; look again at the latest by `until`.
     Held { until: Instant },
 }
@@ -400,7 +400,7 @@ impl Elector {
                 return None;
             }
             let wait = match self.try_acquire().await {
-                Ok(Attempt::Acquired(cm, sent_at)) => return Some((cm, sent_at)),
+                Ok(Attempt::Acquired(cm, sent_at)) => return Some((*cm, sent_at)),
                 // Wake just after the observed lease runs out, or at the next retry.
                 Ok(Attempt::Held { until }) => {
                     until
@@ -475,7 +475,7 @@ impl Elector {
             )
             .await?;
         match sent {
-            Ok(stored) => Ok(Attempt::Acquired(stored, sent_at)),
+            Ok(stored) => Ok(Attempt::Acquired(Box::new(stored), sent_at)),
             // Another contender was faster; look again now.
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Held { until: now }),
             Err(error) => Err(Error::Kube(error)),
@@ -504,7 +504,7 @@ impl Elector {
             )
             .await?;
         match sent {
-            Ok(stored) => Ok(Attempt::Acquired(stored, sent_at)),
+            Ok(stored) => Ok(Attempt::Acquired(Box::new(stored), sent_at)),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Held { until: Instant::now() }),
             Err(error) => Err(Error::Kube(error)),
         }

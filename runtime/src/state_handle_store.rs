@@ -114,7 +114,7 @@ impl StateHandleStore {
             }) => match self.settle(key, &path, &unanswered_versions).await {
                 Settled::Written(stored) => {
                     tracing::info!(key, %path, "a write whose answer was lost is in the ConfigMap: added");
-                    Ok(stored)
+                    Ok(*stored)
                 }
                 Settled::NotWritten => {
                     self.delete_payload(&path).await;
@@ -158,7 +158,7 @@ impl StateHandleStore {
             .is_some_and(|pointer| pointer.path == path);
         if referenced {
             // Written (and, if marked, already being removed by whoever marked it).
-            return Settled::Written(cm);
+            return Settled::Written(Box::new(cm));
         }
         let version = cm.metadata.resource_version.clone().unwrap_or_default();
         if versions.contains(&version) {
@@ -273,7 +273,7 @@ fn live_pointer(cm: &ConfigMap, name: &str, key: &str) -> Option<Pointer> {
 
 /// What reading back a write with a lost answer showed.
 enum Settled {
-    Written(ConfigMap),
+    Written(Box<ConfigMap>),
     NotWritten,
     Unknown,
 }

@@ -152,10 +152,10 @@ impl ControlPlane {
                 p.check_alive()?;
             }
         }
-        if let Ok(mut cm) = self.controller_manager.lock() {
-            if let Some(p) = cm.as_mut() {
-                p.check_alive()?;
-            }
+        if let Ok(mut cm) = self.controller_manager.lock()
+            && let Some(p) = cm.as_mut()
+        {
+            p.check_alive()?;
         }
         Ok(())
     }
