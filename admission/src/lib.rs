@@ -15,7 +15,7 @@
 //! - [`reload`]: the file watcher behind certificate reload and policy hot swap.
 //! - [`metrics`]: the Prometheus text endpoint.
 //!
-//! `flink-ha webhook` (cli/) is the command in front of [`server::serve`].
+//! `flink-ha webhook` (cli/) is the command in front of [`server::Webhook`] (`bind`, then `run`).
 
 pub mod metrics;
 pub mod policy;

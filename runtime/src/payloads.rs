@@ -64,7 +64,7 @@ pub struct PayloadStore {
 
 impl PayloadStore {
     /// `<storage_dir>/<storage_cluster_id>/`, configured from the environment only (see
-    /// [`storage`](crate::storage) for the schemes).
+    /// [`storage`] for the schemes).
     pub fn open(storage_dir: &str, storage_cluster_id: &str) -> Result<PayloadStore> {
         PayloadStore::open_with(storage_dir, storage_cluster_id, &StorageOptions::default())
     }

@@ -14,7 +14,7 @@ pub const ADMIN_TOKEN: &str = "flink-ha-admin-token";
 /// The bearer token of `flink-ha-nobody`, a user RBAC grants nothing.
 pub const NOBODY_TOKEN: &str = "flink-ha-nobody-token";
 
-/// Paths of the files [`write`] produced.
+/// Paths of the files [`write()`] produced.
 #[derive(Clone, Debug)]
 pub struct Pki {
     pub ca_cert: PathBuf,
