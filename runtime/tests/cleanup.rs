@@ -50,6 +50,7 @@ async fn start_job(
     let counter = CheckpointIdCounter::new(cas(api), cluster, job, fence.clone());
     counter.start().await?;
     let checkpoints = CompletedCheckpointStore::new(cas(api), cluster, job, payloads.clone(), fence.clone(), 2);
+    checkpoints.recover().await?;
     Ok((RunningJob { counter, checkpoints }, fence))
 }
 
@@ -225,7 +226,7 @@ async fn deleting_the_deployment_keeps_ha_data_and_a_new_jobmanager_recovers_eve
     for (job, last) in latest {
         assert_eq!(plans.get(job).await?, Some(Bytes::from(format!("plan of {job}"))));
         let (running, _) = start_job(&api, "etl", job, &payloads, &second).await?;
-        let recovered = running.checkpoints.latest().await?;
+        let recovered = running.checkpoints.recover().await?;
         assert_eq!(
             recovered,
             Some((last, Bytes::from(format!("{job}@{last}")))),
