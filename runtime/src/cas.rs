@@ -12,9 +12,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 
 use crate::error::{Error, Result};
+use crate::names;
 
 /// What an update function decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +141,29 @@ impl ConfigMapCas {
         ))
     }
 
+    /// The job ConfigMaps of `cluster_id`: those with its HA labels whose names are
+    /// `<cluster-id>-<job-id>-config-map` exactly (the labels alone also match
+    /// `flink-config-<id>` and `pod-template-<id>`).
+    pub async fn job_config_maps(&self, cluster_id: &str) -> Result<Vec<ConfigMap>> {
+        let params = ListParams::default().labels(&names::ha_selector(cluster_id));
+        let listed = self
+            .bounded(
+                format!("list the HA ConfigMaps of {cluster_id}"),
+                self.api.list(&params),
+            )
+            .await??;
+        Ok(listed
+            .items
+            .into_iter()
+            .filter(|cm| {
+                cm.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|name| names::is_job_config_map(cluster_id, name))
+            })
+            .collect())
+    }
+
     /// Runs one request under the deadline.
     pub async fn bounded<T>(&self, what: String, request: impl Future<Output = T>) -> Result<T> {
         tokio::time::timeout(self.request_timeout, request)
@@ -151,22 +175,22 @@ impl ConfigMapCas {
     }
 }
 
-/// The writes of one compare-and-set whose answers never came.
+/// The writes of one compare-and-set (or conditioned delete) whose answers never came.
 #[derive(Default)]
-struct Unanswered {
+pub(crate) struct Unanswered {
     /// The resourceVersion each was conditioned on (empty for a create).
     versions: Vec<String>,
     last_reason: Option<String>,
 }
 
 impl Unanswered {
-    fn push(&mut self, version: String, reason: String) {
+    pub(crate) fn push(&mut self, version: String, reason: String) {
         self.versions.push(version);
         self.last_reason = Some(reason);
     }
 
     /// `error`, unless a write may have landed before it: then "possibly written".
-    fn or(self, name: &str, error: Error) -> Error {
+    pub(crate) fn or(self, name: &str, error: Error) -> Error {
         match self.last_reason {
             None => error,
             Some(reason) => Error::PossiblyWritten {

@@ -20,14 +20,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use k8s_openapi::api::core::v1::ConfigMap;
 
 use crate::cas::ConfigMapCas;
 use crate::error::{Error, Result};
 use crate::fence::Fence;
 use crate::names;
 use crate::payloads::{PayloadStore, Pointer};
-use crate::state_handle_store::{Guard, StateHandleStore, live_entries};
+use crate::state_handle_store::{Guard, StateHandleStore, live_entries, marked_entries};
 
 pub const CHECKPOINT_PREFIX: &str = "checkpointID-";
 /// The payload file name prefix, as Flink names it.
@@ -131,9 +130,9 @@ impl CompletedCheckpointStore {
         // crash or a lost answer left behind) goes: payloads first; a key whose payload
         // could not be deleted stays marked (invisible) for a later add to finish. A
         // failure here does not undo the add.
-        let marked = marked_checkpoints(&stored);
+        let marked = marked_entries(&stored, CHECKPOINT_PREFIX);
         let mut removable = Vec::new();
-        for (old_key, path) in &marked {
+        for (old_key, Pointer { path, .. }) in &marked {
             match self.store.payloads.delete(path).await {
                 Ok(()) => removable.push(old_key.clone()),
                 Err(error) => tracing::warn!(key = %old_key, %error, "subsumed checkpoint payload not deleted yet"),
@@ -225,20 +224,6 @@ impl CompletedCheckpointStore {
         }
         Ok(())
     }
-}
-
-/// The checkpoint entries of `cm` marked for deletion: their keys and payload paths.
-fn marked_checkpoints(cm: &ConfigMap) -> Vec<(String, String)> {
-    let Some(data) = cm.data.as_ref() else {
-        return Vec::new();
-    };
-    data.range(CHECKPOINT_PREFIX.to_string()..)
-        .take_while(|(k, _)| k.starts_with(CHECKPOINT_PREFIX))
-        .filter_map(|(k, v)| {
-            let pointer = Pointer::parse(v).ok()?;
-            pointer.marked_for_deletion.then(|| (k.clone(), pointer.path))
-        })
-        .collect()
 }
 
 #[cfg(test)]

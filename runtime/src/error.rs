@@ -67,11 +67,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the write certainly did not happen, so what it pointed to may be deleted.
-    pub fn definitely_not_written(&self) -> bool {
-        !matches!(self, Error::PossiblyWritten { .. })
-    }
-
     /// Whether a storage failure may pass if the request is tried again (a lost
     /// connection, a 5xx, a timeout), as opposed to an answer that will not change (the
     /// object is missing, access is denied, the path is invalid).

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, ObjectMeta, WatchEvent, WatchParams};
+use kube::api::{Api, ObjectMeta, WatchEvent, WatchParams};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
@@ -513,24 +513,11 @@ impl Elector {
     /// The highest fence epoch on this cluster's job ConfigMaps (`None` if none is
     /// fenced): a new grant's epoch must exceed it, whatever the lock record says.
     async fn highest_fence(&self) -> Result<Option<u64>> {
-        let cluster_id = &self.config.cluster_id;
-        let params = ListParams::default().labels(&names::ha_selector(cluster_id));
-        let listed = self
+        Ok(self
             .cas
-            .bounded(
-                format!("list the job ConfigMaps of {cluster_id}"),
-                self.cas.api.list(&params),
-            )
-            .await??;
-        Ok(listed
-            .items
+            .job_config_maps(&self.config.cluster_id)
+            .await?
             .iter()
-            .filter(|cm| {
-                cm.metadata
-                    .name
-                    .as_deref()
-                    .is_some_and(|name| names::is_job_config_map(cluster_id, name))
-            })
             .filter_map(|cm| Fence::read(cm).ok().flatten())
             .map(|fence| fence.epoch)
             .max())

@@ -25,12 +25,16 @@ pub fn job_config_map(cluster_id: &str, job_id: &str) -> String {
     format!("{cluster_id}-{job_id}-config-map")
 }
 
+/// Whether a string is a Flink job id: 32 lower-case hex digits (the policy core's rule,
+/// so the linter and the runtime agree on it).
+pub use flink_ha_policy::objects::is_job_id;
+
 /// Whether `name` is a job ConfigMap of `cluster_id`: `<cluster-id>-<32 hex>-config-map`.
 pub fn is_job_config_map(cluster_id: &str, name: &str) -> bool {
     name.strip_prefix(cluster_id)
         .and_then(|rest| rest.strip_prefix('-'))
         .and_then(|rest| rest.strip_suffix("-config-map"))
-        .is_some_and(|job| job.len() == 32 && job.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .is_some_and(is_job_id)
 }
 
 /// The data key of a component's leader entry.

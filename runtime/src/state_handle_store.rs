@@ -280,11 +280,28 @@ enum Settled {
 
 /// Live entries with `prefix`, sorted by key (checkpoint keys sort by id: zero-padded).
 pub fn live_entries(cm: &ConfigMap, name: &str, prefix: &str) -> Vec<(String, Pointer)> {
-    let Some(data) = cm.data.as_ref() else {
-        return Vec::new();
-    };
-    data.range(prefix.to_string()..)
-        .take_while(|(k, _)| k.starts_with(prefix))
+    entries(cm, prefix)
         .filter_map(|(k, _)| live_pointer(cm, name, k).map(|p| (k.clone(), p)))
         .collect()
+}
+
+/// Entries with `prefix` marked for deletion (removals a crash or a lost answer left
+/// half done), sorted by key.
+pub fn marked_entries(cm: &ConfigMap, prefix: &str) -> Vec<(String, Pointer)> {
+    entries(cm, prefix)
+        .filter_map(|(k, v)| {
+            Pointer::parse(v)
+                .ok()
+                .filter(|p| p.marked_for_deletion)
+                .map(|p| (k.clone(), p))
+        })
+        .collect()
+}
+
+/// The raw entries whose key starts with `prefix`, in key order.
+fn entries<'a>(cm: &'a ConfigMap, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a String)> {
+    cm.data
+        .iter()
+        .flat_map(move |data| data.range(prefix.to_string()..))
+        .take_while(move |(k, _)| k.starts_with(prefix))
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the runtime's tests against the real API server.
 #![allow(dead_code)] // each test binary uses a part of them
 
+pub mod faults;
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
