@@ -2,26 +2,41 @@
 //!
 //! - Execution plans: `executionPlan-<job-id>` entries of the cluster ConfigMap, written
 //!   only while the lock names this process (checked in the same CAS).
-//! - A job ends for good (finished, cancelled, failed): its checkpoints (pointers and
-//!   payloads), its counter, its leader entry and its plan go, then its job ConfigMap.
-//! - The cluster shuts down normally: the cluster ConfigMap, then `<storageDir>/<cluster-id>`.
+//! - A job ends for good (finished, cancelled, failed): its result goes into the
+//!   job-result store as a dirty entry first; then its checkpoints (pointers and
+//!   payloads), its counter, its leader entry and its plan go, then its job ConfigMap;
+//!   last the entry is marked clean. A new leader recovers only jobs without an entry
+//!   and finishes the cleanups that dirty entries record ([`recoverable_jobs`]).
+//! - The cluster shuts down normally, by the process that holds the lock: the payloads
+//!   the cluster ConfigMap's pointers name, `<storageDir>/<cluster-id>/blob/`, then the
+//!   cluster ConfigMap, deleted in exactly the version in which the lock was checked.
 //! - A killed process or a deleted Deployment removes nothing of HA: that is the absence
 //!   of a call here, and HA ConfigMaps never get owner references, so the garbage
 //!   collector cannot take them either.
 
-use bytes::Bytes;
-use kube::api::DeleteParams;
+use std::collections::BTreeSet;
 
-use crate::cas::{Change, ConfigMapCas};
+use bytes::Bytes;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{DeleteParams, Preconditions};
+
+use crate::cas::{Change, ConfigMapCas, Unanswered};
 use crate::checkpoint_counter::CheckpointIdCounter;
 use crate::checkpoint_store::CompletedCheckpointStore;
 use crate::error::{Error, Result};
 use crate::fence::Fence;
+use crate::job_result_store::{JobResult, JobResultStore};
+use crate::leader_election::check_holds_lock;
 use crate::names;
-use crate::payloads::PayloadStore;
+use crate::payloads::{PayloadStore, Pointer};
 use crate::state_handle_store::{Guard, StateHandleStore};
 
 pub const EXECUTION_PLAN_PREFIX: &str = "executionPlan-";
+/// The plans' key prefix up to Flink 1.20: a live one stops a cluster cleanup too.
+pub const JOB_GRAPH_PREFIX: &str = "jobGraph-";
+/// The folder of Flink's blob store under `<storageDir>/<cluster-id>/`, which Flink
+/// deletes on a normal shutdown.
+pub const BLOB_FOLDER: &str = "blob";
 /// The payload file name prefix, as Flink 2.x names it.
 pub const EXECUTION_PLAN_KIND: &str = "submittedExecutionPlan";
 
@@ -87,10 +102,21 @@ pub struct JobHa<'a> {
     pub identity: &'a str,
 }
 
-/// A job reached a globally terminal state: remove its checkpoints, counter, leader
-/// entry and plan, then delete its job ConfigMap. Idempotent: a retry after a partial
-/// cleanup finishes it.
-pub async fn clean_up_job(job: JobHa<'_>) -> Result<()> {
+/// A job reached a globally terminal state with `result`: record it as a dirty entry
+/// of the job-result store, remove the job's checkpoints, counter, leader entry and
+/// plan, delete its job ConfigMap, then mark the entry clean. Idempotent: a retry after
+/// a partial cleanup (by this or a new leader, with the dirty entry's result) finishes it.
+pub async fn clean_up_job(job: JobHa<'_>, results: &JobResultStore, result: &JobResult) -> Result<()> {
+    if result.job_id != job.job_id {
+        return Err(Error::Refused(format!(
+            "the result of job {} cannot end job {}",
+            result.job_id, job.job_id
+        )));
+    }
+    // First, so that from here on no leader recovers the job from its plan, however far
+    // the cleanup gets.
+    results.create_dirty(result).await?;
+
     let checkpoints = CompletedCheckpointStore::new(
         job.cas.clone(),
         job.cluster_id,
@@ -111,7 +137,7 @@ pub async fn clean_up_job(job: JobHa<'_>) -> Result<()> {
     let removed = job
         .cas
         .update(&cluster_cm, |cm| {
-            crate::leader_election::check_holds_lock(cm, job.identity, &cluster_cm)?;
+            check_holds_lock(cm, job.identity, &cluster_cm)?;
             let removed = cm.data.as_mut().and_then(|d| d.remove(&entry));
             Ok(if removed.is_some() {
                 Change::Write
@@ -128,11 +154,11 @@ pub async fn clean_up_job(job: JobHa<'_>) -> Result<()> {
         .remove(job.job_id)
         .await?;
 
-    // Last, the job ConfigMap itself, only if this leader still fences it.
+    // The job ConfigMap itself, only if this leader still fences it.
     if let Some(cm) = job.cas.get(&job_cm).await? {
         job.fence.check(&cm, &job_cm)?;
         let params = DeleteParams {
-            preconditions: Some(kube::api::Preconditions {
+            preconditions: Some(Preconditions {
                 resource_version: cm.metadata.resource_version.clone(),
                 uid: None,
             }),
@@ -144,35 +170,159 @@ pub async fn clean_up_job(job: JobHa<'_>) -> Result<()> {
             Err(error) => return Err(Error::Kube(error)),
         }
     }
-    Ok(())
+    results.mark_clean(job.job_id).await
 }
 
-/// The cluster shut down normally: delete the cluster ConfigMap, then the payload folder.
+/// What a new leader does with the jobs it finds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recovery {
+    /// Jobs to recover from their plans: those with a plan and no job-result entry.
+    pub recover: Vec<String>,
+    /// Jobs that ended but whose cleanup did not finish: [`clean_up_job`] them with
+    /// these results (after claiming their job ConfigMaps).
+    pub finish_cleanup: Vec<JobResult>,
+}
+
+/// The jobs to recover, and the cleanups to finish. A job with an entry in the
+/// job-result store, dirty or clean, ended for good and is never run again, whatever
+/// of its plan and checkpoints is left.
+pub async fn recoverable_jobs(plans: &ExecutionPlanStore, results: &JobResultStore) -> Result<Recovery> {
+    // Plans first: a job that ends between the two reads has its dirty entry written
+    // before its plan goes, so the second read sees it and the job is not rerun.
+    let planned = plans.job_ids().await?;
+    let entries = results.entries().await?;
+    let ended: BTreeSet<&str> = entries
+        .dirty
+        .iter()
+        .map(|result| result.job_id.as_str())
+        .chain(entries.clean.iter().map(String::as_str))
+        .collect();
+    let recover = planned
+        .into_iter()
+        .filter(|job_id| !ended.contains(job_id.as_str()))
+        .collect();
+    Ok(Recovery {
+        recover,
+        finish_cleanup: entries.dirty,
+    })
+}
+
+/// The cluster shut down normally: delete the payloads the cluster ConfigMap's pointers
+/// name (marked leftovers of interrupted removals included), Flink's
+/// `<storageDir>/<cluster-id>/blob/`, then the cluster ConfigMap.
 ///
-/// Safer than Flink: refused while job ConfigMaps remain. Each terminal job's cleanup
-/// deleted its own, so one that is left belongs to a job that is not over, and deleting
-/// the plans and payloads would make it unrecoverable.
-pub async fn clean_up_cluster(cas: &ConfigMapCas, cluster_id: &str, payloads: &PayloadStore) -> Result<()> {
+/// Only the leader may do it, and only what is its own:
+/// - `identity` must hold the lock, checked in the very version of the ConfigMap that is
+///   deleted (uid and resourceVersion preconditions). A conflict means someone wrote in
+///   between: read, check and try again, up to the CAS's retries.
+/// - Refused while job ConfigMaps (`<cluster-id>-<job-id>-config-map`, by exact name)
+///   or live plans remain: their jobs are not over, and their data would be lost. Other
+///   ConfigMaps with the same labels (`flink-config-<id>`, `pod-template-<id>`) are not
+///   HA data and are neither counted nor touched.
+/// - Payloads are deleted by pointer, never by folder: two clusters with one id in two
+///   namespaces share `<storageDir>/<cluster-id>/`.
+///
+/// The ConfigMap goes last, so a cleanup interrupted earlier is finished by a retry. Once
+/// it is gone there is no lock to check, so nothing else is deleted.
+///
+/// The caller's [`crate::LeaderElection`] must not renew afterwards (a renewal that finds
+/// the ConfigMap gone contends again and creates it anew): drop it once this returns.
+pub async fn clean_up_cluster(
+    cas: &ConfigMapCas,
+    cluster_id: &str,
+    payloads: &PayloadStore,
+    identity: &str,
+) -> Result<()> {
     let name = names::cluster_config_map(cluster_id);
-    let params = kube::api::ListParams::default().labels(&names::ha_selector(cluster_id));
+    let attempts = cas.max_retries.saturating_add(1);
+    let mut unanswered = Unanswered::default();
+    for attempt in 1..=attempts {
+        refuse_while_jobs_remain(cas, cluster_id).await?;
+        let Some(cm) = cas.get(&name).await? else {
+            // Already deleted (by an earlier attempt whose answer was lost, or an earlier
+            // cleanup).
+            return Ok(());
+        };
+        check_holds_lock(&cm, identity, &name)?;
+        for path in payloads_to_delete(&cm, &name)? {
+            payloads.delete(&path).await?;
+        }
+        payloads.delete_folder(BLOB_FOLDER).await?;
+
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: cm.metadata.uid.clone(),
+                resource_version: cm.metadata.resource_version.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        let version = cm.metadata.resource_version.clone().unwrap_or_default();
+        match cas
+            .bounded(format!("DELETE ConfigMap {name}"), cas.api.delete(&name, &params))
+            .await
+        {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(kube::Error::Api(status))) if status.code == 404 => return Ok(()),
+            // The ConfigMap changed since it was read: whose lock is it now?
+            Ok(Err(kube::Error::Api(status))) if status.code == 409 => {
+                tracing::debug!(%name, attempt, "the cluster ConfigMap changed before its deletion; checking again");
+            }
+            Ok(Err(kube::Error::Api(status))) if (400..500).contains(&status.code) => {
+                return Err(Error::Kube(kube::Error::Api(status)));
+            }
+            // No answer: the next read shows whether it is gone.
+            Ok(Err(error)) => unanswered.push(version, error.to_string()),
+            Err(timeout) => unanswered.push(version, timeout.to_string()),
+        }
+    }
+    Err(unanswered.or(
+        &name,
+        Error::Conflict {
+            name: name.clone(),
+            attempts,
+        },
+    ))
+}
+
+/// Refuses while a job ConfigMap of the cluster exists, found by its exact name among
+/// the ConfigMaps with the cluster's HA labels.
+async fn refuse_while_jobs_remain(cas: &ConfigMapCas, cluster_id: &str) -> Result<()> {
     let remaining: Vec<String> = cas
-        .bounded(format!("list the HA ConfigMaps of {cluster_id}"), cas.api.list(&params))
-        .await??
-        .items
+        .job_config_maps(cluster_id)
+        .await?
         .into_iter()
         .filter_map(|cm| cm.metadata.name)
-        .filter(|n| *n != name)
         .collect();
-    if !remaining.is_empty() {
-        return Err(Error::Refused(format!(
-            "cluster {cluster_id} still has job ConfigMaps ({}): their jobs are not terminal, so their HA data stays",
-            remaining.join(", ")
-        )));
+    if remaining.is_empty() {
+        return Ok(());
     }
-    match cas.api.delete(&name, &DeleteParams::default()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 404 => {}
-        Err(error) => return Err(Error::Kube(error)),
+    Err(Error::Refused(format!(
+        "cluster {cluster_id} still has job ConfigMaps ({}): their jobs are not terminal, so their HA data stays",
+        remaining.join(", ")
+    )))
+}
+
+/// The payload paths of every pointer in the cluster ConfigMap; refused while a plan is
+/// live (or unreadable, so possibly live: a Flink JobManager's own handle).
+fn payloads_to_delete(cm: &ConfigMap, name: &str) -> Result<Vec<String>> {
+    let mut live = Vec::new();
+    let mut paths = Vec::new();
+    for (key, value) in cm.data.iter().flatten() {
+        let is_plan = key.starts_with(EXECUTION_PLAN_PREFIX) || key.starts_with(JOB_GRAPH_PREFIX);
+        match Pointer::parse(value) {
+            Ok(pointer) if is_plan && !pointer.marked_for_deletion => live.push(key.clone()),
+            Ok(pointer) => paths.push(pointer.path),
+            Err(_) if is_plan => live.push(key.clone()),
+            // Not a pointer: a leader entry, or data that names no payload.
+            Err(_) => {}
+        }
     }
-    payloads.delete_all().await
+    if live.is_empty() {
+        Ok(paths)
+    } else {
+        Err(Error::Refused(format!(
+            "ConfigMap {name} still holds the plans {}: their jobs are not over, so their HA data stays",
+            live.join(", ")
+        )))
+    }
 }

@@ -46,6 +46,12 @@ pub struct HaSettings {
     pub storage_options: StorageOptions,
     /// `execution.checkpointing.num-retained` (1).
     pub num_retained: u32,
+    /// `job-result-store.storage-path`; as in Flink, when unset (or blank)
+    /// `<storageDir>/job-result-store/<ha-cluster-id>`.
+    pub job_result_store_path: String,
+    /// `job-result-store.delete-on-commit` (true): a finished cleanup deletes the job's
+    /// entry instead of keeping it as `<job-id>.json`.
+    pub job_result_delete_on_commit: bool,
     /// The lint's warnings and infos, for the caller to log.
     pub report: Report,
 }
@@ -109,14 +115,26 @@ impl HaSettings {
             retry_period: duration_of(&config, options::RETRY_PERIOD).map_err(unusable)?,
             max_retries: integer_of(&config, options::MAX_RETRIES).map_err(unusable)?,
         };
+        let storage_dir = text_of(options::STORAGE_DIR)?;
+        // Flink's `FileSystemJobResultStore.createDefaultJobResultStorePath`; its `Path`
+        // drops the doubled or trailing slashes that plain concatenation leaves.
+        let job_result_store_path = match config.value_or_default(options::JOB_RESULT_STORE_PATH) {
+            Some(path) if !path.trim().is_empty() => path.trim().to_string(),
+            _ => format!(
+                "{}/job-result-store/{storage_cluster_id}",
+                storage_dir.trim_end_matches('/')
+            ),
+        };
         Ok(HaSettings {
             namespace: text_of(options::K8S_NAMESPACE)?,
-            storage_dir: text_of(options::STORAGE_DIR)?,
+            storage_dir,
             storage_cluster_id,
             storage_options: StorageOptions::from_entries(
                 config.entries.iter().map(|e| (e.key.as_str(), e.value.as_str())),
             ),
             num_retained: integer_of(&config, options::NUM_RETAINED).map_err(unusable)?,
+            job_result_store_path,
+            job_result_delete_on_commit: boolean_of(&config, options::JOB_RESULT_STORE_DELETE).map_err(unusable)?,
             cluster_id,
             election,
             report,
@@ -135,6 +153,16 @@ fn integer_of(config: &FlinkConfig, option: &OptionSpec) -> Result<u32, String> 
         .trim()
         .parse()
         .map_err(|_| format!("`{}` is `{value}`, not a whole number", option.key))
+}
+
+/// Flink's booleans: `true` or `false`, in any case.
+fn boolean_of(config: &FlinkConfig, option: &OptionSpec) -> Result<bool, String> {
+    let value = config.value_or_default(option).unwrap_or_default();
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("`{}` is `{value}`, not `true` or `false`", option.key)),
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +190,50 @@ high-availability.kubernetes.leader-election.lease-duration: 20 s
         assert_eq!(settings.election.renew_deadline, Duration::from_secs(15));
         assert_eq!(settings.election.retry_period, Duration::from_secs(5));
         assert_eq!(settings.election.max_retries, 15);
+    }
+
+    #[test]
+    fn the_job_result_store_defaults_as_in_flink() {
+        let settings = HaSettings::from_flink_config("config.yaml", CLEAN).expect("a clean config");
+        assert_eq!(
+            settings.job_result_store_path,
+            "s3://flink-ha/recovery/job-result-store/orders-etl"
+        );
+        assert!(settings.job_result_delete_on_commit);
+
+        // The HA cluster id, not the Kubernetes one; a trailing slash on storageDir and a
+        // leading one on the cluster id leave no empty path segment.
+        let text = CLEAN.replace("recovery\n", "recovery/\n").replace(
+            "high-availability.cluster-id: orders-etl",
+            "high-availability.cluster-id: /orders-ha",
+        );
+        let settings = HaSettings::from_flink_config("config.yaml", &text).expect("usable");
+        assert_eq!(
+            settings.job_result_store_path,
+            "s3://flink-ha/recovery/job-result-store/orders-ha"
+        );
+
+        // Without high-availability.cluster-id, native Kubernetes' derivation applies.
+        let text = CLEAN.replace("high-availability.cluster-id: orders-etl\n", "");
+        let settings = HaSettings::from_flink_config("config.yaml", &text).expect("usable");
+        assert_eq!(
+            settings.job_result_store_path,
+            "s3://flink-ha/recovery/job-result-store/orders-etl"
+        );
+    }
+
+    #[test]
+    fn the_job_result_store_is_read_from_its_own_keys() {
+        let text = format!(
+            "{CLEAN}job-result-store.storage-path: gs://results/flink\njob-result-store.delete-on-commit: FALSE\n"
+        );
+        let settings = HaSettings::from_flink_config("config.yaml", &text).expect("usable");
+        assert_eq!(settings.job_result_store_path, "gs://results/flink");
+        assert!(!settings.job_result_delete_on_commit);
+        let legacy = "high-availability: kubernetes\nhigh-availability.storageDir: file:///mnt/ha\nkubernetes.cluster-id: legacy\nexecution.checkpointing.interval: 10 s\njob-result-store.delete-on-commit: false\n";
+        let settings = HaSettings::from_flink_config("flink-conf.yaml", legacy).expect("usable");
+        assert_eq!(settings.job_result_store_path, "file:///mnt/ha/job-result-store/legacy");
+        assert!(!settings.job_result_delete_on_commit);
     }
 
     #[test]

@@ -18,9 +18,10 @@ use crate::HaSettings;
 use crate::cas::ConfigMapCas;
 use crate::checkpoint_counter::CheckpointIdCounter;
 use crate::checkpoint_store::CompletedCheckpointStore;
-use crate::cleanup::ExecutionPlanStore;
+use crate::cleanup::{ExecutionPlanStore, JobHa, clean_up_job, recoverable_jobs};
 use crate::error::Result;
 use crate::fence::Fence;
+use crate::job_result_store::JobResultStore;
 use crate::leader_election::{LeaderElection, LeaderLease, Leadership};
 use crate::names;
 use crate::payloads::PayloadStore;
@@ -120,7 +121,30 @@ async fn lead(
         election.publish_leader_address(component, &options.address).await?;
     }
     let plans = ExecutionPlanStore::new(cas.clone(), &settings.cluster_id, payloads.clone(), election.identity());
-    let mut job_ids = plans.job_ids().await?;
+    let fence = Fence::new(epoch, election.identity());
+    // Jobs that ended for good are never rerun; cleanups a crash interrupted are finished
+    // (a failure leaves the dirty entry for the next grant, and blocks no other job).
+    let results = JobResultStore::for_settings(settings)?;
+    let recovery = recoverable_jobs(&plans, &results).await?;
+    for result in &recovery.finish_cleanup {
+        let job = JobHa {
+            cas,
+            cluster_id: &settings.cluster_id,
+            job_id: &result.job_id,
+            payloads,
+            fence: &fence,
+            identity: election.identity(),
+        };
+        let finished = match fence.claim_job(cas, &settings.cluster_id, &result.job_id).await {
+            Ok(_) => clean_up_job(job, &results, result).await,
+            Err(error) => Err(error),
+        };
+        match finished {
+            Ok(()) => tracing::info!(job = %result.job_id, "finished the cleanup of an ended job"),
+            Err(error) => tracing::warn!(job = %result.job_id, %error, "could not finish the cleanup of an ended job"),
+        }
+    }
+    let mut job_ids = recovery.recover;
     if job_ids.is_empty() {
         for _ in 0..options.jobs {
             let job_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
@@ -131,7 +155,6 @@ async fn lead(
             job_ids.push(job_id);
         }
     }
-    let fence = Fence::new(epoch, election.identity());
     for job_id in job_ids {
         fence.claim_job(cas, &settings.cluster_id, &job_id).await?;
         election

@@ -18,7 +18,8 @@
 //! | [`payloads`] | payload files in storageDir (object_store), the pointer format |
 //! | [`state_handle_store`] | Flink's pointer-store protocol on a ConfigMap (add, two-phase remove) |
 //! | [`checkpoint_store`] | a job's completed checkpoints, retention, recovery |
-//! | [`cleanup`] | the execution-plan store; job and cluster cleanup |
+//! | [`job_result_store`] | Flink's job-result store: terminated jobs, never recovered again |
+//! | [`cleanup`] | the execution-plan store; job and cluster cleanup; what a new leader recovers |
 //! | [`jobmanager`] | a JobManager-like process on all of the above (failover tests, demo) |
 //! | [`error`] | what callers must tell apart: not written, possibly written, not leader |
 
@@ -29,6 +30,7 @@ pub mod cleanup;
 pub mod config;
 pub mod error;
 pub mod fence;
+pub mod job_result_store;
 pub mod jobmanager;
 pub mod leader_election;
 pub mod leader_retrieval;

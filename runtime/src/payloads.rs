@@ -183,22 +183,6 @@ impl PayloadStore {
         got.bytes().await.map_err(missing)
     }
 
-    /// Deletes every payload of the cluster (its cleanup on a normal shutdown).
-    pub async fn delete_all(&self) -> Result<()> {
-        use futures::TryStreamExt;
-        let paths: Vec<Path> = self
-            .store
-            .list(Some(&self.root))
-            .map_ok(|meta| meta.location)
-            .try_collect()
-            .await
-            .map_err(|e| self.failed("list the payloads in", e))?;
-        for path in paths {
-            self.delete(&self.uri_of(&path)).await?;
-        }
-        Ok(())
-    }
-
     /// Deletes the payload a pointer's path names; one that is already gone is fine
     /// (removal is idempotent). Nothing outside this store is ever deleted.
     pub async fn delete(&self, pointer_path: &str) -> Result<()> {
@@ -215,5 +199,26 @@ impl PayloadStore {
             what: format!("{what} {}", self.description),
             source,
         }
+    }
+
+    /// Deletes every object under `<cluster folder>/<folder>/` and nothing beside it (the
+    /// cluster cleanup's `blob/`: other clusters with the same id may share the folder).
+    pub async fn delete_folder(&self, folder: &str) -> Result<()> {
+        use futures::TryStreamExt;
+        let prefix = self.root.clone().join(folder);
+        let paths: Vec<Path> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| self.failed(&format!("list {folder}/ in"), e))?;
+        for path in paths {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(self.failed(&format!("delete from {folder}/ in"), error)),
+            }
+        }
+        Ok(())
     }
 }

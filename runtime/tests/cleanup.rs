@@ -2,6 +2,12 @@
 //! normal cluster shutdown removes the rest (and refuses while a job is not over), and
 //! the source document's promise — delete the Deployment, keep the HA data, recover
 //! every job at its latest checkpoint — with the garbage collector running.
+//!
+//! Cluster cleanup is fenced and exact (issue 12): only the lock holder may do it, in the
+//! very version of the ConfigMap in which it checked the lock (a tower layer in the kube
+//! client changes the ConfigMap just before the DELETE, because no real race hits that
+//! moment on cue); labelled non-HA ConfigMaps neither stop it nor are deleted; payloads go
+//! by pointer, so a cluster with the same id in another namespace keeps its own.
 
 use std::time::Duration;
 
@@ -13,9 +19,11 @@ use kube::api::{Api, PostParams};
 
 use flink_ha_runtime::checkpoint_counter::CheckpointIdCounter;
 use flink_ha_runtime::checkpoint_store::CompletedCheckpointStore;
-use flink_ha_runtime::cleanup::{ExecutionPlanStore, JobHa, clean_up_cluster, clean_up_job};
+use flink_ha_runtime::cleanup::{ExecutionPlanStore, JobHa, clean_up_cluster, clean_up_job, execution_plan_key};
 use flink_ha_runtime::fence::Fence;
+use flink_ha_runtime::job_result_store::{ApplicationStatus, JobResult, JobResultStore};
 use flink_ha_runtime::payloads::PayloadStore;
+use flink_ha_runtime::storage::StorageOptions;
 use flink_ha_runtime::{Error, LeaderElection, names};
 use flink_ha_testenv::TestEnv;
 
@@ -25,7 +33,18 @@ const JOB_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const JOB_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 mod common;
+use common::faults::Faults;
 use common::{cas, fast};
+
+/// The job-result store at Flink's default place for `cluster` under `storage`.
+fn job_results(storage: &tempfile::TempDir, cluster: &str) -> Result<JobResultStore, Error> {
+    let path = format!("file://{}/job-result-store/{cluster}", storage.path().display());
+    JobResultStore::open(&path, &StorageOptions::default(), true)
+}
+
+fn succeeded(job: &str) -> JobResult {
+    JobResult::new(job, ApplicationStatus::Succeeded, 60_000)
+}
 
 fn files_under(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
@@ -68,7 +87,8 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let storage = tempfile::tempdir()?;
     let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
-    let election = LeaderElection::start(api.clone(), fast("shop"));
+    let results = job_results(&storage, "shop")?;
+    let election = LeaderElection::start(api.clone(), steady("shop"));
     let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), election.identity());
 
     let mut fences = Vec::new();
@@ -95,7 +115,7 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
     );
 
     // The cluster cannot be cleaned up while job B is not over.
-    let refused = clean_up_cluster(&cas(&api), "shop", &payloads).await;
+    let refused = clean_up_cluster(&cas(&api), "shop", &payloads, election.identity()).await;
     assert!(matches!(refused, Err(Error::Refused(_))), "{refused:?}");
     assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_some());
 
@@ -108,7 +128,7 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
         fence: &fences[0],
         identity: election.identity(),
     };
-    clean_up_job(job_a).await?;
+    clean_up_job(job_a, &results, &succeeded(JOB_A)).await?;
     assert!(api.get_opt(&names::job_config_map("shop", JOB_A)).await?.is_none());
     let cluster = api
         .get(&names::cluster_config_map("shop"))
@@ -128,7 +148,7 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
         fence: &fences[0],
         identity: election.identity(),
     };
-    clean_up_job(again).await?;
+    clean_up_job(again, &results, &succeeded(JOB_A)).await?;
 
     let job_b = JobHa {
         cas: &cas(&api),
@@ -138,11 +158,14 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
         fence: &fences[1],
         identity: election.identity(),
     };
-    clean_up_job(job_b).await?;
-    election.stop().await;
-    clean_up_cluster(&cas(&api), "shop", &payloads).await?;
+    clean_up_job(job_b, &results, &succeeded(JOB_B)).await?;
+    // Both cleanups finished: their results were deleted on commit.
+    assert_eq!(files_under(&storage.path().join("job-result-store").join("shop")), 0);
+    clean_up_cluster(&cas(&api), "shop", &payloads, election.identity()).await?;
     assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_none());
     assert_eq!(files_under(&payload_dir), 0);
+    // Its ConfigMap is gone; the election has nothing left to renew or release.
+    drop(election);
     Ok(())
 }
 
@@ -236,5 +259,276 @@ async fn deleting_the_deployment_keeps_ha_data_and_a_new_jobmanager_recovers_eve
         assert_eq!(running.checkpoint(job).await?, last + 1);
     }
     second.stop().await;
+    Ok(())
+}
+
+// ---- Cluster cleanup, fenced and exact (issue 12) ----
+
+/// Election timings under which the leader holds the lock for the whole test without a
+/// renewal: a cleanup that deletes the cluster ConfigMap must not race a renewal (which
+/// would see the ConfigMap gone and contend again, recreating it).
+fn steady(cluster_id: &str) -> flink_ha_runtime::ElectionConfig {
+    flink_ha_runtime::ElectionConfig {
+        cluster_id: cluster_id.to_string(),
+        lease_duration: Duration::from_secs(120),
+        renew_deadline: Duration::from_secs(100),
+        retry_period: Duration::from_secs(60),
+        max_retries: 15,
+    }
+}
+
+/// Every file under `dir`, recursively, relative to it, sorted.
+fn files_below(dir: &std::path::Path) -> Vec<String> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if let Ok(relative) = path.strip_prefix(root) {
+                out.push(relative.display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A ConfigMap Flink's native client creates next to the HA ones, with the same labels.
+async fn labelled_config_map(api: &Api<ConfigMap>, name: &str, cluster: &str) -> Result<(), kube::Error> {
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some(name.into());
+    cm.metadata.labels = Some(
+        [
+            ("app".to_string(), cluster.to_string()),
+            ("type".to_string(), "flink-native-kubernetes".to_string()),
+        ]
+        .into(),
+    );
+    cm.data = Some([("config.yaml".to_string(), "kubernetes.cluster-id: x\n".to_string())].into());
+    api.create(&PostParams::default(), &cm).await.map(drop)
+}
+
+/// Marks the entry `key` of the cluster ConfigMap for deletion, as a two-phase removal
+/// that stopped after its first phase leaves it.
+async fn mark_entry(api: &Api<ConfigMap>, cluster: &str, key: &str) -> TestResult {
+    let name = names::cluster_config_map(cluster);
+    let mut cm = api.get(&name).await?;
+    let data = cm.data.get_or_insert_with(Default::default);
+    let value = data.get(key).ok_or("no such entry")?;
+    let mut pointer: serde_json::Value = serde_json::from_str(value)?;
+    pointer["markedForDeletion"] = serde_json::Value::Bool(true);
+    data.insert(key.to_string(), pointer.to_string());
+    api.replace(&name, &PostParams::default(), &cm).await?;
+    Ok(())
+}
+
+/// Writes a file under `dir` as Flink's blob store would.
+fn blob(dir: &std::path::Path) -> std::io::Result<()> {
+    let folder = dir.join("blob").join(format!("job_{JOB_A}"));
+    std::fs::create_dir_all(&folder)?;
+    std::fs::write(folder.join("blob_p-0123456789abcdef"), b"jar")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_labelled_flink_config_map_neither_stops_cluster_cleanup_nor_is_deleted_by_it() -> TestResult {
+    let env = TestEnv::new("cleanup-flink-config").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    labelled_config_map(&api, "flink-config-shop", "shop").await?;
+    labelled_config_map(&api, "pod-template-shop", "shop").await?;
+    let election = LeaderElection::start(api.clone(), steady("shop"));
+    election.wait_for_grant().await;
+
+    let cleaned = clean_up_cluster(&cas(&api), "shop", &payloads, election.identity()).await;
+    assert!(cleaned.is_ok(), "no job ConfigMap remains, yet: {cleaned:?}");
+    assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_none());
+    assert!(api.get_opt("flink-config-shop").await?.is_some());
+    assert!(api.get_opt("pod-template-shop").await?.is_some());
+    drop(election);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_with_one_id_in_two_namespaces_keep_each_others_payloads() -> TestResult {
+    let here = TestEnv::new("cleanup-twin-here").await?;
+    let there = TestEnv::new("cleanup-twin-there").await?;
+    let api_here: Api<ConfigMap> = Api::namespaced(here.client.clone(), &here.namespace);
+    let api_there: Api<ConfigMap> = Api::namespaced(there.client.clone(), &there.namespace);
+    // One storageDir and one cluster id: one payload folder for both.
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "twin")?;
+    let folder = storage.path().join("twin");
+
+    // Over there, a job runs: its plan and two checkpoints are in the shared folder.
+    let election_there = LeaderElection::start(api_there.clone(), steady("twin"));
+    let plans_there = ExecutionPlanStore::new(cas(&api_there), "twin", payloads.clone(), election_there.identity());
+    let (running, _) = start_job(&api_there, "twin", JOB_B, &payloads, &election_there).await?;
+    plans_there.put(JOB_B, Bytes::from_static(b"plan there")).await?;
+    running.checkpoint(JOB_B).await?;
+    running.checkpoint(JOB_B).await?;
+    let theirs = files_below(&folder);
+    assert_eq!(theirs.len(), 3, "{theirs:?}");
+
+    // Here, a job ran and ended; then the cluster shuts down.
+    let election_here = LeaderElection::start(api_here.clone(), steady("twin"));
+    let plans_here = ExecutionPlanStore::new(cas(&api_here), "twin", payloads.clone(), election_here.identity());
+    let (running, fence) = start_job(&api_here, "twin", JOB_A, &payloads, &election_here).await?;
+    plans_here.put(JOB_A, Bytes::from_static(b"plan here")).await?;
+    running.checkpoint(JOB_A).await?;
+    let job = JobHa {
+        cas: &cas(&api_here),
+        cluster_id: "twin",
+        job_id: JOB_A,
+        payloads: &payloads,
+        fence: &fence,
+        identity: election_here.identity(),
+    };
+    clean_up_job(job, &job_results(&storage, "twin")?, &succeeded(JOB_A)).await?;
+    clean_up_cluster(&cas(&api_here), "twin", &payloads, election_here.identity()).await?;
+    assert!(api_here.get_opt(&names::cluster_config_map("twin")).await?.is_none());
+
+    // Over there, nothing was touched: every payload its pointers name is still there.
+    assert_eq!(
+        files_below(&folder),
+        theirs,
+        "the other cluster's payloads were deleted"
+    );
+    assert!(api_there.get_opt(&names::cluster_config_map("twin")).await?.is_some());
+    drop(election_here);
+    drop(election_there);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_does_not_hold_the_lock_cannot_clean_up_the_cluster() -> TestResult {
+    let env = TestEnv::new("cleanup-not-leader").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let folder = storage.path().join("shop");
+    let election = LeaderElection::start(api.clone(), steady("shop"));
+    election.wait_for_grant().await;
+    // A leftover of an interrupted plan removal, and a blob: what a cleanup would delete.
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), election.identity());
+    plans.put(JOB_A, Bytes::from_static(b"plan")).await?;
+    mark_entry(&api, "shop", &execution_plan_key(JOB_A)).await?;
+    blob(&folder)?;
+    let files = files_below(&folder);
+    assert_eq!(files.len(), 2, "{files:?}");
+    let before = api.get(&names::cluster_config_map("shop")).await?;
+
+    // Another process (a standby, an operator's tool) that does not hold the lock.
+    let refused = clean_up_cluster(&cas(&api), "shop", &payloads, "a-standby").await;
+    assert!(matches!(refused, Err(Error::NotLeader { .. })), "{refused:?}");
+    let after = api.get(&names::cluster_config_map("shop")).await?;
+    assert_eq!(after.metadata.resource_version, before.metadata.resource_version);
+    assert_eq!(files_below(&folder), files, "nothing may be deleted");
+
+    // Nor can the leader once it has released the lock.
+    let former = election.identity().to_string();
+    election.stop().await;
+    let refused = clean_up_cluster(&cas(&api), "shop", &payloads, &former).await;
+    assert!(matches!(refused, Err(Error::NotLeader { .. })), "{refused:?}");
+    assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_some());
+    assert_eq!(files_below(&folder), files, "nothing may be deleted");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_cleanup_removes_marked_leftovers_their_payloads_and_the_blobs() -> TestResult {
+    let env = TestEnv::new("cleanup-leftovers").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let folder = storage.path().join("shop");
+    let election = LeaderElection::start(api.clone(), steady("shop"));
+    election.wait_for_grant().await;
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), election.identity());
+    plans.put(JOB_A, Bytes::from_static(b"plan")).await?;
+    // The plan's removal stopped after marking it: the entry and its payload are left.
+    mark_entry(&api, "shop", &execution_plan_key(JOB_A)).await?;
+    blob(&folder)?;
+    assert_eq!(files_below(&folder).len(), 2);
+
+    clean_up_cluster(&cas(&api), "shop", &payloads, election.identity()).await?;
+    assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_none());
+    assert_eq!(files_below(&folder), Vec::<String>::new());
+    drop(election);
+    Ok(())
+}
+
+/// Rewrites the lock of the cluster ConfigMap to name `holder`, as a contender that
+/// took it over does (or, with the same holder, changes only an entry).
+async fn write_lock(api: Api<ConfigMap>, cluster: String, holder: Option<String>) {
+    let name = names::cluster_config_map(&cluster);
+    let Ok(mut cm) = api.get(&name).await else { return };
+    match holder {
+        Some(holder) => {
+            let annotations = cm.metadata.annotations.get_or_insert_with(Default::default);
+            let raw = annotations.get(names::LEADER_ANNOTATION).cloned().unwrap_or_default();
+            let mut record: serde_json::Value = serde_json::from_str(&raw).unwrap_or_default();
+            record["holderIdentity"] = serde_json::Value::String(holder);
+            annotations.insert(names::LEADER_ANNOTATION.to_string(), record.to_string());
+        }
+        None => {
+            cm.data
+                .get_or_insert_with(Default::default)
+                .insert("unrelated".into(), "a concurrent write".into());
+        }
+    }
+    let _ = api.replace(&name, &PostParams::default(), &cm).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_taken_between_the_check_and_the_delete_stops_the_cluster_cleanup() -> TestResult {
+    let env = TestEnv::new("cleanup-lock-moves").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let faults = Faults::default();
+    let hooked: Api<ConfigMap> = Api::namespaced(faults.client(&env).await?, &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let election = LeaderElection::start(api.clone(), steady("shop"));
+    election.wait_for_grant().await;
+    // After the cleanup checked the lock, and before its DELETE arrives, a contender
+    // takes the lock over.
+    faults.before_delete(Box::pin(write_lock(
+        api.clone(),
+        "shop".into(),
+        Some("the-next-leader".into()),
+    )));
+
+    let refused = clean_up_cluster(&cas(&hooked), "shop", &payloads, election.identity()).await;
+    assert!(matches!(refused, Err(Error::NotLeader { .. })), "{refused:?}");
+    assert!(
+        api.get_opt(&names::cluster_config_map("shop")).await?.is_some(),
+        "the new leader's ConfigMap was deleted"
+    );
+    drop(election);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_write_before_the_delete_is_read_and_checked_again() -> TestResult {
+    let env = TestEnv::new("cleanup-concurrent-write").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let faults = Faults::default();
+    let hooked: Api<ConfigMap> = Api::namespaced(faults.client(&env).await?, &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let election = LeaderElection::start(api.clone(), steady("shop"));
+    election.wait_for_grant().await;
+    faults.before_delete(Box::pin(write_lock(api.clone(), "shop".into(), None)));
+
+    clean_up_cluster(&cas(&hooked), "shop", &payloads, election.identity()).await?;
+    assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_none());
+    assert_eq!(
+        faults.deletes(),
+        2,
+        "the first DELETE, conditioned on the version read, must meet a conflict"
+    );
+    drop(election);
     Ok(())
 }

@@ -103,8 +103,9 @@ async fn checkpoints_on_s3_keep_num_retained_recover_the_highest_and_clean_up() 
         Some((4, Bytes::from("state of checkpoint 4")))
     );
 
-    // The cluster's normal shutdown removes its folder in the bucket.
-    payloads.delete_all().await?;
+    // The job ends for good: its checkpoints go, pointers and payloads, and nothing of
+    // it is left in the bucket.
+    store(&successor).shutdown(true).await?;
     assert_eq!(objects(&payloads).await?, Vec::<String>::new());
     Ok(())
 }

@@ -1,0 +1,293 @@
+//! The job-result store against the real API server, payloads and job results on the
+//! local file system: a job whose cleanup stopped half-way is never run again by the next
+//! leader, which finishes the cleanup instead (issue 12). Then the store's files alone:
+//! Flink's names and JSON, idempotent steps, entries Flink wrote, malformed entries.
+
+use bytes::Bytes;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+
+use flink_ha_runtime::checkpoint_counter::CheckpointIdCounter;
+use flink_ha_runtime::checkpoint_store::CompletedCheckpointStore;
+use flink_ha_runtime::cleanup::{ExecutionPlanStore, JobHa, Recovery, clean_up_job, recoverable_jobs};
+use flink_ha_runtime::fence::Fence;
+use flink_ha_runtime::job_result_store::{ApplicationStatus, Entry, JobResult, JobResultStore};
+use flink_ha_runtime::payloads::PayloadStore;
+use flink_ha_runtime::storage::StorageOptions;
+use flink_ha_runtime::{Error, LeaderElection, names};
+use flink_ha_testenv::TestEnv;
+
+mod common;
+use common::{cas, fast};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const JOB: &str = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f";
+const OTHER: &str = "1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e";
+
+/// The job-result store of cluster `cluster` at Flink's default place under `storage`.
+fn job_results(storage: &tempfile::TempDir, cluster: &str, delete_on_commit: bool) -> Result<JobResultStore, Error> {
+    let path = format!("file://{}/job-result-store/{cluster}", storage.path().display());
+    JobResultStore::open(&path, &StorageOptions::default(), delete_on_commit)
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_is_finished() -> TestResult {
+    let env = TestEnv::new("jrs-half-cleaned").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let storage_dir = format!("file://{}", storage.path().display());
+    let payloads = PayloadStore::open(&storage_dir, "shop")?;
+    let results = job_results(&storage, "shop", true)?;
+    let results_dir = storage.path().join("job-result-store").join("shop");
+
+    // The first leader runs two jobs with checkpoints.
+    let first = LeaderElection::start(api.clone(), fast("shop"));
+    let (_, epoch) = first.wait_for_grant().await;
+    let fence = Fence::new(epoch, first.identity());
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), first.identity());
+    for job in [JOB, OTHER] {
+        plans.put(job, Bytes::from(format!("plan of {job}"))).await?;
+        fence.claim_job(&cas(&api), "shop", job).await?;
+        first
+            .publish_leader_address(
+                &names::job_component(job),
+                "pekko.tcp://flink@10.0.0.9:6123/user/rpc/jm_1",
+            )
+            .await?;
+        let counter = CheckpointIdCounter::new(cas(&api), "shop", job, fence.clone());
+        counter.start().await?;
+        let checkpoints = CompletedCheckpointStore::new(cas(&api), "shop", job, payloads.clone(), fence.clone(), 1);
+        checkpoints.recover().await?;
+        for _ in 0..2 {
+            let id = counter.get_and_increment().await?;
+            checkpoints.add(id, Bytes::from(format!("{job}@{id}"))).await?;
+        }
+    }
+
+    // JOB finishes. Its cleanup has removed the checkpoints and the counter when the
+    // leader loses the lock (released here, as a graceful stop does; a lost lease is the
+    // same): the leader entry and the plan stay behind.
+    let identity = first.identity().to_string();
+    first.stop().await;
+    let result = JobResult::new(JOB, ApplicationStatus::Succeeded, 42_000);
+    let job = JobHa {
+        cas: &cas(&api),
+        cluster_id: "shop",
+        job_id: JOB,
+        payloads: &payloads,
+        fence: &fence,
+        identity: &identity,
+    };
+    let interrupted = clean_up_job(job, &results, &result).await;
+    assert!(matches!(interrupted, Err(Error::NotLeader { .. })), "{interrupted:?}");
+    assert_eq!(files_under(&results_dir), [format!("{JOB}_DIRTY.json")]);
+    let job_cm = api.get(&names::job_config_map("shop", JOB)).await?;
+    assert_eq!(
+        job_cm.data.unwrap_or_default().keys().collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "checkpoints and counter are gone"
+    );
+
+    // A new leader takes over and decides what to recover: not the finished job, whose
+    // plan is still there; its cleanup is to be finished instead.
+    let second = LeaderElection::start(api.clone(), fast("shop"));
+    let (_, epoch) = second.wait_for_grant().await;
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), second.identity());
+    assert_eq!(
+        plans.job_ids().await?,
+        [JOB, OTHER],
+        "the plan outlived the interrupted cleanup"
+    );
+    let recovery = recoverable_jobs(&plans, &results).await?;
+    assert_eq!(
+        recovery,
+        Recovery {
+            recover: vec![OTHER.to_string()],
+            finish_cleanup: vec![result.clone()],
+        },
+        "the finished job would run again, from no checkpoint at all"
+    );
+
+    // It finishes the cleanup with the recorded result: nothing of the job is left.
+    let fence = Fence::new(epoch, second.identity());
+    for ended in &recovery.finish_cleanup {
+        fence.claim_job(&cas(&api), "shop", &ended.job_id).await?;
+        let job = JobHa {
+            cas: &cas(&api),
+            cluster_id: "shop",
+            job_id: &ended.job_id,
+            payloads: &payloads,
+            fence: &fence,
+            identity: second.identity(),
+        };
+        clean_up_job(job, &results, ended).await?;
+    }
+    assert_eq!(plans.job_ids().await?, [OTHER]);
+    assert!(api.get_opt(&names::job_config_map("shop", JOB)).await?.is_none());
+    let cluster = api
+        .get(&names::cluster_config_map("shop"))
+        .await?
+        .data
+        .unwrap_or_default();
+    assert!(!cluster.contains_key(&names::leader_entry_key(&names::job_component(JOB))));
+    assert_eq!(results.entry(JOB).await?, None, "deleted on commit");
+    assert_eq!(files_under(&results_dir), Vec::<String>::new());
+    // The other job's plan and checkpoint are all that is left in storageDir.
+    assert_eq!(files_under(&storage.path().join("shop")).len(), 2);
+    assert_eq!(
+        recoverable_jobs(&plans, &results).await?,
+        Recovery {
+            recover: vec![OTHER.to_string()],
+            finish_cleanup: vec![],
+        }
+    );
+    second.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_with_a_clean_entry_is_not_recovered_even_with_a_plan() -> TestResult {
+    let env = TestEnv::new("jrs-clean-entry").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let results = job_results(&storage, "shop", false)?;
+    let election = LeaderElection::start(api.clone(), fast("shop"));
+    election.wait_for_grant().await;
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), election.identity());
+    plans.put(JOB, Bytes::from_static(b"plan")).await?;
+    plans.put(OTHER, Bytes::from_static(b"plan")).await?;
+    // Kept entries (delete-on-commit false), e.g. a plan restored from a backup.
+    let result = JobResult::new(JOB, ApplicationStatus::Canceled, 5);
+    results.create_dirty(&result).await?;
+    results.mark_clean(JOB).await?;
+    assert_eq!(results.entry(JOB).await?, Some(Entry::Clean));
+    assert_eq!(
+        recoverable_jobs(&plans, &results).await?,
+        Recovery {
+            recover: vec![OTHER.to_string()],
+            finish_cleanup: vec![],
+        }
+    );
+    election.stop().await;
+    Ok(())
+}
+
+// ---- The store's files, on the local file system (no API server needed) ----
+
+fn read(dir: &std::path::Path, file: &str) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    Ok(serde_json::from_slice(&std::fs::read(dir.join(file))?)?)
+}
+
+#[tokio::test]
+async fn entries_are_flinks_files_and_every_step_is_idempotent() -> TestResult {
+    let storage = tempfile::tempdir()?;
+    let dir = storage.path().join("job-result-store").join("shop");
+    let kept = job_results(&storage, "shop", false)?;
+    let result = JobResult::new(JOB, ApplicationStatus::Failed, 1234);
+
+    kept.create_dirty(&result).await?;
+    assert_eq!(files_under(&dir), [format!("{JOB}_DIRTY.json")]);
+    let json = read(&dir, &format!("{JOB}_DIRTY.json"))?;
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "result": {"id": JOB, "application-status": "FAILED", "accumulator-results": {}, "net-runtime": 1234},
+            "version": 1
+        })
+    );
+    assert_eq!(kept.entry(JOB).await?, Some(Entry::Dirty));
+    assert!(kept.has_entry(JOB).await?);
+    assert!(!kept.has_entry(OTHER).await?);
+    assert_eq!(kept.dirty_results().await?, std::slice::from_ref(&result));
+
+    // A retried cleanup writes the same result again: fine. Another result: refused,
+    // and the first one stands.
+    kept.create_dirty(&result).await?;
+    let other = JobResult::new(JOB, ApplicationStatus::Succeeded, 1234);
+    let refused = kept.create_dirty(&other).await;
+    assert!(
+        matches!(&refused, Err(Error::Refused(m)) if m.contains(&format!("{JOB}_DIRTY.json"))),
+        "{refused:?}"
+    );
+    assert_eq!(kept.dirty_results().await?, std::slice::from_ref(&result));
+
+    // Committed: renamed to <job-id>.json, content unchanged; again is fine.
+    kept.mark_clean(JOB).await?;
+    assert_eq!(files_under(&dir), [format!("{JOB}.json")]);
+    assert_eq!(read(&dir, &format!("{JOB}.json"))?, json);
+    kept.mark_clean(JOB).await?;
+    assert_eq!(kept.entry(JOB).await?, Some(Entry::Clean));
+    assert_eq!(kept.clean_job_ids().await?, [JOB]);
+    assert_eq!(kept.dirty_results().await?, []);
+    // A cleanup run again after the commit records nothing new.
+    kept.create_dirty(&result).await?;
+    assert_eq!(files_under(&dir), [format!("{JOB}.json")]);
+    // Nothing to commit for a job without an entry.
+    assert!(kept.mark_clean(OTHER).await.is_err());
+
+    // Flink's default: deleted on commit, idempotently.
+    let deleting = job_results(&storage, "shop", true)?;
+    let second = JobResult::new(OTHER, ApplicationStatus::Succeeded, 7);
+    deleting.create_dirty(&second).await?;
+    deleting.mark_clean(OTHER).await?;
+    deleting.mark_clean(OTHER).await?;
+    assert_eq!(files_under(&dir), [format!("{JOB}.json")]);
+    assert_eq!(deleting.entry(OTHER).await?, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn flinks_own_entries_are_read_and_malformed_ones_are_errors_naming_the_file() -> TestResult {
+    let storage = tempfile::tempdir()?;
+    let dir = storage.path().join("job-result-store").join("shop");
+    std::fs::create_dir_all(&dir)?;
+    let store = job_results(&storage, "shop", true)?;
+    // As Flink 2.x writes a failed job's entry, with fields this runtime does not know.
+    std::fs::write(
+        dir.join(format!("{JOB}_DIRTY.json")),
+        format!(
+            r#"{{"result":{{"id":"{JOB}","name":"orders","application-status":"FAILED","accumulator-results":{{}},"net-runtime":99,"failure-cause":{{"class":"java.lang.IllegalStateException","stack-trace":"...","serialized-throwable":"rO0AB"}},"start-time":1,"end-time":100}},"version":1}}"#
+        ),
+    )?;
+    // Files that are not entries are left alone.
+    std::fs::write(dir.join("README"), "not an entry")?;
+    let dirty = store.dirty_results().await?;
+    assert_eq!(dirty.len(), 1);
+    assert_eq!(dirty[0].job_id, JOB);
+    assert_eq!(dirty[0].status, ApplicationStatus::Failed);
+    assert_eq!(dirty[0].net_runtime_ms, 99);
+    assert!(dirty[0].failure_cause.is_some());
+    // Written again by a retried cleanup: the same result, so no conflict.
+    store.create_dirty(&dirty[0]).await?;
+
+    for (content, reason) in [
+        (r#"{"result":"#, "not JSON"),
+        (r#"{"version":1}"#, "no `result` object"),
+        (&*format!(r#"{{"result":{{"id":"{JOB}"}}}}"#), "holds the result of job"),
+    ] {
+        std::fs::write(dir.join(format!("{OTHER}_DIRTY.json")), content)?;
+        let error = store.dirty_results().await.expect_err(content).to_string();
+        assert!(error.contains(&format!("{OTHER}_DIRTY.json")), "{error}");
+        assert!(error.contains(reason), "{error}");
+    }
+    // A job id that is not one names no file.
+    assert!(matches!(
+        store.has_entry("../../etc/passwd").await,
+        Err(Error::Refused(_))
+    ));
+    Ok(())
+}
