@@ -51,17 +51,7 @@ async fn store(s: &Setup, fence: &Fence, retained: u32) -> Result<CompletedCheck
 
 /// The payload files under `<storageDir>/orders/`.
 fn payload_files(s: &Setup) -> Vec<String> {
-    let dir = s.storage.path().join("orders");
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    common::file_names(&s.storage.path().join("orders"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

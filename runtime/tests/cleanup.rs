@@ -46,10 +46,6 @@ fn succeeded(job: &str) -> JobResult {
     JobResult::new(job, ApplicationStatus::Succeeded, 60_000)
 }
 
-fn files_under(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
-}
-
 /// A JobManager's view of one job while it leads: claim, plan, counter, checkpoints.
 struct RunningJob {
     counter: CheckpointIdCounter,
@@ -109,7 +105,7 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
     assert_eq!(plans.job_ids().await?, [JOB_A, JOB_B]);
     let payload_dir = storage.path().join("shop");
     assert_eq!(
-        files_under(&payload_dir),
+        common::file_names(&payload_dir).len(),
         2 * (1 + 2),
         "a plan and two retained checkpoints per job"
     );
@@ -138,7 +134,11 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
     assert!(!cluster.contains_key(&names::leader_entry_key(&names::job_component(JOB_A))));
     assert!(cluster.contains_key(&names::leader_entry_key(&names::job_component(JOB_B))));
     assert_eq!(plans.job_ids().await?, [JOB_B]);
-    assert_eq!(files_under(&payload_dir), 3, "job B's plan and checkpoints remain");
+    assert_eq!(
+        common::file_names(&payload_dir).len(),
+        3,
+        "job B's plan and checkpoints remain"
+    );
     // Cleanup is idempotent.
     let again = JobHa {
         cas: &cas(&api),
@@ -160,10 +160,13 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
     };
     clean_up_job(job_b, &results, &succeeded(JOB_B)).await?;
     // Both cleanups finished: their results were deleted on commit.
-    assert_eq!(files_under(&storage.path().join("job-result-store").join("shop")), 0);
+    assert_eq!(
+        common::file_names(&storage.path().join("job-result-store").join("shop")).len(),
+        0
+    );
     clean_up_cluster(&cas(&api), "shop", &payloads, election.identity()).await?;
     assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_none());
-    assert_eq!(files_under(&payload_dir), 0);
+    assert_eq!(common::file_names(&payload_dir).len(), 0);
     // Its ConfigMap is gone; the election has nothing left to renew or release.
     drop(election);
     Ok(())

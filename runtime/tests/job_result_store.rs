@@ -31,18 +31,6 @@ fn job_results(storage: &tempfile::TempDir, cluster: &str, delete_on_commit: boo
     JobResultStore::open(&path, &StorageOptions::default(), delete_on_commit)
 }
 
-fn files_under(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_is_finished() -> TestResult {
     let env = TestEnv::new("jrs-half-cleaned").await?;
@@ -93,7 +81,7 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
     };
     let interrupted = clean_up_job(job, &results, &result).await;
     assert!(matches!(interrupted, Err(Error::NotLeader { .. })), "{interrupted:?}");
-    assert_eq!(files_under(&results_dir), [format!("{JOB}_DIRTY.json")]);
+    assert_eq!(common::file_names(&results_dir), [format!("{JOB}_DIRTY.json")]);
     let job_cm = api.get(&names::job_config_map("shop", JOB)).await?;
     assert_eq!(
         job_cm.data.unwrap_or_default().keys().collect::<Vec<_>>(),
@@ -144,9 +132,9 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
         .unwrap_or_default();
     assert!(!cluster.contains_key(&names::leader_entry_key(&names::job_component(JOB))));
     assert_eq!(results.entry(JOB).await?, None, "deleted on commit");
-    assert_eq!(files_under(&results_dir), Vec::<String>::new());
+    assert_eq!(common::file_names(&results_dir), Vec::<String>::new());
     // The other job's plan and checkpoint are all that is left in storageDir.
-    assert_eq!(files_under(&storage.path().join("shop")).len(), 2);
+    assert_eq!(common::file_names(&storage.path().join("shop")).len(), 2);
     assert_eq!(
         recoverable_jobs(&plans, &results).await?,
         Recovery {
@@ -200,7 +188,7 @@ async fn entries_are_flinks_files_and_every_step_is_idempotent() -> TestResult {
     let result = JobResult::new(JOB, ApplicationStatus::Failed, 1234);
 
     kept.create_dirty(&result).await?;
-    assert_eq!(files_under(&dir), [format!("{JOB}_DIRTY.json")]);
+    assert_eq!(common::file_names(&dir), [format!("{JOB}_DIRTY.json")]);
     let json = read(&dir, &format!("{JOB}_DIRTY.json"))?;
     assert_eq!(
         json,
@@ -227,7 +215,7 @@ async fn entries_are_flinks_files_and_every_step_is_idempotent() -> TestResult {
 
     // Committed: renamed to <job-id>.json, content unchanged; again is fine.
     kept.mark_clean(JOB).await?;
-    assert_eq!(files_under(&dir), [format!("{JOB}.json")]);
+    assert_eq!(common::file_names(&dir), [format!("{JOB}.json")]);
     assert_eq!(read(&dir, &format!("{JOB}.json"))?, json);
     kept.mark_clean(JOB).await?;
     assert_eq!(kept.entry(JOB).await?, Some(Entry::Clean));
@@ -235,7 +223,7 @@ async fn entries_are_flinks_files_and_every_step_is_idempotent() -> TestResult {
     assert_eq!(kept.dirty_results().await?, []);
     // A cleanup run again after the commit records nothing new.
     kept.create_dirty(&result).await?;
-    assert_eq!(files_under(&dir), [format!("{JOB}.json")]);
+    assert_eq!(common::file_names(&dir), [format!("{JOB}.json")]);
     // Nothing to commit for a job without an entry.
     assert!(kept.mark_clean(OTHER).await.is_err());
 
@@ -245,7 +233,7 @@ async fn entries_are_flinks_files_and_every_step_is_idempotent() -> TestResult {
     deleting.create_dirty(&second).await?;
     deleting.mark_clean(OTHER).await?;
     deleting.mark_clean(OTHER).await?;
-    assert_eq!(files_under(&dir), [format!("{JOB}.json")]);
+    assert_eq!(common::file_names(&dir), [format!("{JOB}.json")]);
     assert_eq!(deleting.entry(OTHER).await?, None);
     Ok(())
 }

@@ -61,64 +61,46 @@ async fn setup(test: &str) -> Result<Setup, Box<dyn std::error::Error>> {
 }
 
 fn payload_count(storage: &tempfile::TempDir) -> usize {
-    std::fs::read_dir(storage.path().join("orders"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    common::file_names(&storage.path().join("orders")).len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_answer_is_resolved_by_reading_the_pointer_back() -> TestResult {
-    let Setup {
-        _env,
-        api,
-        faulty,
-        faults,
-        storage,
-        payloads,
-        fence,
-    } = setup("lost-answer").await?;
-    let store = CompletedCheckpointStore::new(cas(&faulty), "orders", JOB, payloads, fence, 2);
+    let s = setup("lost-answer").await?;
+    let store = CompletedCheckpointStore::new(cas(&s.faulty), "orders", JOB, s.payloads, s.fence, 2);
     assert_eq!(store.recover().await?, None);
 
-    faults.set_plan(LOSE_NEXT_PUT_ANSWER);
+    s.faults.set_plan(LOSE_NEXT_PUT_ANSWER);
     store.add(1, Bytes::from_static(b"one")).await?;
-    assert_eq!(faults.plan(), PASS, "the fault must have fired");
+    assert_eq!(s.faults.plan(), PASS, "the fault must have fired");
 
     // The retry found its own pointer: success, one pointer, one payload.
-    let cm = api.get(&names::job_config_map("orders", JOB)).await?;
+    let cm = s.api.get(&names::job_config_map("orders", JOB)).await?;
     assert!(cm.data.unwrap_or_default().contains_key(&checkpoint_key(1)));
-    assert_eq!(payload_count(&storage), 1);
+    assert_eq!(payload_count(&s.storage), 1);
     assert_eq!(store.recover().await?, Some((1, Bytes::from_static(b"one"))));
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outcome_that_stays_unknown_is_possibly_written_and_keeps_the_payload() -> TestResult {
-    let Setup {
-        _env,
-        api,
-        faulty,
-        faults,
-        storage,
-        payloads,
-        fence,
-    } = setup("possibly-written").await?;
+    let s = setup("possibly-written").await?;
     // Few retries and a short deadline: the test is about the outcome, not the patience.
-    let cut_off = ConfigMapCas::new(faulty, 2, Duration::from_secs(2));
-    let store = CompletedCheckpointStore::new(cut_off, "orders", JOB, payloads.clone(), fence.clone(), 2);
+    let cut_off = ConfigMapCas::new(s.faulty, 2, Duration::from_secs(2));
+    let store = CompletedCheckpointStore::new(cut_off, "orders", JOB, s.payloads.clone(), s.fence.clone(), 2);
     assert_eq!(store.recover().await?, None);
 
-    faults.set_plan(LOSE_NEXT_PUT_ANSWER_THEN_CUT);
+    s.faults.set_plan(LOSE_NEXT_PUT_ANSWER_THEN_CUT);
     match store.add(1, Bytes::from_static(b"one")).await {
         Err(Error::PossiblyWritten { .. }) => {}
         other => panic!("expected PossiblyWritten, got {other:?}"),
     }
-    assert_eq!(faults.plan(), CUT, "the fault must have fired");
+    assert_eq!(s.faults.plan(), CUT, "the fault must have fired");
 
     // The PUT did land: the pointer is there, and its payload was kept, so the checkpoint
     // is recoverable by whoever reads it next.
-    assert_eq!(payload_count(&storage), 1);
-    let reader = CompletedCheckpointStore::new(cas(&api), "orders", JOB, payloads, fence, 2);
+    assert_eq!(payload_count(&s.storage), 1);
+    let reader = CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, s.payloads, s.fence, 2);
     assert_eq!(reader.recover().await?, Some((1, Bytes::from_static(b"one"))));
     Ok(())
 }

@@ -11,6 +11,20 @@ use kube::api::Api;
 use flink_ha_runtime::ElectionConfig;
 use flink_ha_runtime::cas::ConfigMapCas;
 
+/// The names of the files in `dir`, sorted; none if it does not exist.
+pub fn file_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// The lease of [`fast`]: short, so expiry happens within a test.
 pub const LEASE: Duration = Duration::from_secs(2);
 
