@@ -27,6 +27,16 @@
 //!   raised above every fence on the cluster's job ConfigMaps, so a recreated cluster
 //!   ConfigMap (Flink deletes it on a graceful shutdown) or an unreadable record never
 //!   sends it back to 0 below the jobs' fences.
+//! - **A deleted lock is not up for grabs at once.** A follower that finds the cluster
+//!   ConfigMap gone while the cluster has job ConfigMaps (a leader may be running) waits
+//!   one lease from when it first saw it missing before it creates it: a leader's last
+//!   renewal came before the deletion, so its step-down moment has passed by then. A fresh
+//!   cluster (no job ConfigMaps, nothing observed) creates it at once.
+//! - **A leader restores its deleted ConfigMap.** When a renewal finds the ConfigMap gone
+//!   (`kubectl delete`, a cleanup tool) while the lease is valid, the leader creates it
+//!   again from the last content it saw (the watch's final state of it where it has one:
+//!   execution plans and leader entries included) and goes on leading. Flink loses the
+//!   job plans with the ConfigMap and, after a failover, the jobs.
 //!
 //! On a graceful stop the lock is released (empty holder, 1 s lease, as Flink does) so a
 //! standby takes over at once; [`LeaderElection::give_up`] releases it too, for a leader
@@ -180,6 +190,8 @@ impl LeaderElection {
             valid_until: valid_until_tx,
             observed: None,
             changed: Arc::new(Notify::new()),
+            last_seen: Arc::new(std::sync::Mutex::new(None)),
+            missing_since: None,
             give_up: give_up.clone(),
         };
         let task = tokio::spawn(elector.run(shutdown_rx));
@@ -211,6 +223,12 @@ impl LeaderElection {
     /// them would stall the cluster for good.
     pub fn give_up(&self) {
         self.give_up.notify_one();
+    }
+
+    /// The step-down deadline of the current grant, moved by each renewal (`None` while
+    /// following): what [`LeaderLease::check`] compares with.
+    pub fn valid_until(&self) -> watch::Receiver<Option<Instant>> {
+        self.valid_until.clone()
     }
 
     /// The identity written into the lock while this process leads.
@@ -337,6 +355,10 @@ struct Elector {
     observed: Option<Observed>,
     /// Pinged by the watch on the ConfigMap.
     changed: Arc<Notify>,
+    /// The ConfigMap as the watch last saw it (for a deletion: its final state).
+    last_seen: Arc<std::sync::Mutex<Option<ConfigMap>>>,
+    /// When this follower first found the ConfigMap missing (since it last existed).
+    missing_since: Option<Instant>,
     give_up: Arc<Notify>,
 }
 
@@ -346,6 +368,7 @@ impl Elector {
             self.cas.api.clone(),
             self.name.clone(),
             self.changed.clone(),
+            self.last_seen.clone(),
         ));
         loop {
             let Some((lease, sent_at)) = self.contend(&mut shutdown).await else {
@@ -423,8 +446,20 @@ impl Elector {
 
     async fn try_acquire(&mut self) -> Result<Attempt> {
         let Some(mut cm) = self.cas.get(&self.name).await? else {
-            return self.create_with_lock().await;
+            let now = Instant::now();
+            let since = *self.missing_since.get_or_insert(now);
+            let highest_fence = self.highest_fence().await?;
+            // Deleted under a cluster that may have a live leader: not before that
+            // leader's step-down moment (see the module docs).
+            if highest_fence.is_some() || self.observed.is_some() {
+                let until = since + self.config.lease_duration;
+                if now < until {
+                    return Ok(Attempt::Held { until });
+                }
+            }
+            return self.create_with_lock(highest_fence).await;
         };
+        self.missing_since = None;
         let now = Instant::now();
         let raw = cm
             .metadata
@@ -484,8 +519,8 @@ impl Elector {
 
     /// No cluster ConfigMap yet: create it holding the lock, with the HA labels and no
     /// owner references (it must outlive the Deployment).
-    async fn create_with_lock(&mut self) -> Result<Attempt> {
-        let record = self.new_record(None, self.highest_fence().await?);
+    async fn create_with_lock(&mut self, highest_fence: Option<u64>) -> Result<Attempt> {
+        let record = self.new_record(None, highest_fence);
         let cm = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
@@ -577,6 +612,22 @@ impl Elector {
                         tracing::warn!(identity = %self.identity, %reason, "deposed");
                         return LeadOutcome::Lost;
                     }
+                    Ok(Err(Error::Missing { .. })) => {
+                        tracing::warn!(identity = %self.identity, name = %self.name, "the cluster ConfigMap was deleted under a valid lease; restoring it");
+                        match tokio::time::timeout(left, self.restore(&cached)).await {
+                            Ok(Ok(stored)) => {
+                                cached = stored;
+                                step_down = self.step_down_at(sent_at);
+                                self.valid_until.send_replace(Some(step_down));
+                                break;
+                            }
+                            Ok(Err(error)) => {
+                                tracing::warn!(%error, "could not restore the cluster ConfigMap; stepping down");
+                                return LeadOutcome::Lost;
+                            }
+                            Err(_) => return LeadOutcome::Lost,
+                        }
+                    }
                     Ok(Err(error)) => {
                         tracing::warn!(%error, "renewal failed; retrying");
                         let pause = (self.config.retry_period / 4).min(left);
@@ -608,20 +659,13 @@ impl Elector {
             match self.cas.api.replace(&self.name, &Default::default(), &cm).await {
                 Ok(stored) => return Ok(stored),
                 Err(kube::Error::Api(status)) if status.code == 409 => {
-                    cm = self
-                        .cas
-                        .api
-                        .get_opt(&self.name)
-                        .await?
-                        .ok_or_else(|| Error::NotLeader {
-                            name: self.name.clone(),
-                            reason: "the ConfigMap was deleted".into(),
-                        })?;
+                    cm = self.cas.api.get_opt(&self.name).await?.ok_or_else(|| Error::Missing {
+                        name: self.name.clone(),
+                    })?;
                 }
                 Err(kube::Error::Api(status)) if status.code == 404 => {
-                    return Err(Error::NotLeader {
+                    return Err(Error::Missing {
                         name: self.name.clone(),
-                        reason: "the ConfigMap was deleted".into(),
                     });
                 }
                 Err(error) => return Err(Error::Kube(error)),
@@ -631,6 +675,48 @@ impl Elector {
             name: self.name.clone(),
             attempts: 2,
         })
+    }
+
+    /// Creates the ConfigMap again, deleted while this process held a valid lease: from
+    /// the newest content seen (the watch's, when it is newer than `cached`), with the
+    /// lock renewed. A conflict means someone else created it: deposed.
+    async fn restore(&self, cached: &ConfigMap) -> Result<ConfigMap> {
+        let seen = self.last_seen.lock().ok().and_then(|seen| seen.clone());
+        let version = |cm: &ConfigMap| {
+            cm.metadata
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let newest = match seen {
+            Some(seen) if version(&seen) > version(cached) => seen,
+            _ => cached.clone(),
+        };
+        let mut record = held_record(&newest, &self.identity, &self.name)?;
+        record.renew_time = jiff::Timestamp::now();
+        let mut annotations = newest.metadata.annotations.clone().unwrap_or_default();
+        annotations.insert(names::LEADER_ANNOTATION.to_string(), record.to_json());
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                labels: Some(names::ha_labels(&self.config.cluster_id)),
+                annotations: Some(annotations),
+                ..ObjectMeta::default()
+            },
+            data: newest.data.clone(),
+            ..ConfigMap::default()
+        };
+        match self.cas.api.create(&Default::default(), &cm).await {
+            Ok(stored) => {
+                tracing::info!(name = %self.name, "cluster ConfigMap restored");
+                Ok(stored)
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => Err(Error::NotLeader {
+                name: self.name.clone(),
+                reason: "the ConfigMap was deleted and someone else created it".into(),
+            }),
+            Err(error) => Err(Error::Kube(error)),
+        }
     }
 
     /// Graceful stop: removes this process's leader entries and empties the lock, in one
@@ -679,9 +765,15 @@ fn jitter(max: Duration) -> Duration {
     max.mul_f64(fastrand::f64())
 }
 
-/// Pings `changed` on every change of the ConfigMap; re-watches after errors, expiry
-/// (410 Gone) and the server closing the watch.
-async fn watch_config_map(api: Api<ConfigMap>, name: String, changed: Arc<Notify>) {
+/// Pings `changed` on every change of the ConfigMap and keeps the object as last seen
+/// in `last_seen` (a deletion's event holds its final state); re-watches after errors,
+/// expiry (410 Gone) and the server closing the watch.
+async fn watch_config_map(
+    api: Api<ConfigMap>,
+    name: String,
+    changed: Arc<Notify>,
+    last_seen: Arc<std::sync::Mutex<Option<ConfigMap>>>,
+) {
     let params = WatchParams::default()
         .fields(&format!("metadata.name={name}"))
         .timeout(290);
@@ -694,6 +786,12 @@ async fn watch_config_map(api: Api<ConfigMap>, name: String, changed: Arc<Notify
                         Ok(WatchEvent::Error(status)) => {
                             tracing::debug!(code = status.code, "watch ended by the server");
                             break;
+                        }
+                        Ok(WatchEvent::Added(cm) | WatchEvent::Modified(cm) | WatchEvent::Deleted(cm)) => {
+                            if let Ok(mut seen) = last_seen.lock() {
+                                *seen = Some(cm);
+                            }
+                            changed.notify_one();
                         }
                         Ok(_) => changed.notify_one(),
                         Err(error) => {

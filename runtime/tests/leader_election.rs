@@ -269,23 +269,90 @@ fn the_lock_check_compares_the_exact_identity() {
     assert!(check_holds_lock(&ConfigMap::default(), identity, "x").is_err());
 }
 
+/// `kubectl delete` of the cluster ConfigMap under a running leader: the leader restores
+/// it from what it last saw (leader entries and execution plans included) and keeps its
+/// grant; the follower beside it never leads. (Before the fix the leader was revoked and
+/// the follower created an empty ConfigMap at once, while the old leader could still act
+/// for up to a lease: two leaders, and the jobs' plans gone.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cluster_config_map_deleted_under_the_leader_revokes_and_is_recreated() -> TestResult {
+async fn a_cluster_config_map_deleted_under_the_leader_is_restored_with_its_data() -> TestResult {
     let env = TestEnv::new("election-deleted").await?;
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
-    let election = LeaderElection::start(api.clone(), fast("deleted"));
-    let first = tokio::time::timeout(Duration::from_secs(10), election.wait_for_leadership()).await?;
-    api.delete(&names::cluster_config_map("deleted"), &Default::default())
+    let name = names::cluster_config_map("deleted");
+    let leader = LeaderElection::start(api.clone(), fast("deleted"));
+    let (session, epoch) = tokio::time::timeout(Duration::from_secs(10), leader.wait_for_grant()).await?;
+    let follower = LeaderElection::start(api.clone(), fast("deleted"));
+    leader.publish_leader_address(names::DISPATCHER, "jm-0").await?;
+    let plan_key = "executionPlan-0123456789abcdef0123456789abcdef";
+    common::cas(&api)
+        .update(&name, |cm| {
+            cm.data
+                .get_or_insert_with(Default::default)
+                .insert(plan_key.into(), r#"{"path":"s3://b/plan"}"#.into());
+            Ok(flink_ha_runtime::cas::Change::Write)
+        })
         .await?;
+    // Let the watch see the plan, then delete the ConfigMap.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    api.delete(&name, &Default::default()).await?;
 
-    // The next renewal finds it gone: revoked; then the lock is taken anew, with a new session.
-    let mut state = election.leadership();
-    tokio::time::timeout(Duration::from_secs(5), state.wait_for(|s| *s == Leadership::Follower)).await??;
-    let second = tokio::time::timeout(Duration::from_secs(10), election.wait_for_leadership()).await?;
-    assert_ne!(first, second);
-    let cm = api.get(&names::cluster_config_map("deleted")).await?;
-    assert_eq!(cm.metadata.labels.unwrap_or_default(), names::ha_labels("deleted"));
-    election.stop().await;
+    // For two leases: the leader's grant never ends, the follower never leads.
+    let mut state = leader.leadership();
+    let ended = tokio::time::timeout(LEASE * 2, state.wait_for(|s| s.session_id() != Some(session)))
+        .await
+        .is_ok();
+    assert!(!ended, "the leader's grant ended: {:?}", *state.borrow());
+    assert_eq!(*follower.leadership().borrow(), Leadership::Follower);
+    let restored = api.get(&name).await?;
+    let data = restored.data.clone().unwrap_or_default();
+    assert_eq!(
+        data.get(plan_key).map(String::as_str),
+        Some(r#"{"path":"s3://b/plan"}"#)
+    );
+    assert!(
+        data.contains_key(&names::leader_entry_key(names::DISPATCHER)),
+        "{data:?}"
+    );
+    assert_eq!(
+        restored.metadata.labels.clone().unwrap_or_default(),
+        names::ha_labels("deleted")
+    );
+    let record = record(&api, "deleted").await?;
+    assert_eq!(record.holder_identity, leader.identity());
+    assert_eq!(record.leader_transitions, epoch);
+    follower.stop().await;
+    leader.stop().await;
+    Ok(())
+}
+
+/// The cluster ConfigMap deleted while its leader cannot restore it (killed, or frozen
+/// and about to wake): a contender of a cluster with fenced jobs waits a whole lease
+/// from when it first found the ConfigMap missing before it creates it, so the old
+/// leader's step-down moment has passed. (Before the fix it created it at once.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_lock_of_a_cluster_with_jobs_is_taken_only_after_a_lease() -> TestResult {
+    let env = TestEnv::new("election-deleted-wait").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let leader = LeaderElection::start(api.clone(), fast("orphaned"));
+    let (_, epoch) = tokio::time::timeout(Duration::from_secs(10), leader.wait_for_grant()).await?;
+    flink_ha_runtime::fence::Fence::new(epoch, leader.identity())
+        .claim_job(&common::cas(&api), "orphaned", "0123456789abcdef0123456789abcdef")
+        .await?;
+    // Killed: no release, no restore.
+    drop(leader);
+    api.delete(&names::cluster_config_map("orphaned"), &Default::default())
+        .await?;
+    let deleted_at = Instant::now();
+
+    let contender = LeaderElection::start(api.clone(), fast("orphaned"));
+    let (_, next_epoch) = tokio::time::timeout(Duration::from_secs(10), contender.wait_for_grant()).await?;
+    let waited = deleted_at.elapsed();
+    assert!(
+        waited >= LEASE,
+        "the deleted lock was taken after {waited:?}, within a lease"
+    );
+    assert!(next_epoch > epoch, "epoch {next_epoch} after {epoch}");
+    contender.stop().await;
     Ok(())
 }
 
