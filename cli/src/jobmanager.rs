@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use flink_ha_runtime::history::History;
 use flink_ha_runtime::jobmanager::{self, JobManagerOptions};
 use flink_ha_runtime::{ConfigError, HaSettings};
 
@@ -26,6 +27,15 @@ pub struct JobManagerArgs {
     /// How often each job completes a checkpoint (Flink's duration syntax: `1 s`, `500ms`).
     #[arg(long, default_value = "1 s", value_parser = parse_duration)]
     checkpoint_interval: Duration,
+    /// End each job once it completed checkpoint N (its result recorded, its HA data
+    /// cleaned up) and submit a new one in its place. Without it, jobs run until the
+    /// process stops.
+    #[arg(long, value_name = "N")]
+    finish_after: Option<u64>,
+    /// Append what this process does (leadership, recoveries, checkpoints, job ends)
+    /// to FILE as JSON lines, for the nemesis test's checker.
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -48,10 +58,18 @@ pub fn run(args: &JobManagerArgs) -> Result<ExitCode> {
     for finding in &settings.report.findings {
         tracing::warn!(rule = finding.rule.as_str(), "{}", finding.message);
     }
+    let history = match &args.history {
+        Some(path) => {
+            History::open(path).with_context(|| format!("cannot open the history file {}", path.display()))?
+        }
+        None => History::disabled(),
+    };
     let options = JobManagerOptions {
         address: args.address.clone(),
         jobs: args.jobs,
         checkpoint_interval: args.checkpoint_interval,
+        finish_after: args.finish_after,
+        history,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -45,6 +45,16 @@ pub fn checkpoint_id(key: &str) -> Option<u64> {
         .flatten()
 }
 
+/// What [`CompletedCheckpointStore::add`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Added {
+    /// The payload URI the new checkpoint's pointer names.
+    pub path: String,
+    /// The ids this add dropped beyond retention (their pointers and payloads removed,
+    /// or left marked for a later add to finish).
+    pub subsumed: Vec<u64>,
+}
+
 /// How often, and how patiently, recovery reads a payload before it gives up.
 #[derive(Clone, Copy, Debug)]
 pub struct ReadRetries {
@@ -83,12 +93,12 @@ impl CompletedCheckpointStore {
         num_retained: u32,
     ) -> Self {
         CompletedCheckpointStore {
-            store: StateHandleStore {
+            store: StateHandleStore::new(
                 cas,
-                name: names::job_config_map(cluster_id, job_id),
+                names::job_config_map(cluster_id, job_id),
                 payloads,
-                guard: Guard::Fence(fence),
-            },
+                Guard::Fence(fence),
+            ),
             num_retained: usize::try_from(num_retained.max(1)).unwrap_or(1),
             read_retries: ReadRetries::default(),
             recovered: AtomicBool::new(false),
@@ -101,9 +111,9 @@ impl CompletedCheckpointStore {
         self
     }
 
-    /// Adds a completed checkpoint and drops those beyond retention, oldest first. The
-    /// ids dropped. Refused before [`CompletedCheckpointStore::recover`] succeeded.
-    pub async fn add(&self, id: u64, payload: Bytes) -> Result<Vec<u64>> {
+    /// Adds a completed checkpoint and drops those beyond retention, oldest first.
+    /// Refused before [`CompletedCheckpointStore::recover`] succeeded.
+    pub async fn add(&self, id: u64, payload: Bytes) -> Result<Added> {
         if !self.recovered.load(Ordering::Acquire) {
             return Err(Error::Refused(format!(
                 "checkpoint {id} of {}: the job's checkpoints were not recovered first, and retention could drop the one it must restart from",
@@ -143,7 +153,15 @@ impl CompletedCheckpointStore {
         {
             tracing::warn!(%error, "subsumed checkpoint keys not removed yet");
         }
-        Ok(marked.iter().filter_map(|(k, _)| checkpoint_id(k)).collect())
+        let path = live_entries(&stored, &name, CHECKPOINT_PREFIX)
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, pointer)| pointer.path)
+            .unwrap_or_default();
+        Ok(Added {
+            path,
+            subsumed: marked.iter().filter_map(|(k, _)| checkpoint_id(k)).collect(),
+        })
     }
 
     /// The ids of the retained checkpoints, ascending.
@@ -210,13 +228,24 @@ impl CompletedCheckpointStore {
         }
     }
 
-    /// On a globally terminal job every checkpoint goes (pointers and payloads); otherwise
-    /// they stay for recovery.
+    /// On a globally terminal job every checkpoint goes (pointers and payloads, marked
+    /// leftovers of interrupted removals included: the job ConfigMap is deleted next, and
+    /// a payload whose pointer goes with it would be left in storage for good);
+    /// otherwise they stay for recovery.
     pub async fn shutdown(&self, job_is_terminal: bool) -> Result<()> {
         if !job_is_terminal {
             return Ok(());
         }
-        for (key, _) in self.store.list(CHECKPOINT_PREFIX).await? {
+        let Some(cm) = self.store.cas.get(&self.store.name).await? else {
+            return Ok(());
+        };
+        let keys: Vec<String> = cm
+            .data
+            .unwrap_or_default()
+            .into_keys()
+            .filter(|key| key.starts_with(CHECKPOINT_PREFIX))
+            .collect();
+        for key in keys {
             match self.store.remove(&key).await {
                 Ok(()) | Err(Error::Missing { .. }) => {}
                 Err(error) => return Err(error),

@@ -54,14 +54,14 @@ impl ExecutionPlanStore {
     /// `identity` is this process's identity in the lock ([`crate::LeaderElection::identity`]).
     pub fn new(cas: ConfigMapCas, cluster_id: &str, payloads: PayloadStore, identity: &str) -> Self {
         ExecutionPlanStore {
-            store: StateHandleStore {
+            store: StateHandleStore::new(
                 cas,
-                name: names::cluster_config_map(cluster_id),
+                names::cluster_config_map(cluster_id),
                 payloads,
-                guard: Guard::Lock {
+                Guard::Lock {
                     identity: identity.to_string(),
                 },
-            },
+            ),
         }
     }
 

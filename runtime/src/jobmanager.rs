@@ -4,9 +4,13 @@
 //! over. It exercises every HA service the way a Flink JobManager does.
 //!
 //! Losing leadership suspends the jobs (their HA data stays) and the process contends
-//! again; a graceful stop releases the lock so a standby takes over at once.
+//! again; a graceful stop releases the lock so a standby takes over at once. With
+//! `finish_after`, each job ends after that many checkpoints (its result recorded and
+//! its HA data cleaned up, as Flink does) and a new one takes its place. With a
+//! [`History`], the process writes down what it did for the nemesis test's checker.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -19,21 +23,27 @@ use crate::cas::ConfigMapCas;
 use crate::checkpoint_counter::CheckpointIdCounter;
 use crate::checkpoint_store::CompletedCheckpointStore;
 use crate::cleanup::{ExecutionPlanStore, JobHa, clean_up_job, recoverable_jobs};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fence::Fence;
-use crate::job_result_store::JobResultStore;
+use crate::history::{Event, History, instant_ns, monotonic_ns};
+use crate::job_result_store::{ApplicationStatus, JobResult, JobResultStore};
 use crate::leader_election::{LeaderElection, LeaderLease, Leadership};
 use crate::names;
 use crate::payloads::PayloadStore;
 
 /// What the fake JobManager does besides HA.
-#[derive(Clone, Debug)]
+#[derive(Clone, Default)]
 pub struct JobManagerOptions {
     /// The address published in the leader entries.
     pub address: String,
-    /// Jobs to submit when the cluster has none.
+    /// Jobs to submit when the cluster has none (and to keep running, with `finish_after`).
     pub jobs: usize,
     pub checkpoint_interval: Duration,
+    /// A job ends (succeeds) once it completed a checkpoint with this id or higher, and
+    /// a new job is submitted in its place. `None`: jobs run until the process stops.
+    pub finish_after: Option<u64>,
+    /// Where to write down what this process does; [`History::disabled`] for nothing.
+    pub history: History,
 }
 
 /// Runs until `shutdown` turns true; then releases leadership and returns.
@@ -45,19 +55,31 @@ pub async fn run(
 ) -> Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(client, &settings.namespace);
     let payloads = PayloadStore::for_settings(&settings)?;
+    let results = JobResultStore::for_settings(&settings)?;
     let cas = ConfigMapCas::new(
         api.clone(),
         settings.election.max_retries,
         settings.election.lease_duration,
     );
     let election = LeaderElection::start(api, settings.election.clone());
+    let history = options.history.for_identity(election.identity());
+    history.record(Event::Started);
+    let record_renewals = tokio::spawn(record_renewals(
+        election.leadership(),
+        election.valid_until(),
+        history.clone(),
+    ));
     tracing::info!(identity = election.identity(), cluster = %settings.cluster_id, storage = payloads.description(), "contending for leadership");
+    let settings = Arc::new(settings);
+    let options = Arc::new(options);
     let mut leadership = election.leadership();
     loop {
         // Follower: wait for a grant or a shutdown.
         let (session, epoch) = loop {
             if *shutdown.borrow() {
+                record_renewals.abort();
                 election.stop().await;
+                history.record(Event::Stopped);
                 return Ok(());
             }
             if let Leadership::Leader { session_id, epoch } = *leadership.borrow_and_update() {
@@ -69,16 +91,38 @@ pub async fn run(
             }
         };
         tracing::info!(%session, epoch, "leading");
-        let mut jobs = JoinSet::new();
         let lease = election.lease(session);
-        if let Err(error) = lead(
-            &election, &cas, &payloads, &settings, &options, epoch, &lease, &mut jobs,
-        )
-        .await
-        {
+        history.record(Event::Granted {
+            session: session.to_string(),
+            epoch,
+            valid_until_ns: lease.valid_until().map(instant_ns),
+        });
+        let (stop_jobs, jobs_stop) = watch::channel(false);
+        let grant = Grant {
+            plans: Arc::new(ExecutionPlanStore::new(
+                cas.clone(),
+                &settings.cluster_id,
+                payloads.clone(),
+                election.identity(),
+            )),
+            stop: jobs_stop,
+            cas: cas.clone(),
+            payloads: payloads.clone(),
+            results: results.clone(),
+            settings: settings.clone(),
+            options: options.clone(),
+            identity: election.identity().to_string(),
+            epoch,
+            fence: Fence::new(epoch, election.identity()),
+            lease,
+            history: history.clone(),
+        };
+        let mut jobs = JoinSet::new();
+        if let Err(error) = grant.take_up_jobs(&election, &mut jobs).await {
             // Holding the lock while running no job would stall the cluster for good:
             // say so, stop what started, and let a JobManager that can take over.
             tracing::error!(%error, "cannot take up the jobs; giving up leadership");
+            grant.record_failure(None, &error);
             jobs.shutdown().await;
             election.give_up();
         }
@@ -92,104 +136,343 @@ pub async fn run(
                     }
                 }
                 _ = shutdown.changed() => break,
-                Some(ended) = jobs.join_next() => {
-                    if let Ok(Err(error)) = ended {
-                        tracing::warn!(%error, "a job stopped checkpointing");
+                Some(ended) = jobs.join_next() => match ended {
+                    Ok(Ok(JobEnd::Suspended)) => {}
+                    Ok(Ok(JobEnd::Finished)) => {
+                        // A session cluster keeps its number of jobs: submit the next one.
+                        if let Err(error) = grant.submit_and_start(&election, &mut jobs).await {
+                            tracing::warn!(%error, "could not submit a job in place of a finished one");
+                            grant.record_failure(None, &error);
+                        }
                     }
-                }
+                    Ok(Err(error)) => tracing::warn!(%error, "a job stopped checkpointing"),
+                    Err(_) => {}
+                },
             }
         }
+        stop_jobs_gracefully(&stop_jobs, &mut jobs).await;
+        history.record(Event::Revoked {
+            session: session.to_string(),
+        });
+    }
+}
+
+/// Asks the jobs to stop at their next checkpoint boundary, so no checkpoint is cut off
+/// half-added (its subsumed predecessor marked but not yet removed); aborts those that
+/// do not within a second.
+async fn stop_jobs_gracefully(stop: &watch::Sender<bool>, jobs: &mut JoinSet<Result<JobEnd>>) {
+    stop.send_replace(true);
+    let all_stopped = async { while jobs.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(1), all_stopped).await.is_err() {
         jobs.shutdown().await;
     }
 }
 
-/// On a grant: publish the address, recover (or submit) the jobs, start checkpointing.
-// Everything a grant needs, passed as it is; a `HaServices` front door (issue 11) will
-// bundle these.
-#[allow(clippy::too_many_arguments)]
-async fn lead(
-    election: &LeaderElection,
-    cas: &ConfigMapCas,
-    payloads: &PayloadStore,
-    settings: &HaSettings,
-    options: &JobManagerOptions,
+/// Writes each step-down deadline a renewal sets into the history.
+async fn record_renewals(
+    leadership: watch::Receiver<Leadership>,
+    mut valid_until: watch::Receiver<Option<Instant>>,
+    history: History,
+) {
+    if !history.is_enabled() {
+        return;
+    }
+    while valid_until.changed().await.is_ok() {
+        let until = *valid_until.borrow_and_update();
+        let session = leadership.borrow().session_id();
+        if let (Some(until), Some(session)) = (until, session) {
+            history.record(Event::Renewed {
+                session: session.to_string(),
+                valid_until_ns: instant_ns(until),
+            });
+        }
+    }
+}
+
+/// How a job task ended without an error.
+enum JobEnd {
+    /// The job reached its end and its HA data was cleaned up.
+    Finished,
+    /// Asked to stop (leadership lost or the process stopping): its HA data stays.
+    Suspended,
+}
+
+/// Everything one grant of leadership acts with.
+#[derive(Clone)]
+struct Grant {
+    cas: ConfigMapCas,
+    payloads: PayloadStore,
+    results: JobResultStore,
+    settings: Arc<HaSettings>,
+    options: Arc<JobManagerOptions>,
+    identity: String,
     epoch: u64,
-    lease: &LeaderLease,
-    jobs: &mut JoinSet<Result<()>>,
-) -> Result<()> {
-    for component in [names::DISPATCHER, names::RESOURCE_MANAGER, names::REST_SERVER] {
-        election.publish_leader_address(component, &options.address).await?;
+    fence: Fence,
+    lease: LeaderLease,
+    history: History,
+    /// One store for the grant: it remembers adds whose outcome it must settle later.
+    plans: Arc<ExecutionPlanStore>,
+    /// Turns true when the jobs are to stop at their next checkpoint boundary.
+    stop: watch::Receiver<bool>,
+}
+
+impl Grant {
+    fn cluster_id(&self) -> &str {
+        &self.settings.cluster_id
     }
-    let plans = ExecutionPlanStore::new(cas.clone(), &settings.cluster_id, payloads.clone(), election.identity());
-    let fence = Fence::new(epoch, election.identity());
-    // Jobs that ended for good are never rerun; cleanups a crash interrupted are finished
-    // (a failure leaves the dirty entry for the next grant, and blocks no other job).
-    let results = JobResultStore::for_settings(settings)?;
-    let recovery = recoverable_jobs(&plans, &results).await?;
-    for result in &recovery.finish_cleanup {
-        let job = JobHa {
-            cas,
-            cluster_id: &settings.cluster_id,
-            job_id: &result.job_id,
-            payloads,
-            fence: &fence,
-            identity: election.identity(),
-        };
-        let finished = match fence.claim_job(cas, &settings.cluster_id, &result.job_id).await {
-            Ok(_) => clean_up_job(job, &results, result).await,
-            Err(error) => Err(error),
-        };
-        match finished {
-            Ok(()) => tracing::info!(job = %result.job_id, "finished the cleanup of an ended job"),
-            Err(error) => tracing::warn!(job = %result.job_id, %error, "could not finish the cleanup of an ended job"),
+
+    fn job_ha<'a>(&'a self, job_id: &'a str) -> JobHa<'a> {
+        JobHa {
+            cas: &self.cas,
+            cluster_id: self.cluster_id(),
+            job_id,
+            payloads: &self.payloads,
+            fence: &self.fence,
+            identity: &self.identity,
         }
     }
-    let mut job_ids = recovery.recover;
-    if job_ids.is_empty() {
-        for _ in 0..options.jobs {
-            let job_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-            plans
-                .put(&job_id, Bytes::from(format!("{{\"job\":\"{job_id}\"}}")))
+
+    /// The lease check before an action: when it was made and the deadline it was
+    /// checked against, both on the history's monotonic scale.
+    fn may_act(&self) -> Result<(u64, u64)> {
+        let acted_ns = monotonic_ns();
+        self.lease.check()?;
+        let valid_until_ns = self
+            .lease
+            .valid_until()
+            .map(instant_ns)
+            .ok_or_else(|| Error::NotLeader {
+                name: names::cluster_config_map(self.cluster_id()),
+                reason: "this grant is over".into(),
+            })?;
+        Ok((acted_ns, valid_until_ns))
+    }
+
+    fn record_failure(&self, job: Option<&str>, error: &Error) {
+        self.history.record(Event::WriteFailed {
+            job: job.unwrap_or_default().to_string(),
+            epoch: self.epoch,
+            fenced: matches!(error, Error::NotLeader { .. }),
+            error: error.to_string(),
+        });
+    }
+
+    /// On a grant: publish the address, finish interrupted cleanups, recover (or submit)
+    /// the jobs, start checkpointing.
+    async fn take_up_jobs(&self, election: &LeaderElection, jobs: &mut JoinSet<Result<JobEnd>>) -> Result<()> {
+        for component in [names::DISPATCHER, names::RESOURCE_MANAGER, names::REST_SERVER] {
+            election
+                .publish_leader_address(component, &self.options.address)
                 .await?;
-            tracing::info!(job = %job_id, "submitted");
-            job_ids.push(job_id);
         }
+        // Jobs that ended for good are never rerun; cleanups a crash interrupted are
+        // finished (a failure leaves the dirty entry for the next grant, and blocks no
+        // other job).
+        let recovery = recoverable_jobs(&self.plans, &self.results).await?;
+        for result in &recovery.finish_cleanup {
+            let finished = match self.fence.claim_job(&self.cas, self.cluster_id(), &result.job_id).await {
+                Ok(_) => clean_up_job(self.job_ha(&result.job_id), &self.results, result).await,
+                Err(error) => Err(error),
+            };
+            match finished {
+                Ok(()) => {
+                    tracing::info!(job = %result.job_id, "finished the cleanup of an ended job");
+                    self.history.record(Event::CleanupFinished {
+                        job: result.job_id.clone(),
+                        epoch: self.epoch,
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(job = %result.job_id, %error, "could not finish the cleanup of an ended job");
+                    self.record_failure(Some(&result.job_id), &error);
+                }
+            }
+        }
+        let recovered = recovery.recover.len();
+        for job_id in recovery.recover {
+            self.start_job(election, job_id, jobs).await?;
+        }
+        for _ in recovered..self.options.jobs {
+            self.submit_and_start(election, jobs).await?;
+        }
+        Ok(())
     }
-    for job_id in job_ids {
-        fence.claim_job(cas, &settings.cluster_id, &job_id).await?;
-        election
-            .publish_leader_address(&names::job_component(&job_id), &options.address)
+
+    /// Submits a new job (its plan) and starts it.
+    async fn submit_and_start(&self, election: &LeaderElection, jobs: &mut JoinSet<Result<JobEnd>>) -> Result<()> {
+        let job_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let (acted_ns, valid_until_ns) = self.may_act()?;
+        self.plans
+            .put(&job_id, Bytes::from(format!("{{\"job\":\"{job_id}\"}}")))
             .await?;
-        let counter = CheckpointIdCounter::new(cas.clone(), &settings.cluster_id, &job_id, fence.clone());
+        tracing::info!(job = %job_id, "submitted");
+        self.history.record(Event::JobSubmitted {
+            job: job_id.clone(),
+            epoch: self.epoch,
+            acted_ns,
+            valid_until_ns,
+        });
+        self.start_job(election, job_id, jobs).await
+    }
+
+    /// Claims the job for this epoch, recovers it at its latest checkpoint and spawns
+    /// its checkpointing task.
+    async fn start_job(
+        &self,
+        election: &LeaderElection,
+        job_id: String,
+        jobs: &mut JoinSet<Result<JobEnd>>,
+    ) -> Result<()> {
+        self.fence.claim_job(&self.cas, self.cluster_id(), &job_id).await?;
+        self.history.record(Event::JobClaimed {
+            job: job_id.clone(),
+            epoch: self.epoch,
+        });
+        election
+            .publish_leader_address(&names::job_component(&job_id), &self.options.address)
+            .await?;
+        let counter = CheckpointIdCounter::new(self.cas.clone(), self.cluster_id(), &job_id, self.fence.clone());
         counter.start().await?;
         let checkpoints = CompletedCheckpointStore::new(
-            cas.clone(),
-            &settings.cluster_id,
+            self.cas.clone(),
+            self.cluster_id(),
             &job_id,
-            payloads.clone(),
-            fence.clone(),
-            settings.num_retained,
+            self.payloads.clone(),
+            self.fence.clone(),
+            self.settings.num_retained,
         );
-        match checkpoints.recover().await? {
+        let recovered = checkpoints.recover().await?;
+        let (acted_ns, valid_until_ns) = self.may_act()?;
+        match &recovered {
             Some((id, _)) => tracing::info!(job = %job_id, checkpoint = id, "recovered"),
             None => tracing::info!(job = %job_id, "started without a checkpoint"),
         }
-        let interval = options.checkpoint_interval;
-        let lease = lease.clone();
-        jobs.spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                // Only while this grant may act: a frozen process's timers fire late.
-                lease.check()?;
-                let id = counter.get_and_increment().await?;
-                checkpoints
-                    .add(id, Bytes::from(format!("{{\"job\":\"{job_id}\",\"checkpoint\":{id}}}")))
-                    .await?;
-                tracing::info!(job = %job_id, checkpoint = id, "checkpoint completed");
-            }
+        self.history.record(Event::Recovered {
+            job: job_id.clone(),
+            epoch: self.epoch,
+            checkpoint: recovered.map(|(id, _)| id),
+            acted_ns,
+            valid_until_ns,
         });
+        let grant = self.clone();
+        jobs.spawn(async move {
+            let ended = grant.run_job(&job_id, counter, checkpoints).await;
+            if let Err(error) = &ended {
+                grant.record_failure(Some(&job_id), error);
+            }
+            ended
+        });
+        Ok(())
     }
-    Ok(())
+
+    /// One checkpoint: an id from the counter, then the add. The id.
+    async fn checkpoint(
+        &self,
+        job_id: &str,
+        counter: &CheckpointIdCounter,
+        checkpoints: &CompletedCheckpointStore,
+        sent_ns: u64,
+        valid_until_ns: u64,
+    ) -> Result<u64> {
+        let id = counter.get_and_increment().await?;
+        self.history.record(Event::CheckpointStarted {
+            job: job_id.to_string(),
+            epoch: self.epoch,
+            id,
+        });
+        let added = checkpoints
+            .add(id, Bytes::from(format!("{{\"job\":\"{job_id}\",\"checkpoint\":{id}}}")))
+            .await?;
+        tracing::info!(job = %job_id, checkpoint = id, "checkpoint completed");
+        self.history.record(Event::CheckpointAcked {
+            job: job_id.to_string(),
+            epoch: self.epoch,
+            id,
+            path: added.path,
+            sent_ns,
+            valid_until_ns,
+        });
+        Ok(id)
+    }
+
+    /// A job's cleanup, retried with backoff while this grant may act (as Flink retries
+    /// its cleanup): what a failure leaves is a dirty result for the next leader.
+    async fn clean_up(&self, job_id: &str, result: &JobResult) -> Result<()> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match clean_up_job(self.job_ha(job_id), &self.results, result).await {
+                Ok(()) => return Ok(()),
+                Err(error) if !matches!(error, Error::NotLeader { .. }) && self.lease.check().is_ok() => {
+                    tracing::warn!(job = %job_id, %error, "job cleanup failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// A running job: a checkpoint every interval, while this grant may act; the end
+    /// of the job once it reached `finish_after`.
+    async fn run_job(
+        &self,
+        job_id: &str,
+        counter: CheckpointIdCounter,
+        checkpoints: CompletedCheckpointStore,
+    ) -> Result<JobEnd> {
+        let started = Instant::now();
+        let mut stop = self.stop.clone();
+        let mut tick = tokio::time::interval(self.options.checkpoint_interval);
+        // After a freeze, one checkpoint, not a burst of the missed ones.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|stop| *stop) => return Ok(JobEnd::Suspended),
+            }
+            // Only while this grant may act: a frozen process's timers fire late.
+            let (sent_ns, valid_until_ns) = self.may_act()?;
+            let id = match self
+                .checkpoint(job_id, &counter, &checkpoints, sent_ns, valid_until_ns)
+                .await
+            {
+                Ok(id) => id,
+                // Fenced out or no longer leader: the job stops here.
+                Err(error @ Error::NotLeader { .. }) => return Err(error),
+                // A failed checkpoint does not fail the job (as Flink tolerates failed
+                // checkpoints): the next one is tried at the next interval.
+                Err(error) => {
+                    tracing::warn!(job = %job_id, %error, "checkpoint failed");
+                    self.record_failure(Some(job_id), &error);
+                    continue;
+                }
+            };
+            if self.options.finish_after.is_some_and(|last| id >= last) {
+                self.may_act()?;
+                self.history.record(Event::JobEnding {
+                    job: job_id.to_string(),
+                    epoch: self.epoch,
+                });
+                let runtime_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+                let result = JobResult::new(job_id, ApplicationStatus::Succeeded, runtime_ms);
+                let cleaned = self.clean_up(job_id, &result).await;
+                // The dirty entry went first: once that is written, the job has ended.
+                let ended = match &cleaned {
+                    Ok(()) => true,
+                    Err(_) => self.results.has_entry(job_id).await.unwrap_or(false),
+                };
+                if ended {
+                    tracing::info!(job = %job_id, cleaned = cleaned.is_ok(), "job finished");
+                    self.history.record(Event::JobFinished {
+                        job: job_id.to_string(),
+                        epoch: self.epoch,
+                        cleaned: cleaned.is_ok(),
+                    });
+                }
+                cleaned?;
+                return Ok(JobEnd::Finished);
+            }
+        }
+    }
 }

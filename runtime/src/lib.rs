@@ -20,6 +20,7 @@
 //! | [`checkpoint_store`] | a job's completed checkpoints, retention, recovery |
 //! | [`job_result_store`] | Flink's job-result store: terminated jobs, never recovered again |
 //! | [`cleanup`] | the execution-plan store; job and cluster cleanup; what a new leader recovers |
+//! | [`history`] | what a JobManager did, as JSON lines, for the nemesis test's checker |
 //! | [`jobmanager`] | a JobManager-like process on all of the above (failover tests, demo) |
 //! | [`error`] | what callers must tell apart: not written, possibly written, not leader |
 
@@ -30,6 +31,7 @@ pub mod cleanup;
 pub mod config;
 pub mod error;
 pub mod fence;
+pub mod history;
 pub mod job_result_store;
 pub mod jobmanager;
 pub mod leader_election;

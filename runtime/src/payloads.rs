@@ -140,6 +140,13 @@ impl PayloadStore {
 
     /// Writes `bytes` under a fresh name `<kind><24 hex>`, never over an existing object;
     /// the URI a pointer to it carries.
+    ///
+    /// A write whose answer was lost leaves nothing behind: `object_store` retries it,
+    /// and the create-only retry then finds the object the first attempt wrote
+    /// ("already exists"); one holding these very bytes is ours, and the write
+    /// succeeded. When the write fails with its outcome unknown, what may have landed
+    /// under the fresh name (which no pointer names yet) is deleted, as far as storage
+    /// lets.
     pub async fn put_new(&self, kind: &str, bytes: Bytes) -> Result<String> {
         for _ in 0..3 {
             let name = format!(
@@ -158,15 +165,35 @@ impl PayloadStore {
                 .await
             {
                 Ok(_) => return Ok(self.uri_of(&path)),
-                // A name taken by chance: draw another.
-                Err(object_store::Error::AlreadyExists { .. }) => continue,
-                Err(error) => return Err(self.failed("write a payload to", error)),
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    // 96 random bits are not taken by chance: it is our own lost write,
+                    // unless the bytes say otherwise (then draw another name).
+                    if self.holds(&path, &bytes).await {
+                        return Ok(self.uri_of(&path));
+                    }
+                }
+                Err(error) => {
+                    if let Err(left) = self.store.delete(&path).await
+                        && !matches!(left, object_store::Error::NotFound { .. })
+                    {
+                        tracing::warn!(%path, error = %left, "a payload whose write failed may be left in storage");
+                    }
+                    return Err(self.failed("write a payload to", error));
+                }
             }
         }
         Err(Error::Storage(format!(
             "no free name for a {kind} payload in {}",
             self.description
         )))
+    }
+
+    /// Whether the object at `path` holds exactly `bytes`.
+    async fn holds(&self, path: &Path, bytes: &Bytes) -> bool {
+        match self.store.get(path).await {
+            Ok(got) => got.bytes().await.is_ok_and(|stored| stored == *bytes),
+            Err(_) => false,
+        }
     }
 
     /// The payload a pointer's path names. A missing object is

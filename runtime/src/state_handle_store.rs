@@ -5,10 +5,15 @@
 //!   that definitely failed deletes the payload; one whose answer was lost is settled by
 //!   reading the ConfigMap back, and the payload is kept while the outcome stays unknown.
 //!   The same pointer already there is success (a retried add), checked before the guard.
+//!   An add whose outcome stayed unknown is settled again before each later add of the
+//!   same store; once proven not written, its payload is deleted, so a lost answer during
+//!   an API-server outage leaks nothing once the server is back.
 //! - **Remove**, two-phase and idempotent: mark the entry by CAS (readers skip marked
 //!   entries), delete the payload, remove the key by CAS. An add over a marked entry
 //!   finishes that removal first.
 //! - **Read**: a malformed pointer is skipped with a warning, never fatal to recovery.
+
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -44,9 +49,54 @@ pub struct StateHandleStore {
     pub name: String,
     pub payloads: PayloadStore,
     pub guard: Guard,
+    /// Adds whose outcome is still unknown, to settle before the next add.
+    unsettled: Arc<Mutex<Vec<Unsettled>>>,
+}
+
+/// An add whose pointer may or may not be in the ConfigMap.
+#[derive(Clone, Debug)]
+struct Unsettled {
+    key: String,
+    path: String,
+    versions: Vec<String>,
 }
 
 impl StateHandleStore {
+    pub fn new(cas: ConfigMapCas, name: impl Into<String>, payloads: PayloadStore, guard: Guard) -> StateHandleStore {
+        StateHandleStore {
+            cas,
+            name: name.into(),
+            payloads,
+            guard,
+            unsettled: Arc::default(),
+        }
+    }
+
+    /// Settles the adds whose outcome was unknown: a payload proven unreferenced is
+    /// deleted; the rest stay for the next try. The number still unknown.
+    pub async fn settle_unknown_adds(&self) -> usize {
+        let pending = match self.unsettled.lock() {
+            Ok(mut unsettled) => std::mem::take(&mut *unsettled),
+            Err(_) => return 0,
+        };
+        let mut still = Vec::new();
+        for add in pending {
+            match self.settle(&add.key, &add.path, &add.versions).await {
+                Settled::Written(_) => {}
+                Settled::NotWritten => {
+                    tracing::info!(key = %add.key, path = %add.path, "a lost add proved not written; its payload is deleted");
+                    self.delete_payload(&add.path).await;
+                }
+                Settled::Unknown => still.push(add),
+            }
+        }
+        let left = still.len();
+        if let Ok(mut unsettled) = self.unsettled.lock() {
+            unsettled.extend(still);
+        }
+        left
+    }
+
     /// Stores `bytes` under `key`. `kind` names the payload file (`completedCheckpoint`, ...).
     pub async fn add(&self, key: &str, kind: &str, bytes: Bytes) -> Result<()> {
         self.add_with(key, kind, bytes, |_| Ok(())).await.map(drop)
@@ -64,6 +114,7 @@ impl StateHandleStore {
     where
         F: FnMut(&mut ConfigMap) -> Result<()>,
     {
+        self.settle_unknown_adds().await;
         let path = self.payloads.put_new(kind, bytes).await?;
         let pointer = Pointer {
             path: path.clone(),
@@ -122,6 +173,13 @@ impl StateHandleStore {
                 }
                 Settled::Unknown => {
                     tracing::warn!(key, %path, %reason, "pointer possibly written; its payload is kept");
+                    if let Ok(mut unsettled) = self.unsettled.lock() {
+                        unsettled.push(Unsettled {
+                            key: key.to_string(),
+                            path: path.clone(),
+                            versions: unanswered_versions.clone(),
+                        });
+                    }
                     Err(Error::PossiblyWritten {
                         name,
                         reason,

@@ -62,10 +62,15 @@ async fn keeps_num_retained_recovers_the_highest_and_deletes_subsumed_payloads()
     let checkpoints = store(&s, &fence, 2).await?;
     assert_eq!(checkpoints.recover().await?, None);
     for id in 1..=5u64 {
-        let dropped = checkpoints
+        let added = checkpoints
             .add(id, Bytes::from(format!("state of checkpoint {id}")))
             .await?;
-        assert_eq!(dropped, if id > 2 { vec![id - 2] } else { vec![] });
+        assert_eq!(added.subsumed, if id > 2 { vec![id - 2] } else { vec![] });
+        assert!(
+            added.path.starts_with("file://") && added.path.contains("completedCheckpoint"),
+            "{}",
+            added.path
+        );
     }
     assert_eq!(checkpoints.checkpoint_ids().await?, [4, 5]);
     assert_eq!(

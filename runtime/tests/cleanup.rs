@@ -172,6 +172,46 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
     Ok(())
 }
 
+/// A job ends while its ConfigMap holds a checkpoint whose removal was interrupted (its
+/// key marked, its payload still there): the cleanup removes that payload too before
+/// the ConfigMap goes. (Before the fix it listed only live checkpoints, and the marked
+/// one's payload stayed in storage for good once its pointer went with the ConfigMap.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cleanup_removes_marked_checkpoints_and_their_payloads() -> TestResult {
+    let env = TestEnv::new("cleanup-marked").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let results = job_results(&storage, "shop")?;
+    let election = LeaderElection::start(api.clone(), steady("shop"));
+    let (running, fence) = start_job(&api, "shop", JOB_A, &payloads, &election).await?;
+    for _ in 0..2 {
+        running.checkpoint(JOB_A).await?;
+    }
+    let job_cm = names::job_config_map("shop", JOB_A);
+    mark_entry_in(&api, &job_cm, &flink_ha_runtime::checkpoint_store::checkpoint_key(1)).await?;
+    let payload_dir = storage.path().join("shop");
+    assert_eq!(common::file_names(&payload_dir).len(), 2);
+
+    let job = JobHa {
+        cas: &cas(&api),
+        cluster_id: "shop",
+        job_id: JOB_A,
+        payloads: &payloads,
+        fence: &fence,
+        identity: election.identity(),
+    };
+    clean_up_job(job, &results, &succeeded(JOB_A)).await?;
+    assert!(api.get_opt(&job_cm).await?.is_none());
+    assert_eq!(
+        common::file_names(&payload_dir),
+        Vec::<String>::new(),
+        "no payload left"
+    );
+    election.stop().await;
+    Ok(())
+}
+
 /// Flink's documented promise, observed with kube-controller-manager running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_the_deployment_keeps_ha_data_and_a_new_jobmanager_recovers_every_job() -> TestResult {
@@ -316,7 +356,12 @@ async fn labelled_config_map(api: &Api<ConfigMap>, name: &str, cluster: &str) ->
 /// Marks the entry `key` of the cluster ConfigMap for deletion, as a two-phase removal
 /// that stopped after its first phase leaves it.
 async fn mark_entry(api: &Api<ConfigMap>, cluster: &str, key: &str) -> TestResult {
-    let name = names::cluster_config_map(cluster);
+    mark_entry_in(api, &names::cluster_config_map(cluster), key).await
+}
+
+/// As [`mark_entry`], in the ConfigMap `name`.
+async fn mark_entry_in(api: &Api<ConfigMap>, name: &str, key: &str) -> TestResult {
+    let name = name.to_string();
     let mut cm = api.get(&name).await?;
     let data = cm.data.get_or_insert_with(Default::default);
     let value = data.get(key).ok_or("no such entry")?;

@@ -1,10 +1,11 @@
 //! Recovery under storage faults (issue 12, path 2), against the real API server with
 //! payloads on the local file system. A read error that may pass is retried and must not
 //! start the job empty; one that persists fails the recovery, and nothing is dropped;
-//! a payload proven missing is skipped only for an older readable one.
+//! a payload proven missing is skipped only for an older readable one. A payload write
+//! whose answer was lost leaves no orphan behind.
 //!
 //! The faults sit in front of the real store in an `ObjectStore` wrapper, because no
-//! real store fails a chosen read on cue.
+//! real store fails a chosen request on cue.
 
 use std::fmt;
 use std::sync::Arc;
@@ -35,11 +36,16 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 const JOB: &str = "7777bbbb7777bbbb7777bbbb7777bbbb";
 
 /// The local file system, with the next `failing_reads` reads failing as a lost
-/// connection does.
+/// connection does, and the next `lost_put_answers` writes landing but answered with
+/// an error: a lost connection (as object_store reports one after its retries) or, for
+/// `put_answer_already_exists`, the "already exists" a create-only retry of a landed
+/// write gets.
 #[derive(Debug)]
 struct FlakyReads {
     inner: object_store::local::LocalFileSystem,
     failing_reads: AtomicU32,
+    lost_put_answers: AtomicU32,
+    put_answer_already_exists: bool,
 }
 
 impl fmt::Display for FlakyReads {
@@ -56,7 +62,25 @@ impl ObjectStore for FlakyReads {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
+        let written = self.inner.put_opts(location, payload, opts).await?;
+        let lose = self
+            .lost_put_answers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !lose {
+            return Ok(written);
+        }
+        Err(if self.put_answer_already_exists {
+            object_store::Error::AlreadyExists {
+                path: location.to_string(),
+                source: "injected: the retry of a write that landed".into(),
+            }
+        } else {
+            object_store::Error::Generic {
+                store: "FlakyReads",
+                source: "injected: connection reset by peer after the write".into(),
+            }
+        })
     }
 
     async fn put_multipart_opts(
@@ -136,9 +160,21 @@ fn plain(storage: &tempfile::TempDir) -> Result<PayloadStore, Error> {
 
 /// The same folder, read through `FlakyReads`.
 fn flaky(storage: &tempfile::TempDir, failing_reads: u32) -> PayloadStore {
+    flaky_store(storage, failing_reads, 0, false)
+}
+
+/// The same folder through `FlakyReads`, with any of its faults.
+fn flaky_store(
+    storage: &tempfile::TempDir,
+    failing_reads: u32,
+    lost_put_answers: u32,
+    put_answer_already_exists: bool,
+) -> PayloadStore {
     let store = FlakyReads {
         inner: object_store::local::LocalFileSystem::new(),
         failing_reads: AtomicU32::new(failing_reads),
+        lost_put_answers: AtomicU32::new(lost_put_answers),
+        put_answer_already_exists,
     };
     let root = Path::from(storage.path().display().to_string()).join("orders");
     PayloadStore::with_object_store(Arc::new(store), "file://", root)
@@ -227,5 +263,60 @@ async fn missing_payloads_are_skipped_only_for_a_readable_older_one() -> TestRes
         Err(Error::Refused(reason)) => assert!(reason.contains("missing"), "{reason}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
+    Ok(())
+}
+
+/// The payload write landed but its answer was lost: the add fails, and the object it
+/// may have left under its fresh name is deleted. (Before the fix it stayed in storage
+/// for good, named by no pointer.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_write_whose_answer_was_lost_leaves_no_orphan() -> TestResult {
+    let s = written_then_taken_over("recovery-lost-put").await?;
+    let folder = s.storage.path().join("orders");
+    let store = CompletedCheckpointStore::new(
+        cas(&s.api),
+        "orders",
+        JOB,
+        flaky_store(&s.storage, 0, 1, false),
+        s.fence.clone(),
+        1,
+    );
+    assert_eq!(store.recover().await?, Some((2, Bytes::from_static(b"two"))));
+    let failed = store.add(3, Bytes::from_static(b"three")).await;
+    assert!(matches!(failed, Err(Error::StorageIo { .. })), "{failed:?}");
+    assert_eq!(store.checkpoint_ids().await?, [2]);
+    assert_eq!(
+        common::file_names(&folder).len(),
+        1,
+        "only checkpoint 2's payload is left"
+    );
+    Ok(())
+}
+
+/// object_store retried a create-only write whose answer was lost, and the retry found
+/// the object the first attempt wrote: that is this write, landed. (Before the fix the
+/// payload was written again under another name, and the first copy was left behind.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_payload_write_that_finds_its_own_object_succeeds() -> TestResult {
+    let s = written_then_taken_over("recovery-retried-put").await?;
+    let folder = s.storage.path().join("orders");
+    let store = CompletedCheckpointStore::new(
+        cas(&s.api),
+        "orders",
+        JOB,
+        flaky_store(&s.storage, 0, 1, true),
+        s.fence.clone(),
+        1,
+    );
+    assert_eq!(store.recover().await?, Some((2, Bytes::from_static(b"two"))));
+    let added = store.add(3, Bytes::from_static(b"three")).await?;
+    assert_eq!(added.subsumed, [2]);
+    assert_eq!(store.checkpoint_ids().await?, [3]);
+    assert_eq!(
+        common::file_names(&folder).len(),
+        1,
+        "checkpoint 3's payload, once; 2's went with retention"
+    );
+    assert_eq!(store.recover().await?, Some((3, Bytes::from_static(b"three"))));
     Ok(())
 }

@@ -108,12 +108,12 @@ async fn an_add_to_a_missing_config_map_is_missing_and_leaves_no_payload() -> Te
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let storage = tempfile::tempdir()?;
     // A job ConfigMap nobody claimed: the store does not create it.
-    let store = StateHandleStore {
-        cas: cas(&api),
-        name: names::job_config_map("orders", JOB),
-        payloads: payloads(&storage, "orders")?,
-        guard: Guard::Fence(Fence::new(0, "jm-1")),
-    };
+    let store = StateHandleStore::new(
+        cas(&api),
+        names::job_config_map("orders", JOB),
+        payloads(&storage, "orders")?,
+        Guard::Fence(Fence::new(0, "jm-1")),
+    );
     match store
         .add(
             "checkpointID-0000000000000000001",
@@ -137,12 +137,12 @@ async fn a_failed_payload_delete_leaves_the_entry_marked_and_hidden_and_a_retry_
     let storage = tempfile::tempdir()?;
     let fence = Fence::new(0, "jm-1");
     fence.claim_job(&cas(&api), "orders", JOB).await?;
-    let store = StateHandleStore {
-        cas: cas(&api),
-        name: names::job_config_map("orders", JOB),
-        payloads: payloads(&storage, "orders")?,
-        guard: Guard::Fence(fence),
-    };
+    let store = StateHandleStore::new(
+        cas(&api),
+        names::job_config_map("orders", JOB),
+        payloads(&storage, "orders")?,
+        Guard::Fence(fence),
+    );
     let key = "checkpointID-0000000000000000007";
     store
         .add(key, "completedCheckpoint", Bytes::from_static(b"seven"))
