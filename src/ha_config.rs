@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::config::{Entry, FlinkConfig};
 use crate::finding::Finding;
+use crate::ha_layout::MAX_CLUSTER_ID_LENGTH;
 use crate::options::{self, OptionSpec, display_value};
 use crate::rules::RuleId;
 use crate::storage_uri::{self, AZURE_SCHEMES, BUCKET_SCHEMES};
@@ -163,16 +164,16 @@ pub fn check(config: &FlinkConfig, origin: &Origin, out: &mut Vec<Finding>) -> H
 
     let k8s_id = config.effective(options::K8S_CLUSTER_ID);
     if let Some(e) = k8s_id {
-        if !is_valid_cluster_id(&e.value, 45) {
+        if !is_valid_cluster_id(&e.value, MAX_CLUSTER_ID_LENGTH) {
             out.push(
                 Finding::new(
                     RuleId::HA102,
                     format!(
                         "cluster id `{}` {}; Kubernetes rejects the objects named after it",
                         display_value(&e.key, &e.value),
-                        cluster_id_problem(&e.value, 45)
+                        cluster_id_problem(&e.value, MAX_CLUSTER_ID_LENGTH)
                     ),
-                    format!("use e.g. `{}`", suggest_cluster_id(&e.value, 45)),
+                    format!("use e.g. `{}`", suggest_cluster_id(&e.value, MAX_CLUSTER_ID_LENGTH)),
                 )
                 .key(&e.key)
                 .at(value_place(e)),
@@ -183,7 +184,7 @@ pub fn check(config: &FlinkConfig, origin: &Origin, out: &mut Vec<Finding>) -> H
             Finding::new(
                 RuleId::HA101,
                 "Kubernetes HA is on but `kubernetes.cluster-id` is not set; the JobManager stops with \"Configuration option 'kubernetes.cluster-id' is not set.\"",
-                "set `kubernetes.cluster-id` to a name such as `my-flink-cluster` (lower-case, at most 45 characters)",
+                format!("set `kubernetes.cluster-id` to a name such as `my-flink-cluster` (lower-case, at most {MAX_CLUSTER_ID_LENGTH} characters)"),
             )
             .key(options::K8S_CLUSTER_ID.key)
             .at(ha_pos),

@@ -25,6 +25,7 @@ pub mod config;
 pub mod duration;
 pub mod finding;
 pub mod ha_config;
+pub mod ha_layout;
 pub mod input;
 pub mod leader_record;
 pub mod objects;

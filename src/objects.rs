@@ -6,24 +6,16 @@ use crate::bundle::{ConfigFact, DeploymentFact, Facts};
 use crate::config::{self, FlinkConfig};
 use crate::finding::{Finding, Severity};
 use crate::ha_config::{self, HaKind, Origin};
+use crate::ha_layout::{
+    CHECKPOINT_ID_DIGITS, CHECKPOINT_KEY_PREFIX, CONFIGMAP_LIMIT, COUNTER_KEY, HaConfigMapName, LABEL_APP,
+    LABEL_CONFIGMAP_TYPE, LABEL_CONFIGMAP_TYPE_VALUE, LABEL_TYPE, LABEL_TYPE_VALUE, LEADER_ENTRY_PREFIX,
+    MAX_CLUSTER_ID_LENGTH,
+};
 use crate::input;
 use crate::leader_record::{self, LeaderRecord};
 use crate::options::{self, display_value};
 use crate::rules::RuleId;
 use crate::yaml::{Node, Pos, Style, Value};
-
-/// Labels Flink puts on HA ConfigMaps.
-pub const LABEL_APP: &str = "app";
-pub const LABEL_TYPE: &str = "type";
-pub const LABEL_TYPE_VALUE: &str = "flink-native-kubernetes";
-pub const LABEL_CONFIGMAP_TYPE: &str = "configmap-type";
-pub const LABEL_CONFIGMAP_TYPE_VALUE: &str = "high-availability";
-
-/// A ConfigMap holds at most this many bytes of keys and values.
-pub const CONFIGMAP_LIMIT: usize = 1024 * 1024;
-
-/// Prefix of leader entries in the cluster ConfigMap.
-pub const LEADER_KEY_PREFIX: &str = "org.apache.flink.k8s.leader.";
 
 /// Where findings of one document go.
 #[derive(Default)]
@@ -94,30 +86,8 @@ fn label<'a>(root: &'a Node, name: &str) -> Option<&'a str> {
 }
 
 /// Cluster id from the name of an HA ConfigMap, when the name has an HA pattern.
-pub fn ha_name_cluster_id(name: &str) -> Option<&str> {
-    if let Some(id) = name.strip_suffix("-cluster-config-map") {
-        return (!id.is_empty()).then_some(id);
-    }
-    for component in ["-dispatcher-leader", "-resourcemanager-leader", "-restserver-leader"] {
-        if let Some(id) = name.strip_suffix(component) {
-            return (!id.is_empty()).then_some(id);
-        }
-    }
-    for suffix in ["-config-map", "-jobmanager-leader"] {
-        if let Some(rest) = name.strip_suffix(suffix)
-            && let Some((id, job)) = rest.rsplit_once('-')
-            && is_job_id(job)
-            && !id.is_empty()
-        {
-            return Some(id);
-        }
-    }
-    None
-}
-
-/// A Flink job id: 32 lower-case hex digits.
-pub fn is_job_id(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+fn ha_name_cluster_id(name: &str) -> Option<&str> {
+    HaConfigMapName::parse(name).map(|name| name.cluster_id())
 }
 
 /// Whether a ConfigMap is one of Flink's HA ConfigMaps (spec/rules.md, HA2xx).
@@ -233,18 +203,18 @@ fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
     for (k, v) in data {
         let Some(key) = k.as_str() else { continue };
         let value = v.as_str().unwrap_or("");
-        let problem = if let Some(id) = key.strip_prefix("checkpointID-") {
-            (id.len() != 19 || !id.bytes().all(|b| b.is_ascii_digit())).then(|| {
-                format!("checkpoint key `{key}` is not `checkpointID-` and 19 digits; recovery sorts keys as text and may pick the wrong checkpoint")
+        let problem = if let Some(id) = key.strip_prefix(CHECKPOINT_KEY_PREFIX) {
+            (id.len() != CHECKPOINT_ID_DIGITS || !id.bytes().all(|b| b.is_ascii_digit())).then(|| {
+                format!("checkpoint key `{key}` is not `{CHECKPOINT_KEY_PREFIX}` and {CHECKPOINT_ID_DIGITS} digits; recovery sorts keys as text and may pick the wrong checkpoint")
             })
-        } else if key == "counter" {
+        } else if key == COUNTER_KEY {
             (value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit())).then(|| {
                 format!(
                     "`counter` is `{}`, not a decimal checkpoint id",
                     display_value(key, value)
                 )
             })
-        } else if let Some(component) = key.strip_prefix(LEADER_KEY_PREFIX) {
+        } else if let Some(component) = key.strip_prefix(LEADER_ENTRY_PREFIX) {
             match value.split_once(',') {
                 Some((session, address)) if is_uuid(session) && !address.is_empty() => None,
                 _ => Some(format!(
@@ -450,15 +420,18 @@ fn flink_configuration(root: &Node, out: &mut DocOut) -> FlinkConfig {
 
 fn flink_deployment(root: &Node, out: &mut DocOut) {
     let name = root.str_at(&["metadata", "name"]).unwrap_or("");
-    if !name.is_empty() && !ha_config::is_valid_cluster_id(name, 45) {
+    if !name.is_empty() && !ha_config::is_valid_cluster_id(name, MAX_CLUSTER_ID_LENGTH) {
         out.findings.push(
             Finding::new(
                 RuleId::HA304,
                 format!(
                     "FlinkDeployment name `{name}` {}; it becomes the cluster id and part of object names",
-                    ha_config::cluster_id_problem(name, 45)
+                    ha_config::cluster_id_problem(name, MAX_CLUSTER_ID_LENGTH)
                 ),
-                format!("rename it, e.g. `{}`", ha_config::suggest_cluster_id(name, 45)),
+                format!(
+                    "rename it, e.g. `{}`",
+                    ha_config::suggest_cluster_id(name, MAX_CLUSTER_ID_LENGTH)
+                ),
             )
             .path("metadata.name")
             .at(root.path(&["metadata", "name"]).and_then(|n| n.pos)),

@@ -44,7 +44,7 @@ fn value_schema(option: &OptionSpec) -> Value {
         });
     }
     if option.key == options::K8S_CLUSTER_ID.key {
-        schema = json!({"type": "string", "pattern": "^[a-z]([-a-z0-9]*[a-z0-9])?$", "maxLength": 45});
+        schema = json!({"type": "string", "pattern": "^[a-z]([-a-z0-9]*[a-z0-9])?$", "maxLength": crate::ha_layout::MAX_CLUSTER_ID_LENGTH});
     }
     if let Some(obj) = schema.as_object_mut() {
         obj.insert("description".into(), Value::String(option.description.to_string()));

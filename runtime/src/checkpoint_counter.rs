@@ -8,7 +8,7 @@ use crate::fence::Fence;
 use crate::names;
 
 /// The data key of the counter.
-pub const COUNTER_KEY: &str = "counter";
+pub use flink_ha_policy::ha_layout::COUNTER_KEY;
 /// The first checkpoint id (Flink's `INITIAL_CHECKPOINT_ID`).
 pub const INITIAL_CHECKPOINT_ID: u64 = 1;
 

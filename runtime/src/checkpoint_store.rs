@@ -28,22 +28,10 @@ use crate::names;
 use crate::payloads::{PayloadStore, Pointer};
 use crate::state_handle_store::{Guard, StateHandleStore, live_entries, marked_entries};
 
-pub const CHECKPOINT_PREFIX: &str = "checkpointID-";
+/// Flink's checkpoint keys (`checkpointID-%019d`), from the policy core's layout.
+pub use flink_ha_policy::ha_layout::{CHECKPOINT_KEY_PREFIX as CHECKPOINT_PREFIX, checkpoint_id, checkpoint_key};
 /// The payload file name prefix, as Flink names it.
 pub const PAYLOAD_KIND: &str = "completedCheckpoint";
-
-/// `checkpointID-0000000000000000042`.
-pub fn checkpoint_key(checkpoint_id: u64) -> String {
-    format!("{CHECKPOINT_PREFIX}{checkpoint_id:019}")
-}
-
-/// The id in a checkpoint key, `None` for any other key.
-pub fn checkpoint_id(key: &str) -> Option<u64> {
-    let digits = key.strip_prefix(CHECKPOINT_PREFIX)?;
-    (digits.len() == 19 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())
-        .flatten()
-}
 
 /// What [`CompletedCheckpointStore::add`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -252,24 +240,5 @@ impl CompletedCheckpointStore {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_zero_padded_to_19_digits_and_read_back() {
-        assert_eq!(checkpoint_key(42), "checkpointID-0000000000000000042");
-        assert_eq!(checkpoint_id("checkpointID-0000000000000000042"), Some(42));
-        assert_eq!(checkpoint_key(u64::MAX).len(), CHECKPOINT_PREFIX.len() + 20);
-        assert_eq!(checkpoint_id("checkpointID-42"), None);
-        assert_eq!(checkpoint_id("checkpointID-00000000000000000x2"), None);
-        assert_eq!(checkpoint_id("counter"), None);
-        // Sorting keys sorts ids.
-        let mut keys = [checkpoint_key(10), checkpoint_key(9), checkpoint_key(100)];
-        keys.sort();
-        assert_eq!(keys.map(|k| checkpoint_id(&k)), [Some(9), Some(10), Some(100)]);
     }
 }

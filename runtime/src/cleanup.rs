@@ -31,7 +31,8 @@ use crate::names;
 use crate::payloads::{PayloadStore, Pointer};
 use crate::state_handle_store::{Guard, StateHandleStore};
 
-pub const EXECUTION_PLAN_PREFIX: &str = "executionPlan-";
+/// Flink's plan keys (`executionPlan-<job-id>`), from the policy core's layout.
+pub use flink_ha_policy::ha_layout::{EXECUTION_PLAN_KEY_PREFIX as EXECUTION_PLAN_PREFIX, execution_plan_key};
 /// The plans' key prefix up to Flink 1.20: a live one stops a cluster cleanup too.
 pub const JOB_GRAPH_PREFIX: &str = "jobGraph-";
 /// The folder of Flink's blob store under `<storageDir>/<cluster-id>/`, which Flink
@@ -39,11 +40,6 @@ pub const JOB_GRAPH_PREFIX: &str = "jobGraph-";
 pub const BLOB_FOLDER: &str = "blob";
 /// The payload file name prefix, as Flink 2.x names it.
 pub const EXECUTION_PLAN_KIND: &str = "submittedExecutionPlan";
-
-/// `executionPlan-<job-id>`.
-pub fn execution_plan_key(job_id: &str) -> String {
-    format!("{EXECUTION_PLAN_PREFIX}{job_id}")
-}
 
 /// The execution plans of a cluster, in its cluster ConfigMap.
 pub struct ExecutionPlanStore {

@@ -78,12 +78,13 @@ pub struct ElectionConfig {
 impl ElectionConfig {
     /// Flink's defaults for a cluster id.
     pub fn flink_defaults(cluster_id: &str) -> ElectionConfig {
+        use flink_ha_policy::ha_layout as flink;
         ElectionConfig {
             cluster_id: cluster_id.to_string(),
-            lease_duration: Duration::from_secs(15),
-            renew_deadline: Duration::from_secs(15),
-            retry_period: Duration::from_secs(5),
-            max_retries: 15,
+            lease_duration: flink::DEFAULT_LEASE_DURATION,
+            renew_deadline: flink::DEFAULT_RENEW_DEADLINE,
+            retry_period: flink::DEFAULT_RETRY_PERIOD,
+            max_retries: flink::DEFAULT_MAX_RETRIES,
         }
     }
 }

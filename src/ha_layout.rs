@@ -1,0 +1,261 @@
+//! Flink's Kubernetes HA layout, in one place: the names of the HA ConfigMaps, their
+//! labels, the keys inside them, the leader entries, the limits and the election
+//! defaults (Flink 1.15+ layout, as `../shared/spec/flink-ha.md` describes it).
+//!
+//! The linter's HA2xx rules recognise Flink's objects with it, and the HA runtime
+//! (`flink-ha-runtime`) names what it writes with it, so the two cannot disagree about
+//! what a Flink HA ConfigMap is. The leader record inside the lock annotation has its
+//! own module, [`crate::leader_record`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Label every HA ConfigMap carries: `app=<cluster-id>`.
+pub const LABEL_APP: &str = "app";
+/// Label every HA ConfigMap carries: `type=flink-native-kubernetes`.
+pub const LABEL_TYPE: &str = "type";
+pub const LABEL_TYPE_VALUE: &str = "flink-native-kubernetes";
+/// `configmap-type=high-availability`: set and selected on by Flink 1.12–1.20; 2.x
+/// dropped it (extra labels are harmless).
+pub const LABEL_CONFIGMAP_TYPE: &str = "configmap-type";
+pub const LABEL_CONFIGMAP_TYPE_VALUE: &str = "high-availability";
+
+/// A ConfigMap holds at most this many bytes of keys and values.
+pub const CONFIGMAP_LIMIT: usize = 1024 * 1024;
+
+/// The longest cluster id, Flink's own limit (`MAXIMUM_CHARACTERS_OF_CLUSTER_ID`): the
+/// id names Services and Deployments (63-character DNS labels) with suffixes such as
+/// `-rest` appended. ConfigMap names may be longer (253).
+pub const MAX_CLUSTER_ID_LENGTH: usize = 45;
+
+/// Prefix of the per-component leader entries: `<prefix><component>` =
+/// `"<session-uuid>,<address>"`.
+pub const LEADER_ENTRY_PREFIX: &str = "org.apache.flink.k8s.leader.";
+
+/// Components whose leader entries the cluster ConfigMap carries.
+pub const DISPATCHER: &str = "dispatcher";
+pub const RESOURCE_MANAGER: &str = "resourcemanager";
+pub const REST_SERVER: &str = "restserver";
+
+/// The key of a job's completed checkpoint: this prefix and the id in 19 digits.
+pub const CHECKPOINT_KEY_PREFIX: &str = "checkpointID-";
+pub const CHECKPOINT_ID_DIGITS: usize = 19;
+
+/// The key of a job's execution plan in the cluster ConfigMap: this prefix and the job id.
+pub const EXECUTION_PLAN_KEY_PREFIX: &str = "executionPlan-";
+
+/// The key of a job's checkpoint id counter in its job ConfigMap.
+pub const COUNTER_KEY: &str = "counter";
+
+/// Flink's election defaults (`high-availability.kubernetes.leader-election.*`,
+/// `kubernetes.transactional-operation.max-retries`); `options.rs` holds the same values
+/// as option defaults, and a test keeps the two equal.
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
+pub const DEFAULT_RENEW_DEADLINE: Duration = Duration::from_secs(15);
+pub const DEFAULT_RETRY_PERIOD: Duration = Duration::from_secs(5);
+pub const DEFAULT_MAX_RETRIES: u32 = 15;
+
+/// `<cluster-id>-cluster-config-map`: the lock, the leader entries, the execution plans.
+pub fn cluster_config_map(cluster_id: &str) -> String {
+    format!("{cluster_id}{CLUSTER_CONFIG_MAP_SUFFIX}")
+}
+
+/// `<cluster-id>-<job-id>-config-map`: a job's checkpoint counter and pointers.
+pub fn job_config_map(cluster_id: &str, job_id: &str) -> String {
+    format!("{cluster_id}-{job_id}{JOB_CONFIG_MAP_SUFFIX}")
+}
+
+const CLUSTER_CONFIG_MAP_SUFFIX: &str = "-cluster-config-map";
+const JOB_CONFIG_MAP_SUFFIX: &str = "-config-map";
+/// Flink before 1.15 kept one ConfigMap per component and per job.
+const LEGACY_COMPONENT_SUFFIXES: [&str; 3] = ["-dispatcher-leader", "-resourcemanager-leader", "-restserver-leader"];
+const LEGACY_JOB_SUFFIX: &str = "-jobmanager-leader";
+
+/// A Flink job id: 32 lower-case hex digits.
+pub fn is_job_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Which of Flink's HA ConfigMaps a name is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HaConfigMapName<'a> {
+    /// `<cluster-id>-cluster-config-map`.
+    Cluster { cluster_id: &'a str },
+    /// `<cluster-id>-<job-id>-config-map`.
+    Job { cluster_id: &'a str, job_id: &'a str },
+    /// A name of Flink before 1.15 (`<cluster-id>-dispatcher-leader`,
+    /// `<cluster-id>-<job-id>-jobmanager-leader`, ...).
+    Legacy { cluster_id: &'a str },
+}
+
+impl<'a> HaConfigMapName<'a> {
+    /// The name's kind and parts, if it has one of Flink's HA patterns.
+    pub fn parse(name: &'a str) -> Option<HaConfigMapName<'a>> {
+        if let Some(cluster_id) = name.strip_suffix(CLUSTER_CONFIG_MAP_SUFFIX) {
+            return (!cluster_id.is_empty()).then_some(HaConfigMapName::Cluster { cluster_id });
+        }
+        for suffix in LEGACY_COMPONENT_SUFFIXES {
+            if let Some(cluster_id) = name.strip_suffix(suffix) {
+                return (!cluster_id.is_empty()).then_some(HaConfigMapName::Legacy { cluster_id });
+            }
+        }
+        for suffix in [JOB_CONFIG_MAP_SUFFIX, LEGACY_JOB_SUFFIX] {
+            if let Some(rest) = name.strip_suffix(suffix)
+                && let Some((cluster_id, job_id)) = rest.rsplit_once('-')
+                && is_job_id(job_id)
+                && !cluster_id.is_empty()
+            {
+                return Some(if suffix == JOB_CONFIG_MAP_SUFFIX {
+                    HaConfigMapName::Job { cluster_id, job_id }
+                } else {
+                    HaConfigMapName::Legacy { cluster_id }
+                });
+            }
+        }
+        None
+    }
+
+    /// The cluster id the name carries.
+    pub fn cluster_id(&self) -> &'a str {
+        match *self {
+            HaConfigMapName::Cluster { cluster_id }
+            | HaConfigMapName::Job { cluster_id, .. }
+            | HaConfigMapName::Legacy { cluster_id } => cluster_id,
+        }
+    }
+}
+
+/// Whether `name` is a job ConfigMap of `cluster_id`: `<cluster-id>-<32 hex>-config-map`.
+pub fn is_job_config_map(cluster_id: &str, name: &str) -> bool {
+    matches!(HaConfigMapName::parse(name), Some(HaConfigMapName::Job { cluster_id: id, .. }) if id == cluster_id)
+}
+
+/// The data key of a component's leader entry.
+pub fn leader_entry_key(component: &str) -> String {
+    format!("{LEADER_ENTRY_PREFIX}{component}")
+}
+
+/// The leader entry component of a job's JobMaster (`job-<job-id>` since Flink 1.19).
+pub fn job_component(job_id: &str) -> String {
+    format!("job-{job_id}")
+}
+
+/// `checkpointID-0000000000000000042`.
+pub fn checkpoint_key(checkpoint_id: u64) -> String {
+    format!(
+        "{CHECKPOINT_KEY_PREFIX}{checkpoint_id:0width$}",
+        width = CHECKPOINT_ID_DIGITS
+    )
+}
+
+/// The id in a checkpoint key written as Flink writes them (19 digits: Flink's ids are
+/// non-negative `long`s); `None` for anything else.
+pub fn checkpoint_id(key: &str) -> Option<u64> {
+    let digits = key.strip_prefix(CHECKPOINT_KEY_PREFIX)?;
+    (digits.len() == CHECKPOINT_ID_DIGITS && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+/// `executionPlan-<job-id>`.
+pub fn execution_plan_key(job_id: &str) -> String {
+    format!("{EXECUTION_PLAN_KEY_PREFIX}{job_id}")
+}
+
+/// The labels every HA ConfigMap carries from creation.
+pub fn ha_labels(cluster_id: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_APP.to_string(), cluster_id.to_string()),
+        (LABEL_TYPE.to_string(), LABEL_TYPE_VALUE.to_string()),
+        (LABEL_CONFIGMAP_TYPE.to_string(), LABEL_CONFIGMAP_TYPE_VALUE.to_string()),
+    ])
+}
+
+/// The label selector that finds every HA ConfigMap of a cluster (Flink 2.x's: it no
+/// longer sets `configmap-type`).
+pub fn ha_selector(cluster_id: &str) -> String {
+    format!("{LABEL_APP}={cluster_id},{LABEL_TYPE}={LABEL_TYPE_VALUE}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options;
+
+    const JOB: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
+    #[test]
+    fn names_round_trip_through_their_parser() {
+        assert_eq!(cluster_config_map("orders"), "orders-cluster-config-map");
+        assert_eq!(
+            HaConfigMapName::parse(&cluster_config_map("orders")),
+            Some(HaConfigMapName::Cluster { cluster_id: "orders" })
+        );
+        let job = job_config_map("my-orders", JOB);
+        assert_eq!(job, format!("my-orders-{JOB}-config-map"));
+        assert_eq!(
+            HaConfigMapName::parse(&job),
+            Some(HaConfigMapName::Job {
+                cluster_id: "my-orders",
+                job_id: JOB
+            })
+        );
+        assert!(is_job_config_map("my-orders", &job));
+        assert!(!is_job_config_map("orders", &job));
+        assert_eq!(
+            HaConfigMapName::parse("orders-dispatcher-leader").map(|n| n.cluster_id()),
+            Some("orders")
+        );
+        assert_eq!(
+            HaConfigMapName::parse(&format!("orders-{JOB}-jobmanager-leader")),
+            Some(HaConfigMapName::Legacy { cluster_id: "orders" })
+        );
+        for other in [
+            "flink-config-orders",
+            "pod-template-orders",
+            "-cluster-config-map",
+            "orders-config-map",
+            "orders-A1B2C3D4E5F60718293A4B5C6D7E8F90-config-map",
+        ] {
+            assert_eq!(HaConfigMapName::parse(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn keys_follow_flink() {
+        assert_eq!(checkpoint_key(42), "checkpointID-0000000000000000042");
+        assert_eq!(checkpoint_id(&checkpoint_key(42)), Some(42));
+        assert_eq!(checkpoint_id(&checkpoint_key(i64::MAX as u64)), Some(i64::MAX as u64));
+        // Keys sort as ids do.
+        let mut keys = [checkpoint_key(10), checkpoint_key(9), checkpoint_key(100)];
+        keys.sort();
+        assert_eq!(keys.map(|k| checkpoint_id(&k)), [Some(9), Some(10), Some(100)]);
+        assert_eq!(checkpoint_id("checkpointID-42"), None);
+        assert_eq!(checkpoint_id("checkpointID-00000000000000000x2"), None);
+        assert_eq!(checkpoint_id(COUNTER_KEY), None);
+        assert_eq!(execution_plan_key(JOB), format!("executionPlan-{JOB}"));
+        assert_eq!(
+            leader_entry_key(&job_component(JOB)),
+            format!("org.apache.flink.k8s.leader.job-{JOB}")
+        );
+        assert_eq!(ha_selector("orders"), "app=orders,type=flink-native-kubernetes");
+    }
+
+    #[test]
+    fn the_election_defaults_are_the_option_table_defaults() {
+        let default = |spec: &options::OptionSpec| spec.default.unwrap_or_default();
+        let duration = |spec| crate::duration::parse(default(spec)).ok();
+        assert_eq!(duration(options::LEASE_DURATION), Some(DEFAULT_LEASE_DURATION));
+        assert_eq!(duration(options::RENEW_DEADLINE), Some(DEFAULT_RENEW_DEADLINE));
+        assert_eq!(duration(options::RETRY_PERIOD), Some(DEFAULT_RETRY_PERIOD));
+        assert_eq!(default(options::MAX_RETRIES).parse().ok(), Some(DEFAULT_MAX_RETRIES));
+    }
+
+    #[test]
+    fn the_longest_cluster_id_leaves_room_for_every_suffix() {
+        let id = "a".repeat(MAX_CLUSTER_ID_LENGTH);
+        assert!(format!("{id}-rest").len() <= 63);
+        assert!(job_config_map(&id, JOB).len() <= 253);
+        assert!(crate::ha_config::is_valid_cluster_id(&id, MAX_CLUSTER_ID_LENGTH));
+    }
+}
