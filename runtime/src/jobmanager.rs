@@ -13,23 +13,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::Api;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::HaSettings;
-use crate::cas::ConfigMapCas;
-use crate::checkpoint_counter::CheckpointIdCounter;
-use crate::checkpoint_store::CompletedCheckpointStore;
-use crate::cleanup::{ExecutionPlanStore, JobHa, clean_up_job, recoverable_jobs};
+use crate::cleanup::ExecutionPlanStore;
 use crate::error::{Error, Result};
-use crate::fence::Fence;
 use crate::history::{Event, History, instant_ns, monotonic_ns};
-use crate::job_result_store::{ApplicationStatus, JobResult, JobResultStore};
+use crate::job_result_store::{ApplicationStatus, JobResult};
 use crate::leader_election::{LeaderElection, LeaderLease, Leadership};
 use crate::names;
-use crate::payloads::PayloadStore;
+use crate::services::{HaServices, JobHaServices};
 
 /// What the fake JobManager does besides HA.
 #[derive(Clone, Default)]
@@ -53,15 +47,8 @@ pub async fn run(
     options: JobManagerOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    let api: Api<ConfigMap> = Api::namespaced(client, &settings.namespace);
-    let payloads = PayloadStore::for_settings(&settings)?;
-    let results = JobResultStore::for_settings(&settings)?;
-    let cas = ConfigMapCas::new(
-        api.clone(),
-        settings.election.max_retries,
-        settings.election.lease_duration,
-    );
-    let election = LeaderElection::start(api, settings.election.clone());
+    let services = HaServices::new(client, settings)?;
+    let election = services.leader_election();
     let history = options.history.for_identity(election.identity());
     history.record(Event::Started);
     let record_renewals = tokio::spawn(record_renewals(
@@ -69,8 +56,7 @@ pub async fn run(
         election.valid_until(),
         history.clone(),
     ));
-    tracing::info!(identity = election.identity(), cluster = %settings.cluster_id, storage = payloads.description(), "contending for leadership");
-    let settings = Arc::new(settings);
+    tracing::info!(identity = election.identity(), cluster = %services.cluster_id(), storage = services.payloads().description(), "contending for leadership");
     let options = Arc::new(options);
     let mut leadership = election.leadership();
     loop {
@@ -99,21 +85,11 @@ pub async fn run(
         });
         let (stop_jobs, jobs_stop) = watch::channel(false);
         let grant = Grant {
-            plans: Arc::new(ExecutionPlanStore::new(
-                cas.clone(),
-                &settings.cluster_id,
-                payloads.clone(),
-                election.identity(),
-            )),
+            plans: Arc::new(services.execution_plans(&election)),
             stop: jobs_stop,
-            cas: cas.clone(),
-            payloads: payloads.clone(),
-            results: results.clone(),
-            settings: settings.clone(),
+            services: services.clone(),
             options: options.clone(),
-            identity: election.identity().to_string(),
             epoch,
-            fence: Fence::new(epoch, election.identity()),
             lease,
             history: history.clone(),
         };
@@ -200,14 +176,9 @@ enum JobEnd {
 /// Everything one grant of leadership acts with.
 #[derive(Clone)]
 struct Grant {
-    cas: ConfigMapCas,
-    payloads: PayloadStore,
-    results: JobResultStore,
-    settings: Arc<HaSettings>,
+    services: HaServices,
     options: Arc<JobManagerOptions>,
-    identity: String,
     epoch: u64,
-    fence: Fence,
     lease: LeaderLease,
     history: History,
     /// One store for the grant: it remembers adds whose outcome it must settle later.
@@ -218,18 +189,7 @@ struct Grant {
 
 impl Grant {
     fn cluster_id(&self) -> &str {
-        &self.settings.cluster_id
-    }
-
-    fn job_ha<'a>(&'a self, job_id: &'a str) -> JobHa<'a> {
-        JobHa {
-            cas: &self.cas,
-            cluster_id: self.cluster_id(),
-            job_id,
-            payloads: &self.payloads,
-            fence: &self.fence,
-            identity: &self.identity,
-        }
+        self.services.cluster_id()
     }
 
     /// The lease check before an action: when it was made and the deadline it was
@@ -268,13 +228,9 @@ impl Grant {
         // Jobs that ended for good are never rerun; cleanups a crash interrupted are
         // finished (a failure leaves the dirty entry for the next grant, and blocks no
         // other job).
-        let recovery = recoverable_jobs(&self.plans, &self.results).await?;
+        let recovery = self.services.recoverable_jobs(&self.plans).await?;
         for result in &recovery.finish_cleanup {
-            let finished = match self.fence.claim_job(&self.cas, self.cluster_id(), &result.job_id).await {
-                Ok(_) => clean_up_job(self.job_ha(&result.job_id), &self.results, result).await,
-                Err(error) => Err(error),
-            };
-            match finished {
+            match self.services.finish_cleanup(election, self.epoch, result).await {
                 Ok(()) => {
                     tracing::info!(job = %result.job_id, "finished the cleanup of an ended job");
                     self.history.record(Event::CleanupFinished {
@@ -323,7 +279,7 @@ impl Grant {
         job_id: String,
         jobs: &mut JoinSet<Result<JobEnd>>,
     ) -> Result<()> {
-        self.fence.claim_job(&self.cas, self.cluster_id(), &job_id).await?;
+        let job = self.services.take_up_job(election, self.epoch, &job_id).await?;
         self.history.record(Event::JobClaimed {
             job: job_id.clone(),
             epoch: self.epoch,
@@ -331,17 +287,7 @@ impl Grant {
         election
             .publish_leader_address(&names::job_component(&job_id), &self.options.address)
             .await?;
-        let counter = CheckpointIdCounter::new(self.cas.clone(), self.cluster_id(), &job_id, self.fence.clone());
-        counter.start().await?;
-        let checkpoints = CompletedCheckpointStore::new(
-            self.cas.clone(),
-            self.cluster_id(),
-            &job_id,
-            self.payloads.clone(),
-            self.fence.clone(),
-            self.settings.num_retained,
-        );
-        let recovered = checkpoints.recover().await?;
+        let recovered = job.checkpoints().recover().await?;
         let (acted_ns, valid_until_ns) = self.may_act()?;
         match &recovered {
             Some((id, _)) => tracing::info!(job = %job_id, checkpoint = id, "recovered"),
@@ -356,7 +302,7 @@ impl Grant {
         });
         let grant = self.clone();
         jobs.spawn(async move {
-            let ended = grant.run_job(&job_id, counter, checkpoints).await;
+            let ended = grant.run_job(&job).await;
             if let Err(error) = &ended {
                 grant.record_failure(Some(&job_id), error);
             }
@@ -366,21 +312,16 @@ impl Grant {
     }
 
     /// One checkpoint: an id from the counter, then the add. The id.
-    async fn checkpoint(
-        &self,
-        job_id: &str,
-        counter: &CheckpointIdCounter,
-        checkpoints: &CompletedCheckpointStore,
-        sent_ns: u64,
-        valid_until_ns: u64,
-    ) -> Result<u64> {
-        let id = counter.get_and_increment().await?;
+    async fn checkpoint(&self, job: &JobHaServices, sent_ns: u64, valid_until_ns: u64) -> Result<u64> {
+        let job_id = job.job_id();
+        let id = job.counter().get_and_increment().await?;
         self.history.record(Event::CheckpointStarted {
             job: job_id.to_string(),
             epoch: self.epoch,
             id,
         });
-        let added = checkpoints
+        let added = job
+            .checkpoints()
             .add(id, Bytes::from(format!("{{\"job\":\"{job_id}\",\"checkpoint\":{id}}}")))
             .await?;
         tracing::info!(job = %job_id, checkpoint = id, "checkpoint completed");
@@ -397,10 +338,11 @@ impl Grant {
 
     /// A job's cleanup, retried with backoff while this grant may act (as Flink retries
     /// its cleanup): what a failure leaves is a dirty result for the next leader.
-    async fn clean_up(&self, job_id: &str, result: &JobResult) -> Result<()> {
+    async fn clean_up(&self, job: &JobHaServices, result: &JobResult) -> Result<()> {
+        let job_id = job.job_id();
         let mut backoff = Duration::from_millis(100);
         loop {
-            match clean_up_job(self.job_ha(job_id), &self.results, result).await {
+            match self.services.clean_up_job(job, result).await {
                 Ok(()) => return Ok(()),
                 Err(error) if !matches!(error, Error::NotLeader { .. }) && self.lease.check().is_ok() => {
                     tracing::warn!(job = %job_id, %error, "job cleanup failed; retrying");
@@ -414,12 +356,8 @@ impl Grant {
 
     /// A running job: a checkpoint every interval, while this grant may act; the end
     /// of the job once it reached `finish_after`.
-    async fn run_job(
-        &self,
-        job_id: &str,
-        counter: CheckpointIdCounter,
-        checkpoints: CompletedCheckpointStore,
-    ) -> Result<JobEnd> {
+    async fn run_job(&self, job: &JobHaServices) -> Result<JobEnd> {
+        let job_id = job.job_id();
         let started = Instant::now();
         let mut stop = self.stop.clone();
         let mut tick = tokio::time::interval(self.options.checkpoint_interval);
@@ -433,10 +371,7 @@ impl Grant {
             }
             // Only while this grant may act: a frozen process's timers fire late.
             let (sent_ns, valid_until_ns) = self.may_act()?;
-            let id = match self
-                .checkpoint(job_id, &counter, &checkpoints, sent_ns, valid_until_ns)
-                .await
-            {
+            let id = match self.checkpoint(job, sent_ns, valid_until_ns).await {
                 Ok(id) => id,
                 // Fenced out or no longer leader: the job stops here.
                 Err(error @ Error::NotLeader { .. }) => return Err(error),
@@ -456,11 +391,11 @@ impl Grant {
                 });
                 let runtime_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
                 let result = JobResult::new(job_id, ApplicationStatus::Succeeded, runtime_ms);
-                let cleaned = self.clean_up(job_id, &result).await;
+                let cleaned = self.clean_up(job, &result).await;
                 // The dirty entry went first: once that is written, the job has ended.
                 let ended = match &cleaned {
                     Ok(()) => true,
-                    Err(_) => self.results.has_entry(job_id).await.unwrap_or(false),
+                    Err(_) => self.services.job_results().has_entry(job_id).await.unwrap_or(false),
                 };
                 if ended {
                     tracing::info!(job = %job_id, cleaned = cleaned.is_ok(), "job finished");

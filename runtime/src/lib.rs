@@ -6,8 +6,22 @@
 //! Where Flink leaves a gap, the runtime closes it (exact identities, expiry by the
 //! local monotonic clock, fenced job ConfigMaps); each module says where.
 //!
+//! **Where to begin:** [`HaServices`], built from a `kube::Client` and the
+//! [`HaSettings`] of a Flink configuration, hands out the election, leader retrieval,
+//! the plan and job-result stores and, per job, its counter and checkpoint store.
+//! `examples/embed.rs` runs one JobManager's HA from start to end
+//! (`cargo run -p flink-ha-runtime --example embed -- config.yaml`), and
+//! [`jobmanager`] is a whole JobManager-like process on the same API.
+//!
+//! **Storage and TLS:** payloads go through `object_store`; the cloud backends (features
+//! `s3`, `gcs`, `azure`, on by default) use reqwest with rustls on the `ring` provider,
+//! like kube. Opening a cloud storageDir installs `ring` as the process-wide rustls
+//! provider unless the application installed one first: install yours before
+//! [`HaServices::new`] to choose another.
+//!
 //! | module | what lives there |
 //! |---|---|
+//! | [`services`] | the front door: [`HaServices`] and the per-job [`JobHaServices`] |
 //! | [`names`] | Flink's object names, labels and leader-entry format |
 //! | [`config`] | settings from a Flink configuration, linted by the policy core first |
 //! | [`cas`] | compare-and-set on a ConfigMap: Flink's write protocol, with deadlines |
@@ -38,9 +52,11 @@ pub mod leader_election;
 pub mod leader_retrieval;
 pub mod names;
 pub mod payloads;
+pub mod services;
 pub mod state_handle_store;
 pub mod storage;
 
 pub use config::{ConfigError, HaSettings};
 pub use error::{Error, Result};
 pub use leader_election::{ElectionConfig, LeaderElection, LeaderLease, Leadership};
+pub use services::{HaServices, JobHaServices};

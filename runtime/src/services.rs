@@ -1,0 +1,222 @@
+//! The front door: [`HaServices`] for one cluster id, built from a `kube::Client` and
+//! [`HaSettings`], hands out everything a JobManager needs — the election, leader
+//! retrieval, the execution-plan store, the job-result store and, per job a grant takes
+//! up, a [`JobHaServices`] with the job's counter and checkpoint store — wired the way
+//! they must be (one compare-and-set protocol, one payload folder, the fence of the
+//! grant on every job write). [`crate::jobmanager`] is built on it like any embedder.
+//!
+//! ```no_run
+//! # async fn embed() -> Result<(), Box<dyn std::error::Error>> {
+//! use flink_ha_runtime::{HaServices, HaSettings};
+//!
+//! let settings = HaSettings::from_flink_config("config.yaml", &std::fs::read_to_string("config.yaml")?)?;
+//! let services = HaServices::new(kube::Client::try_default().await?, settings)?;
+//! let election = services.leader_election();
+//! let (_session, epoch) = election.wait_for_grant().await;
+//! let job = services.take_up_job(&election, epoch, "a1b2c3d4e5f60718293a4b5c6d7e8f90").await?;
+//! let latest = job.checkpoints().recover().await?; // restart from here
+//! let id = job.counter().get_and_increment().await?;
+//! job.checkpoints().add(id, bytes::Bytes::from_static(b"state")).await?;
+//! election.stop().await; // releases the lock: a standby takes over at once
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+
+use crate::cas::ConfigMapCas;
+use crate::checkpoint_counter::CheckpointIdCounter;
+use crate::checkpoint_store::CompletedCheckpointStore;
+use crate::cleanup::{self, ExecutionPlanStore, JobHa, Recovery};
+use crate::config::HaSettings;
+use crate::error::Result;
+use crate::fence::Fence;
+use crate::job_result_store::{JobResult, JobResultStore};
+use crate::leader_election::LeaderElection;
+use crate::leader_retrieval::LeaderRetrieval;
+use crate::payloads::PayloadStore;
+
+/// The HA services of one cluster id; cheap to clone.
+#[derive(Clone)]
+pub struct HaServices {
+    api: Api<ConfigMap>,
+    cas: ConfigMapCas,
+    settings: Arc<HaSettings>,
+    payloads: PayloadStore,
+    results: JobResultStore,
+}
+
+impl HaServices {
+    /// The services of the cluster `settings` describe, in its namespace. Opens the
+    /// storageDir and the job-result store (no request is made yet); fails on a
+    /// storageDir this build cannot reach.
+    pub fn new(client: kube::Client, settings: HaSettings) -> Result<HaServices> {
+        let api: Api<ConfigMap> = Api::namespaced(client, &settings.namespace);
+        let payloads = PayloadStore::for_settings(&settings)?;
+        let results = JobResultStore::for_settings(&settings)?;
+        let cas = ConfigMapCas::new(
+            api.clone(),
+            settings.election.max_retries,
+            settings.election.lease_duration,
+        );
+        Ok(HaServices {
+            api,
+            cas,
+            settings: Arc::new(settings),
+            payloads,
+            results,
+        })
+    }
+
+    pub fn settings(&self) -> &HaSettings {
+        &self.settings
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.settings.cluster_id
+    }
+
+    /// The payload folder, `<storageDir>/<cluster-id>/`.
+    pub fn payloads(&self) -> &PayloadStore {
+        &self.payloads
+    }
+
+    /// Flink's job-result store: which jobs ended for good.
+    pub fn job_results(&self) -> &JobResultStore {
+        &self.results
+    }
+
+    /// Starts contending for the cluster's lock, with a fresh identity.
+    pub fn leader_election(&self) -> LeaderElection {
+        LeaderElection::start(self.api.clone(), self.settings.election.clone())
+    }
+
+    /// Follows who leads `component` ([`crate::names::DISPATCHER`], a job's
+    /// [`crate::names::job_component`], ...).
+    pub fn leader_retrieval(&self, component: &str) -> LeaderRetrieval {
+        LeaderRetrieval::start(self.api.clone(), &self.settings.cluster_id, component)
+    }
+
+    /// The execution plans, written only while `election` holds the lock. Keep one per
+    /// grant: it settles adds whose outcome was unknown before its next add.
+    pub fn execution_plans(&self, election: &LeaderElection) -> ExecutionPlanStore {
+        ExecutionPlanStore::new(
+            self.cas.clone(),
+            &self.settings.cluster_id,
+            self.payloads.clone(),
+            election.identity(),
+        )
+    }
+
+    /// What a new leader finds: jobs to recover (a plan, no result) and cleanups a crash
+    /// interrupted (a dirty result).
+    pub async fn recoverable_jobs(&self, plans: &ExecutionPlanStore) -> Result<Recovery> {
+        cleanup::recoverable_jobs(plans, &self.results).await
+    }
+
+    /// Takes up `job_id` under the grant of `election` with `epoch`: claims its job
+    /// ConfigMap (from here on no lower epoch writes it) and starts its counter. Recover
+    /// its checkpoints ([`CompletedCheckpointStore::recover`]) before adding any.
+    pub async fn take_up_job(&self, election: &LeaderElection, epoch: u64, job_id: &str) -> Result<JobHaServices> {
+        let fence = Fence::new(epoch, election.identity());
+        fence.claim_job(&self.cas, &self.settings.cluster_id, job_id).await?;
+        let counter = CheckpointIdCounter::new(self.cas.clone(), &self.settings.cluster_id, job_id, fence.clone());
+        counter.start().await?;
+        let checkpoints = CompletedCheckpointStore::new(
+            self.cas.clone(),
+            &self.settings.cluster_id,
+            job_id,
+            self.payloads.clone(),
+            fence.clone(),
+            self.settings.num_retained,
+        );
+        Ok(JobHaServices {
+            job_id: job_id.to_string(),
+            identity: election.identity().to_string(),
+            fence,
+            counter,
+            checkpoints,
+        })
+    }
+
+    /// The job ended with `result`: records it (dirty) in the job-result store, removes
+    /// the job's HA data and marks the result clean. Idempotent; see
+    /// [`cleanup::clean_up_job`].
+    pub async fn clean_up_job(&self, job: &JobHaServices, result: &JobResult) -> Result<()> {
+        let ha = JobHa {
+            cas: &self.cas,
+            cluster_id: &self.settings.cluster_id,
+            job_id: &job.job_id,
+            payloads: &self.payloads,
+            fence: &job.fence,
+            identity: &job.identity,
+        };
+        cleanup::clean_up_job(ha, &self.results, result).await
+    }
+
+    /// Finishes the cleanup of a job that ended but whose cleanup a crash interrupted (a
+    /// dirty result from [`HaServices::recoverable_jobs`]), under the grant of
+    /// `election` with `epoch`.
+    pub async fn finish_cleanup(&self, election: &LeaderElection, epoch: u64, result: &JobResult) -> Result<()> {
+        let fence = Fence::new(epoch, election.identity());
+        fence
+            .claim_job(&self.cas, &self.settings.cluster_id, &result.job_id)
+            .await?;
+        let ha = JobHa {
+            cas: &self.cas,
+            cluster_id: &self.settings.cluster_id,
+            job_id: &result.job_id,
+            payloads: &self.payloads,
+            fence: &fence,
+            identity: election.identity(),
+        };
+        cleanup::clean_up_job(ha, &self.results, result).await
+    }
+
+    /// The cluster shut down for good: removes its HA data, as the lock holder (see
+    /// [`cleanup::clean_up_cluster`]). Takes the election, which must not renew (and so
+    /// recreate the ConfigMap) afterwards.
+    pub async fn clean_up_cluster(&self, election: LeaderElection) -> Result<()> {
+        let cleaned = cleanup::clean_up_cluster(
+            &self.cas,
+            &self.settings.cluster_id,
+            &self.payloads,
+            election.identity(),
+        )
+        .await;
+        // Dropped, not stopped: a release would write to a ConfigMap that is gone.
+        drop(election);
+        cleaned
+    }
+}
+
+/// One job's HA services under one grant: its counter and checkpoint store, fenced
+/// with the grant's epoch.
+pub struct JobHaServices {
+    job_id: String,
+    identity: String,
+    fence: Fence,
+    counter: CheckpointIdCounter,
+    checkpoints: CompletedCheckpointStore,
+}
+
+impl JobHaServices {
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// The fence this grant claimed the job ConfigMap with.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    pub fn counter(&self) -> &CheckpointIdCounter {
+        &self.counter
+    }
+
+    pub fn checkpoints(&self) -> &CompletedCheckpointStore {
+        &self.checkpoints
+    }
+}
