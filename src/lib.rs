@@ -18,6 +18,9 @@
 //! Entry points: [`lint`] / [`lint_inputs`] (files and bundles), [`review`]
 //! (AdmissionReview), [`rules::catalogue`], [`schema::schema`].
 
+// Bad input is an error value, never a panic: no unwrap or expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 #[cfg(feature = "admission")]
 pub mod admission;
 pub mod bundle;

@@ -17,6 +17,9 @@
 //!
 //! `flink-ha webhook` (cli/) is the command in front of [`server::Webhook`] (`bind`, then `run`).
 
+// Bad input is an error value, never a panic: no unwrap or expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod metrics;
 pub mod policy;
 pub mod reload;

@@ -5,6 +5,9 @@
 //! Exit codes: 0 no error findings (or allowed), 1 error findings (or denied),
 //! 2 usage or I/O problem, with a one-line reason on stderr.
 
+// Bad input is an error value, never a panic: no unwrap or expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod demo;
 mod examples;
 mod jobmanager;

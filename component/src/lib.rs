@@ -5,6 +5,9 @@
 //! built for `wasm32-unknown-unknown`, which has no WASI, and `admission/build.rs`
 //! encodes it as a component with no imports at all.
 
+// Bad input is an error value, never a panic: no unwrap or expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 wit_bindgen::generate!({
     path: "../wit",
     world: "policy",

@@ -38,6 +38,9 @@
 //! | [`jobmanager`] | a JobManager-like process on all of the above (failover tests, demo) |
 //! | [`error`] | what callers must tell apart: not written, possibly written, not leader |
 
+// Bad input is an error value, never a panic: no unwrap or expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod cas;
 pub mod checkpoint_counter;
 pub mod checkpoint_store;

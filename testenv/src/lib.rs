@@ -26,6 +26,9 @@
 //!
 //! For storageDir tests, [`S3Server`] runs a real S3-compatible server on loopback.
 
+// Bad input is an error value, never a panic: no unwrap or expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod assets;
 mod control_plane;
 pub mod pki;

@@ -5,6 +5,9 @@
 //! SARIF texts must reach the page byte for byte as the CLI prints them, and a string
 //! crosses the boundary with one copy and no extra JS dependency.
 
+// Bad input is an error value, never a panic: no unwrap or expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod api;
 
 use wasm_bindgen::prelude::*;
