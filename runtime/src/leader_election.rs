@@ -601,8 +601,18 @@ impl Elector {
                     tracing::warn!(identity = %self.identity, "no renewal in time; stepping down before the lease can run out");
                     return LeadOutcome::Lost;
                 };
+                // A ConfigMap deleted under a valid lease is created again (module docs).
+                let renewal = async {
+                    match self.renew(&cached).await {
+                        Err(Error::Missing { .. }) => {
+                            tracing::warn!(identity = %self.identity, name = %self.name, "the cluster ConfigMap was deleted under a valid lease; restoring it");
+                            self.restore(&cached).await
+                        }
+                        renewed => renewed,
+                    }
+                };
                 // One deadline for the whole renewal, its retries after a conflict included.
-                match tokio::time::timeout(left, self.renew(&cached)).await {
+                match tokio::time::timeout(left, renewal).await {
                     Ok(Ok(stored)) => {
                         cached = stored;
                         step_down = self.step_down_at(sent_at);
@@ -612,22 +622,6 @@ impl Elector {
                     Ok(Err(Error::NotLeader { reason, .. })) => {
                         tracing::warn!(identity = %self.identity, %reason, "deposed");
                         return LeadOutcome::Lost;
-                    }
-                    Ok(Err(Error::Missing { .. })) => {
-                        tracing::warn!(identity = %self.identity, name = %self.name, "the cluster ConfigMap was deleted under a valid lease; restoring it");
-                        match tokio::time::timeout(left, self.restore(&cached)).await {
-                            Ok(Ok(stored)) => {
-                                cached = stored;
-                                step_down = self.step_down_at(sent_at);
-                                self.valid_until.send_replace(Some(step_down));
-                                break;
-                            }
-                            Ok(Err(error)) => {
-                                tracing::warn!(%error, "could not restore the cluster ConfigMap; stepping down");
-                                return LeadOutcome::Lost;
-                            }
-                            Err(_) => return LeadOutcome::Lost,
-                        }
                     }
                     Ok(Err(error)) => {
                         tracing::warn!(%error, "renewal failed; retrying");
