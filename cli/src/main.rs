@@ -8,11 +8,13 @@
 // Bad input is an error value, never a panic: no unwrap or expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(feature = "demo")]
 mod demo;
 mod examples;
 mod jobmanager;
 mod lint;
 mod review;
+mod rule_arg;
 mod signal;
 mod webhook;
 
@@ -57,6 +59,7 @@ enum Command {
     /// Show HA at work on this machine: a local control plane, two JobManagers, a leader
     /// killed, the Deployment deleted, every job recovered at its latest checkpoint.
     /// Needs the control plane's binaries (scripts/provision-kube-test-assets).
+    #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),
 }
 
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
     // The demo tells its own story on stdout; kube-client's error line for each
     // not-yet-ready probe of the starting API server would only bury it.
     let default_filter = match cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo(_) => "warn,kube_client::client::builder=off",
         _ => "info",
     };
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Review(args) => review::run(&args),
         Command::Jobmanager(args) => jobmanager::run(&args),
         Command::Webhook(args) => webhook::run(&args),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(&args),
     };
     match result {

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use clap::Args;
 use flink_ha_policy::{ReviewSettings, review};
 
@@ -19,9 +19,8 @@ pub struct ReviewArgs {
     #[arg(long, value_name = "TIME")]
     now: Option<jiff::Timestamp>,
 
-    /// Turn a rule off, as the webhook's settings can (repeatable), e.g. --disable HA205.
-    #[arg(long, value_name = "RULE")]
-    disable: Vec<String>,
+    #[command(flatten)]
+    disabled: crate::rule_arg::DisabledRules,
 
     /// Admit, and send what would deny as warnings (the webhook's --warn-only).
     #[arg(long)]
@@ -29,11 +28,6 @@ pub struct ReviewArgs {
 }
 
 pub fn run(args: &ReviewArgs) -> Result<ExitCode> {
-    for rule in &args.disable {
-        if flink_ha_policy::RuleId::parse(rule).is_none() {
-            return Err(anyhow!("--disable {rule}: no such rule (see `flink-ha rules`)"));
-        }
-    }
     let mut body = String::new();
     if args.file == "-" {
         std::io::stdin()
@@ -44,7 +38,7 @@ pub fn run(args: &ReviewArgs) -> Result<ExitCode> {
     }
     let now = args.now.unwrap_or_else(jiff::Timestamp::now).as_millisecond();
     let settings = ReviewSettings {
-        disabled_rules: args.disable.clone(),
+        disabled_rules: args.disabled.ids(),
         warn_only: args.warn_only,
     };
     let reviewed = review(&body, now, &settings).with_context(|| format!("cannot review {}", args.file))?;

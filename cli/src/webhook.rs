@@ -37,9 +37,8 @@ pub struct WebhookArgs {
     /// file changes, and the previous policy kept if the new one fails to load.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
-    /// Turn a rule off (repeatable), e.g. HA205 during a planned teardown.
-    #[arg(long = "disable-rule", value_name = "RULE")]
-    disabled_rules: Vec<String>,
+    #[command(flatten)]
+    disabled: crate::rule_arg::DisabledRules,
     /// Admit everything and send what would deny as warnings marked "(not enforced)":
     /// a dry run of the policy on a live cluster before enforcing it.
     #[arg(long)]
@@ -72,11 +71,6 @@ pub struct WebhookArgs {
 }
 
 pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
-    for rule in &args.disabled_rules {
-        if flink_ha_policy::RuleId::parse(rule).is_none() {
-            bail!("--disable-rule {rule}: no such rule (see `flink-ha rules`)");
-        }
-    }
     if args.memory_cap_mib == 0 || args.reload_interval_secs == 0 || args.client_timeout_secs == 0 {
         bail!("--memory-cap-mib, --client-timeout-secs and --reload-interval-secs must be above zero");
     }
@@ -106,7 +100,7 @@ pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
         Some(path) => PolicySource::File(path.clone()),
         None => PolicySource::Embedded,
     };
-    config.disabled_rules = args.disabled_rules.iter().map(|r| r.to_ascii_uppercase()).collect();
+    config.disabled_rules = args.disabled.ids();
     config.warn_only = args.warn_only;
     config.limits = Limits {
         max_concurrency: args.max_concurrency,
