@@ -390,6 +390,54 @@ fn duplicate(key: &str, first: Option<Pos>, at: Option<Pos>, how: Option<&str>) 
     .at(at)
 }
 
+/// An input that cannot be read (HA001), at `pos`.
+pub(crate) fn input_error(message: String, hint: &str, pos: Option<Pos>) -> Finding {
+    Finding::new(RuleId::HA001, message, hint).at(pos)
+}
+
+pub(crate) fn syntax_error(e: &crate::yaml::SyntaxError) -> Finding {
+    input_error(
+        format!("cannot read the YAML: {}", e.message),
+        "fix the YAML at this position; nothing after it was linted",
+        Some(e.pos),
+    )
+}
+
+/// Reads a Flink configuration text into the options Flink would see, with the
+/// findings of reading it (HA001–HA004). `None` when nothing could be read: a syntax
+/// error, or a document that is not a map. The HA rules are not applied here; the HA
+/// runtime uses this to run with exactly the configuration the linter judged.
+pub fn read_config_text(text: &str, legacy: bool) -> (Option<FlinkConfig>, Vec<Finding>) {
+    if legacy {
+        let (config, findings) = parse_legacy(text);
+        return (Some(config), findings);
+    }
+    let mut findings = Vec::new();
+    let stream = crate::yaml::parse_stream(text);
+    if let Some(e) = &stream.error {
+        findings.push(syntax_error(e));
+        return (None, findings);
+    }
+    let docs: Vec<&crate::yaml::Document> = stream.documents.iter().filter(|d| d.root.is_some()).collect();
+    if docs.len() > 1 {
+        findings.push(input_error(
+            format!(
+                "config.yaml holds {} YAML documents; Flink reads exactly one",
+                docs.len()
+            ),
+            "remove the `---` separators and keep one document",
+            Some(docs[1].pos),
+        ));
+    }
+    let Some(root) = docs.first().and_then(|d| d.root.as_ref()) else {
+        return (None, findings);
+    };
+    let (config, parse_findings) = parse_standard(root);
+    let unreadable = parse_findings.iter().any(|f| f.rule == RuleId::HA001) && config.is_empty();
+    findings.extend(parse_findings);
+    ((!unreadable).then_some(config), findings)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

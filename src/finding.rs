@@ -5,25 +5,8 @@ use serde::Serialize;
 use crate::rules::RuleId;
 use crate::yaml::Pos;
 
-/// How much a finding matters. `Error` blocks (lint exits 1, the webhook denies),
-/// `Warning` is shown (webhook warnings), `Info` appears only in reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-    Info,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        }
-    }
-}
+/// Severities belong to the rule catalogue (each rule has one); findings carry them.
+pub use crate::rules::Severity;
 
 /// One problem, with everything a person needs to act on it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Entry, FlinkConfig};
+use crate::config::{Entry, FlinkConfig, read_config_text};
 use crate::finding::Finding;
 use crate::ha_layout::MAX_CLUSTER_ID_LENGTH;
 use crate::options::{self, OptionSpec, display_value};
@@ -44,7 +44,7 @@ impl HaKind {
     }
 }
 
-pub const KUBERNETES_FACTORY: &str = "org.apache.flink.kubernetes.highavailability.KubernetesHaServicesFactory";
+pub use crate::options::KUBERNETES_FACTORY;
 
 /// What the cross-document rules need to know about one configuration.
 #[derive(Clone, Debug)]
@@ -602,4 +602,10 @@ fn humanize(d: Duration) -> String {
     } else {
         format!("{ms} ms")
     }
+}
+/// Lints a Flink configuration text (a file or one embedded in a ConfigMap).
+pub fn lint_config_text(text: &str, legacy: bool, origin: &Origin) -> (Vec<Finding>, Option<HaFacts>) {
+    let (config, mut findings) = read_config_text(text, legacy);
+    let facts = config.map(|config| check(&config, origin, &mut findings));
+    (findings, facts)
 }

@@ -4,11 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::{self, ConfigFact, Facts};
-use crate::config::{self, FlinkConfig};
 use crate::finding::{Finding, Report};
 use crate::ha_config::{self, HaFacts, Origin};
 use crate::objects::{self, DocOut};
-use crate::rules::RuleId;
 use crate::yaml::{self, Pos};
 
 /// Largest input read. A ConfigMap holds at most 1 MiB and the API server takes
@@ -99,9 +97,7 @@ fn looks_like_manifest(text: &str) -> bool {
     false
 }
 
-fn input_error(message: String, hint: &str, pos: Option<Pos>) -> Finding {
-    Finding::new(RuleId::HA001, message, hint).at(pos)
-}
+use crate::config::{self, input_error, syntax_error};
 
 /// Checks size and encoding; the text, or the finding that stops linting.
 pub fn decode(bytes: &[u8]) -> Result<&str, Finding> {
@@ -130,56 +126,6 @@ pub fn decode(bytes: &[u8]) -> Result<&str, Finding> {
             Some(Pos::new(line, column)),
         )
     })
-}
-
-fn syntax_error(e: &yaml::SyntaxError) -> Finding {
-    input_error(
-        format!("cannot read the YAML: {}", e.message),
-        "fix the YAML at this position; nothing after it was linted",
-        Some(e.pos),
-    )
-}
-
-/// Lints a Flink configuration text (a file or one embedded in a ConfigMap).
-pub fn lint_config_text(text: &str, legacy: bool, origin: &Origin) -> (Vec<Finding>, Option<HaFacts>) {
-    let (config, mut findings) = read_config_text(text, legacy);
-    let facts = config.map(|config| ha_config::check(&config, origin, &mut findings));
-    (findings, facts)
-}
-
-/// Reads a Flink configuration text into the options Flink would see, with the
-/// findings of reading it (HA001–HA004). `None` when nothing could be read: a syntax
-/// error, or a document that is not a map. The HA rules are not applied here; the HA
-/// runtime uses this to run with exactly the configuration the linter judged.
-pub fn read_config_text(text: &str, legacy: bool) -> (Option<FlinkConfig>, Vec<Finding>) {
-    if legacy {
-        let (config, findings) = config::parse_legacy(text);
-        return (Some(config), findings);
-    }
-    let mut findings = Vec::new();
-    let stream = yaml::parse_stream(text);
-    if let Some(e) = &stream.error {
-        findings.push(syntax_error(e));
-        return (None, findings);
-    }
-    let docs: Vec<&yaml::Document> = stream.documents.iter().filter(|d| d.root.is_some()).collect();
-    if docs.len() > 1 {
-        findings.push(input_error(
-            format!(
-                "config.yaml holds {} YAML documents; Flink reads exactly one",
-                docs.len()
-            ),
-            "remove the `---` separators and keep one document",
-            Some(docs[1].pos),
-        ));
-    }
-    let Some(root) = docs.first().and_then(|d| d.root.as_ref()) else {
-        return (None, findings);
-    };
-    let (config, parse_findings) = config::parse_standard(root);
-    let unreadable = parse_findings.iter().any(|f| f.rule == RuleId::HA001) && config.is_empty();
-    findings.extend(parse_findings);
-    ((!unreadable).then_some(config), findings)
 }
 
 /// Lints a stream of Kubernetes documents.
@@ -258,7 +204,7 @@ fn lint_one(input: &LintInput<'_>, format: InputFormat) -> (Vec<Finding>, Facts)
     let mut out = DocOut::default();
     match format {
         InputFormat::FlinkConf | InputFormat::ConfigYaml => {
-            let (findings, facts) = lint_config_text(text, format == InputFormat::FlinkConf, &Origin::File);
+            let (findings, facts) = ha_config::lint_config_text(text, format == InputFormat::FlinkConf, &Origin::File);
             out.findings = findings;
             if let Some(facts) = facts {
                 push_file_facts(&mut out, facts);

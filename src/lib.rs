@@ -40,11 +40,13 @@ pub mod storage_uri;
 pub mod typecheck;
 pub mod yaml;
 mod yaml_simple;
+mod yaml_tree;
 
 #[cfg(feature = "admission")]
 pub use admission::{ReviewError, ReviewSettings, Reviewed, review};
+pub use config::read_config_text;
 pub use finding::{Finding, Report, Severity, Summary};
-pub use input::{InputFormat, LintInput, MAX_INPUT_BYTES, detect, lint_inputs, read_config_text};
+pub use input::{InputFormat, LintInput, MAX_INPUT_BYTES, detect, lint_inputs};
 pub use render::LintRun;
 pub use rules::RuleId;
 

@@ -11,7 +11,6 @@ use crate::ha_layout::{
     LABEL_CONFIGMAP_TYPE, LABEL_CONFIGMAP_TYPE_VALUE, LABEL_TYPE, LABEL_TYPE_VALUE, LEADER_ENTRY_PREFIX,
     MAX_CLUSTER_ID_LENGTH,
 };
-use crate::input;
 use crate::leader_record::{self, LeaderRecord};
 use crate::options::{self, display_value};
 use crate::rules::RuleId;
@@ -304,7 +303,7 @@ fn embedded_configs(root: &Node, cluster_id: &str, out: &mut DocOut) {
         let origin = Origin::ConfigMap {
             cluster_id: cluster_id.to_string(),
         };
-        let (mut findings, facts) = input::lint_config_text(text, legacy, &origin);
+        let (mut findings, facts) = ha_config::lint_config_text(text, legacy, &origin);
         let placement = Placement::of(v);
         for f in &mut findings {
             placement.apply(f);

@@ -242,3 +242,6 @@ pub fn current_for(key: &str) -> Option<&'static OptionSpec> {
 pub fn by_key(key: &str) -> Option<&'static OptionSpec> {
     ALL.iter().copied().find(|o| o.key == key)
 }
+
+/// The factory class name `high-availability.type` may name instead of `kubernetes`.
+pub const KUBERNETES_FACTORY: &str = "org.apache.flink.kubernetes.highavailability.KubernetesHaServicesFactory";

@@ -5,7 +5,25 @@
 
 use serde::{Serialize, Serializer};
 
-use crate::finding::Severity;
+/// How much a finding matters. `Error` blocks (lint exits 1, the webhook denies),
+/// `Warning` is shown (webhook warnings), `Info` appears only in reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
 
 macro_rules! catalogue {
     ($( $variant:ident => ($sev:ident, $title:literal, $explanation:literal), )*) => {

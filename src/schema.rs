@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::ha_config::KUBERNETES_FACTORY;
+use crate::options::KUBERNETES_FACTORY;
 use crate::options::{self, OptionSpec, OptionType};
 
 /// Units Flink's duration parser knows (see `duration.rs`), for the schema's pattern.

@@ -11,7 +11,7 @@
 //! exactly the one the general path builds, positions included: `tests/yaml_simple.rs`
 //! compares both on the corpus and the `yaml_simple` fuzz target on arbitrary input.
 
-use crate::yaml::{Document, MAX_DEPTH, Node, Pos, Style, Value};
+use crate::yaml_tree::{Document, MAX_DEPTH, Node, Pos, Style, Value};
 
 /// Characters that may not start a plain scalar here (YAML indicators), or that make a
 /// key something other than plain text.
