@@ -133,37 +133,81 @@ pub fn suggest_cluster_id(id: &str, max: usize) -> String {
     }
 }
 
-fn place(entry: Option<&Entry>) -> Option<Pos> {
+/// Where a key is written (findings about an option that is missing point at the line
+/// that turned HA on).
+fn key_pos(entry: Option<&Entry>) -> Option<Pos> {
     entry.and_then(|e| e.key_pos)
 }
 
-fn value_place(entry: &Entry) -> Option<Pos> {
+/// Where a value is written, else its key.
+fn value_pos(entry: &Entry) -> Option<Pos> {
     entry.value_pos.or(entry.key_pos)
+}
+
+/// What the HA1xx rules of one configuration share.
+struct Context<'a> {
+    config: &'a FlinkConfig,
+    kind: HaKind,
+    /// Where `high-availability.type` is written.
+    ha_pos: Option<Pos>,
+    /// The Flink Kubernetes Operator sets the cluster ids from the resource itself.
+    is_operator: bool,
+    k8s_id: Option<&'a Entry>,
+}
+
+impl Context<'_> {
+    fn is_kubernetes(&self) -> bool {
+        self.kind == HaKind::Kubernetes
+    }
 }
 
 /// Runs every HA1xx rule on `config` and returns what the bundle rules need.
 pub fn check(config: &FlinkConfig, origin: &Origin, out: &mut Vec<Finding>) -> HaFacts {
     check_deprecations(config, out);
     typecheck::check(config, out);
-
     let type_entry = config.effective(options::HA_TYPE);
-    let kind = match type_entry {
-        None => HaKind::None,
-        Some(e) => {
-            let kind = classify(&e.value);
-            if kind == HaKind::Invalid {
-                out.push(invalid_type(e));
-            }
-            kind
-        }
+    let cx = Context {
+        config,
+        kind: ha_type(type_entry, out),
+        ha_pos: key_pos(type_entry),
+        is_operator: matches!(origin, Origin::FlinkDeployment { .. } | Origin::FlinkSessionJob),
+        k8s_id: config.effective(options::K8S_CLUSTER_ID),
     };
-    // Findings about something missing point at the line that turned HA on.
-    let ha_pos = place(type_entry);
-    let is_k8s = kind == HaKind::Kubernetes;
-    let is_operator = matches!(origin, Origin::FlinkDeployment { .. } | Origin::FlinkSessionJob);
+    kubernetes_cluster_id(&cx, out);
+    let storage = storage_dir(&cx, out);
+    check_durations(config, cx.is_kubernetes(), out);
+    jobmanager_replicas(&cx, out);
+    checkpointing_on(&cx, out);
+    retained_checkpoints(&cx, out);
+    ha_cluster_id(&cx, out);
 
-    let k8s_id = config.effective(options::K8S_CLUSTER_ID);
-    if let Some(e) = k8s_id {
+    let cluster_id = match origin {
+        Origin::FlinkDeployment { name } => Some(name.clone()),
+        Origin::ConfigMap { cluster_id } => Some(cx.k8s_id.map_or_else(|| cluster_id.clone(), |e| e.value.clone())),
+        _ => cx.k8s_id.map(|e| e.value.clone()),
+    };
+    HaFacts {
+        kind: cx.kind,
+        cluster_id,
+        storage_dir: storage.map(|e| (e.value.clone(), value_pos(e))),
+    }
+}
+
+/// HA109: what `high-availability.type` turns on.
+fn ha_type(type_entry: Option<&Entry>, out: &mut Vec<Finding>) -> HaKind {
+    let Some(e) = type_entry else {
+        return HaKind::None;
+    };
+    let kind = classify(&e.value);
+    if kind == HaKind::Invalid {
+        out.push(invalid_type(e));
+    }
+    kind
+}
+
+/// HA102: a cluster id Kubernetes rejects; HA101: none, with Kubernetes HA on.
+fn kubernetes_cluster_id(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    if let Some(e) = cx.k8s_id {
         if !is_valid_cluster_id(&e.value, MAX_CLUSTER_ID_LENGTH) {
             out.push(
                 Finding::new(
@@ -176,10 +220,10 @@ pub fn check(config: &FlinkConfig, origin: &Origin, out: &mut Vec<Finding>) -> H
                     format!("use e.g. `{}`", suggest_cluster_id(&e.value, MAX_CLUSTER_ID_LENGTH)),
                 )
                 .key(&e.key)
-                .at(value_place(e)),
+                .at(value_pos(e)),
             );
         }
-    } else if is_k8s && !is_operator {
+    } else if cx.is_kubernetes() && !cx.is_operator {
         out.push(
             Finding::new(
                 RuleId::HA101,
@@ -187,54 +231,64 @@ pub fn check(config: &FlinkConfig, origin: &Origin, out: &mut Vec<Finding>) -> H
                 format!("set `kubernetes.cluster-id` to a name such as `my-flink-cluster` (lower-case, at most {MAX_CLUSTER_ID_LENGTH} characters)"),
             )
             .key(options::K8S_CLUSTER_ID.key)
-            .at(ha_pos),
+            .at(cx.ha_pos),
         );
     }
+}
 
-    let storage = config.effective(options::STORAGE_DIR);
+/// HA103: HA on without a storageDir; the storageDir's own rules when it is set.
+fn storage_dir<'a>(cx: &Context<'a>, out: &mut Vec<Finding>) -> Option<&'a Entry> {
+    let storage = cx.config.effective(options::STORAGE_DIR);
     match storage {
-        None if kind.is_on() => out.push(
+        None if cx.kind.is_on() => out.push(
             Finding::new(
                 RuleId::HA103,
                 "HA is on but `high-availability.storageDir` is not set: there is nowhere to keep job graphs and checkpoint metadata",
                 "set `high-availability.storageDir` to durable storage, e.g. `s3://my-bucket/flink/recovery`",
             )
             .key(options::STORAGE_DIR.key)
-            .at(ha_pos),
+            .at(cx.ha_pos),
         ),
         None => {}
-        Some(e) => check_storage_dir(config, e, out),
+        Some(e) => check_storage_dir(cx.config, e, out),
     }
+    storage
+}
 
-    check_durations(config, is_k8s, out);
-
-    if let Some(e) = config.effective(options::JM_REPLICAS)
-        && let Ok(n) = e.value.trim().parse::<i64>()
-    {
-        if n < 1 {
-            out.push(
-                Finding::new(
-                    RuleId::HA113,
-                    format!("`{}` is {n}; Flink refuses fewer than one JobManager", e.key),
-                    "set it to 1, or more with HA on",
-                )
-                .key(&e.key)
-                .at(value_place(e)),
-            );
-        } else if n > 1 && !kind.is_on() {
-            out.push(
-                    Finding::new(
-                        RuleId::HA113,
-                        format!("{n} JobManager replicas without HA: Flink refuses with \"High availability should be enabled when starting standby JobManagers.\""),
-                        "turn HA on (`high-availability.type: kubernetes`) or use 1 replica",
-                    )
-                    .key(&e.key)
-                    .at(value_place(e)),
-                );
-        }
+/// HA113: fewer than one JobManager, or standbys without HA.
+fn jobmanager_replicas(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    let Some(e) = cx.config.effective(options::JM_REPLICAS) else {
+        return;
+    };
+    let Ok(n) = e.value.trim().parse::<i64>() else {
+        return;
+    };
+    if n < 1 {
+        out.push(
+            Finding::new(
+                RuleId::HA113,
+                format!("`{}` is {n}; Flink refuses fewer than one JobManager", e.key),
+                "set it to 1, or more with HA on",
+            )
+            .key(&e.key)
+            .at(value_pos(e)),
+        );
+    } else if n > 1 && !cx.kind.is_on() {
+        out.push(
+            Finding::new(
+                RuleId::HA113,
+                format!("{n} JobManager replicas without HA: Flink refuses with \"High availability should be enabled when starting standby JobManagers.\""),
+                "turn HA on (`high-availability.type: kubernetes`) or use 1 replica",
+            )
+            .key(&e.key)
+            .at(value_pos(e)),
+        );
     }
+}
 
-    if is_k8s && config.effective(options::CHECKPOINT_INTERVAL).is_none() {
+/// HA114: Kubernetes HA with checkpointing off.
+fn checkpointing_on(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    if cx.is_kubernetes() && cx.config.effective(options::CHECKPOINT_INTERVAL).is_none() {
         out.push(
             Finding::new(
                 RuleId::HA114,
@@ -242,11 +296,14 @@ pub fn check(config: &FlinkConfig, origin: &Origin, out: &mut Vec<Finding>) -> H
                 "set `execution.checkpointing.interval`, e.g. `1 min`",
             )
             .key(options::CHECKPOINT_INTERVAL.key)
-            .at(ha_pos),
+            .at(cx.ha_pos),
         );
     }
+}
 
-    if let Some(e) = config.effective(options::NUM_RETAINED)
+/// HA115: so many retained checkpoints that the job ConfigMap nears its limit.
+fn retained_checkpoints(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    if let Some(e) = cx.config.effective(options::NUM_RETAINED)
         && let Ok(n) = e.value.trim().parse::<i64>()
         && n > 100
     {
@@ -259,50 +316,43 @@ pub fn check(config: &FlinkConfig, origin: &Origin, out: &mut Vec<Finding>) -> H
                 "retain at most a few checkpoints (the default is 1); keep long-term state in savepoints",
             )
             .key(&e.key)
-            .at(value_place(e)),
+            .at(value_pos(e)),
         );
     }
+}
 
-    let ha_id = config.effective(options::HA_CLUSTER_ID);
-    let cluster_id = match origin {
-        Origin::FlinkDeployment { name } => Some(name.clone()),
-        Origin::ConfigMap { cluster_id } => Some(k8s_id.map(|e| e.value.clone()).unwrap_or_else(|| cluster_id.clone())),
-        _ => k8s_id.map(|e| e.value.clone()),
-    };
-    if is_k8s && !is_operator {
-        match (ha_id, k8s_id) {
-            (Some(h), Some(k)) if h.value != k.value => out.push(
-                Finding::new(
-                    RuleId::HA116,
-                    format!(
-                        "`{}` is `{}` but `kubernetes.cluster-id` is `{}`: HA payloads go to `<storageDir>/{}/` while the ConfigMaps are named after `{}`",
-                        h.key, h.value, k.value, h.value, k.value
-                    ),
-                    format!("set `high-availability.cluster-id: {}` or remove it (native deployments derive it)", k.value),
-                )
-                .key(&h.key)
-                .at(value_place(h)),
-            ),
-            (None, _) => out.push(
-                Finding::new(
-                    RuleId::HA117,
-                    "`high-availability.cluster-id` is unset: a standalone JobManager writes its HA payloads to `<storageDir>/default/`, shared with every other standalone cluster on that storageDir",
-                    match k8s_id {
-                        Some(k) => format!("set `high-availability.cluster-id: {}`; native deployments derive it from `kubernetes.cluster-id` themselves", k.value),
-                        None => "set `high-availability.cluster-id` to the cluster id; native deployments derive it from `kubernetes.cluster-id` themselves".to_string(),
-                    },
-                )
-                .key(options::HA_CLUSTER_ID.key)
-                .at(ha_pos),
-            ),
-            _ => {}
-        }
+/// HA116: `high-availability.cluster-id` differs from `kubernetes.cluster-id`; HA117:
+/// unset in a standalone deployment (payloads under `default/`).
+fn ha_cluster_id(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    if !cx.is_kubernetes() || cx.is_operator {
+        return;
     }
-
-    HaFacts {
-        kind,
-        cluster_id,
-        storage_dir: storage.map(|e| (e.value.clone(), value_place(e))),
+    match (cx.config.effective(options::HA_CLUSTER_ID), cx.k8s_id) {
+        (Some(h), Some(k)) if h.value != k.value => out.push(
+            Finding::new(
+                RuleId::HA116,
+                format!(
+                    "`{}` is `{}` but `kubernetes.cluster-id` is `{}`: HA payloads go to `<storageDir>/{}/` while the ConfigMaps are named after `{}`",
+                    h.key, h.value, k.value, h.value, k.value
+                ),
+                format!("set `high-availability.cluster-id: {}` or remove it (native deployments derive it)", k.value),
+            )
+            .key(&h.key)
+            .at(value_pos(h)),
+        ),
+        (None, k8s_id) => out.push(
+            Finding::new(
+                RuleId::HA117,
+                "`high-availability.cluster-id` is unset: a standalone JobManager writes its HA payloads to `<storageDir>/default/`, shared with every other standalone cluster on that storageDir",
+                match k8s_id {
+                    Some(k) => format!("set `high-availability.cluster-id: {}`; native deployments derive it from `kubernetes.cluster-id` themselves", k.value),
+                    None => "set `high-availability.cluster-id` to the cluster id; native deployments derive it from `kubernetes.cluster-id` themselves".to_string(),
+                },
+            )
+            .key(options::HA_CLUSTER_ID.key)
+            .at(cx.ha_pos),
+        ),
+        _ => {}
     }
 }
 
@@ -332,7 +382,7 @@ fn invalid_type(e: &Entry) -> Finding {
         hint,
     )
     .key(&e.key)
-    .at(value_place(e))
+    .at(value_pos(e))
 }
 
 fn check_deprecations(config: &FlinkConfig, out: &mut Vec<Finding>) {
@@ -381,7 +431,7 @@ fn check_deprecations(config: &FlinkConfig, out: &mut Vec<Finding>) {
 
 fn check_storage_dir(config: &FlinkConfig, e: &Entry, out: &mut Vec<Finding>) {
     let value = e.value.trim();
-    let pos = value_place(e);
+    let pos = value_pos(e);
     let shown = display_value(&e.key, value);
     let uri = storage_uri::split(value);
     let default_scheme = config
@@ -571,7 +621,7 @@ fn check_duration(e: &Entry, out: &mut Vec<Finding>) -> Option<Duration> {
                     "use a positive duration such as `15 s`",
                 )
                 .key(&e.key)
-                .at(value_place(e)),
+                .at(value_pos(e)),
             );
             None
         }
@@ -588,7 +638,7 @@ fn check_duration(e: &Entry, out: &mut Vec<Finding>) -> Option<Duration> {
                     "write a whole number and a unit, e.g. `15 s`, `500 ms`, `1 min` (no unit means milliseconds)",
                 )
                 .key(&e.key)
-                .at(value_place(e)),
+                .at(value_pos(e)),
             );
             None
         }
