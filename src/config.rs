@@ -390,6 +390,15 @@ fn duplicate(key: &str, first: Option<Pos>, at: Option<Pos>, how: Option<&str>) 
     .at(at)
 }
 
+/// Which of Flink's two configuration files a text is: they are read differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigFile {
+    /// Legacy `flink-conf.yaml`, read line by line by Flink's own parser.
+    FlinkConf,
+    /// `config.yaml`, standard YAML 1.2 (Flink 2.x).
+    ConfigYaml,
+}
+
 /// An input that cannot be read (HA001), at `pos`.
 pub(crate) fn input_error(message: String, hint: &str, pos: Option<Pos>) -> Finding {
     Finding::new(RuleId::HA001, message, hint).at(pos)
@@ -407,8 +416,8 @@ pub(crate) fn syntax_error(e: &crate::yaml::SyntaxError) -> Finding {
 /// findings of reading it (HA001–HA004). `None` when nothing could be read: a syntax
 /// error, or a document that is not a map. The HA rules are not applied here; the HA
 /// runtime uses this to run with exactly the configuration the linter judged.
-pub fn read_config_text(text: &str, legacy: bool) -> (Option<FlinkConfig>, Vec<Finding>) {
-    if legacy {
+pub fn read_config_text(text: &str, file: ConfigFile) -> (Option<FlinkConfig>, Vec<Finding>) {
+    if file == ConfigFile::FlinkConf {
         let (config, findings) = parse_legacy(text);
         return (Some(config), findings);
     }

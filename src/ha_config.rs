@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Entry, FlinkConfig, read_config_text};
+use crate::config::{ConfigFile, Entry, FlinkConfig, read_config_text};
 use crate::finding::Finding;
 use crate::ha_layout::MAX_CLUSTER_ID_LENGTH;
 use crate::options::{self, OptionSpec, display_value};
@@ -654,8 +654,8 @@ fn humanize(d: Duration) -> String {
     }
 }
 /// Lints a Flink configuration text (a file or one embedded in a ConfigMap).
-pub fn lint_config_text(text: &str, legacy: bool, origin: &Origin) -> (Vec<Finding>, Option<HaFacts>) {
-    let (config, mut findings) = read_config_text(text, legacy);
+pub fn lint_config_text(text: &str, file: ConfigFile, origin: &Origin) -> (Vec<Finding>, Option<HaFacts>) {
+    let (config, mut findings) = read_config_text(text, file);
     let facts = config.map(|config| check(&config, origin, &mut findings));
     (findings, facts)
 }

@@ -29,6 +29,15 @@ pub enum InputFormat {
 }
 
 impl InputFormat {
+    /// The configuration file this format reads, `None` for manifests and `Auto`.
+    pub fn config_file(self) -> Option<ConfigFile> {
+        match self {
+            InputFormat::FlinkConf => Some(ConfigFile::FlinkConf),
+            InputFormat::ConfigYaml => Some(ConfigFile::ConfigYaml),
+            InputFormat::Auto | InputFormat::Kubernetes => None,
+        }
+    }
+
     pub const NAMES: &[&str] = &["auto", "flink-conf", "config-yaml", "kubernetes"];
 
     pub fn as_str(self) -> &'static str {
@@ -97,7 +106,7 @@ fn looks_like_manifest(text: &str) -> bool {
     false
 }
 
-use crate::config::{self, input_error, syntax_error};
+use crate::config::{self, ConfigFile, input_error, syntax_error};
 
 /// Checks size and encoding; the text, or the finding that stops linting.
 pub fn decode(bytes: &[u8]) -> Result<&str, Finding> {
@@ -204,7 +213,8 @@ fn lint_one(input: &LintInput<'_>, format: InputFormat) -> (Vec<Finding>, Facts)
     let mut out = DocOut::default();
     match format {
         InputFormat::FlinkConf | InputFormat::ConfigYaml => {
-            let (findings, facts) = ha_config::lint_config_text(text, format == InputFormat::FlinkConf, &Origin::File);
+            let file = format.config_file().unwrap_or(ConfigFile::ConfigYaml);
+            let (findings, facts) = ha_config::lint_config_text(text, file, &Origin::File);
             out.findings = findings;
             if let Some(facts) = facts {
                 push_file_facts(&mut out, facts);
@@ -213,4 +223,13 @@ fn lint_one(input: &LintInput<'_>, format: InputFormat) -> (Vec<Finding>, Facts)
         InputFormat::Kubernetes | InputFormat::Auto => lint_manifests(text, &mut out),
     }
     (out.findings, out.facts)
+}
+
+impl From<ConfigFile> for InputFormat {
+    fn from(file: ConfigFile) -> InputFormat {
+        match file {
+            ConfigFile::FlinkConf => InputFormat::FlinkConf,
+            ConfigFile::ConfigYaml => InputFormat::ConfigYaml,
+        }
+    }
 }

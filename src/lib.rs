@@ -44,7 +44,7 @@ mod yaml_tree;
 
 #[cfg(feature = "admission")]
 pub use admission::{ReviewError, ReviewSettings, Reviewed, review};
-pub use config::read_config_text;
+pub use config::{ConfigFile, read_config_text};
 pub use finding::{Finding, Report, Severity, Summary};
 pub use input::{InputFormat, LintInput, MAX_INPUT_BYTES, detect, lint_inputs};
 pub use render::LintRun;

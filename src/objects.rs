@@ -3,7 +3,7 @@
 //! and the Flink configuration embedded in `flink-config-<id>` ConfigMaps.
 
 use crate::bundle::{ConfigFact, DeploymentFact, Facts};
-use crate::config::{self, FlinkConfig};
+use crate::config::{self, ConfigFile, FlinkConfig};
 use crate::finding::{Finding, Severity};
 use crate::ha_config::{self, HaKind, Origin};
 use crate::ha_layout::{
@@ -294,16 +294,16 @@ fn embedded_configs(root: &Node, cluster_id: &str, out: &mut DocOut) {
         return;
     };
     for (k, v) in data {
-        let legacy = match k.as_str() {
-            Some("config.yaml") => false,
-            Some("flink-conf.yaml") => true,
+        let file = match k.as_str() {
+            Some("config.yaml") => ConfigFile::ConfigYaml,
+            Some("flink-conf.yaml") => ConfigFile::FlinkConf,
             _ => continue,
         };
         let Some(text) = v.as_str() else { continue };
         let origin = Origin::ConfigMap {
             cluster_id: cluster_id.to_string(),
         };
-        let (mut findings, facts) = ha_config::lint_config_text(text, legacy, &origin);
+        let (mut findings, facts) = ha_config::lint_config_text(text, file, &origin);
         let placement = Placement::of(v);
         for f in &mut findings {
             placement.apply(f);

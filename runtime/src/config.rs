@@ -7,7 +7,7 @@ use std::time::Duration;
 use flink_ha_policy::config::FlinkConfig;
 use flink_ha_policy::ha_config::{self, HaKind};
 use flink_ha_policy::options::{self, OptionSpec};
-use flink_ha_policy::{InputFormat, LintRun, Report, Severity, detect, duration, lint_as, read_config_text};
+use flink_ha_policy::{LintRun, Report, Severity, detect, duration, lint_as, read_config_text};
 
 use crate::leader_election::ElectionConfig;
 use crate::storage::StorageOptions;
@@ -64,21 +64,12 @@ impl HaSettings {
             name: name.to_string(),
             reason,
         };
-        let legacy = match detect(name, text) {
-            InputFormat::FlinkConf => true,
-            InputFormat::ConfigYaml => false,
-            _ => {
-                return Err(unusable(
-                    "is a Kubernetes manifest; give the runtime the Flink configuration file itself".into(),
-                ));
-            }
+        let Some(file) = detect(name, text).config_file() else {
+            return Err(unusable(
+                "is a Kubernetes manifest; give the runtime the Flink configuration file itself".into(),
+            ));
         };
-        let format = if legacy {
-            InputFormat::FlinkConf
-        } else {
-            InputFormat::ConfigYaml
-        };
-        let report = lint_as(name, text.as_bytes(), format);
+        let report = lint_as(name, text.as_bytes(), file.into());
         let errors = report.findings.iter().filter(|f| f.severity == Severity::Error).count();
         if errors > 0 {
             return Err(ConfigError::Rejected {
@@ -87,7 +78,7 @@ impl HaSettings {
                 report: LintRun::new([(name.to_string(), report)]).to_text(),
             });
         }
-        let (Some(config), _) = read_config_text(text, legacy) else {
+        let (Some(config), _) = read_config_text(text, file) else {
             return Err(unusable("holds no configuration".into()));
         };
         let ha_type = config.value_or_default(options::HA_TYPE).unwrap_or("NONE");
