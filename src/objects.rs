@@ -126,22 +126,35 @@ fn configmap(root: &Node, out: &mut DocOut) {
     configmap_size(root, name, out);
 }
 
+/// The HA2xx rules of one of Flink's HA ConfigMaps.
 fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
-    if let Some((key, n)) = owner_refs(root) {
-        out.findings.push(
-            Finding::new(
-                RuleId::HA201,
-                format!(
-                    "HA ConfigMap `{name}` has {n} owner reference{}: the garbage collector deletes it with its owner and every job's HA metadata is lost",
-                    if n == 1 { "" } else { "s" }
-                ),
-                "remove metadata.ownerReferences; HA ConfigMaps must outlive the JobManager Deployment",
-            )
-            .path("metadata.ownerReferences")
-            .at(key.pos),
-        );
-    }
+    owner_references(root, name, out);
+    ha_labels(root, name, out);
+    leader_annotation(root, out);
+    ha_entries(root, out);
+}
 
+/// HA201: an owner reference has the garbage collector delete the HA data with its owner.
+fn owner_references(root: &Node, name: &str, out: &mut DocOut) {
+    let Some((key, n)) = owner_refs(root) else {
+        return;
+    };
+    out.findings.push(
+        Finding::new(
+            RuleId::HA201,
+            format!(
+                "HA ConfigMap `{name}` has {n} owner reference{}: the garbage collector deletes it with its owner and every job's HA metadata is lost",
+                if n == 1 { "" } else { "s" }
+            ),
+            "remove metadata.ownerReferences; HA ConfigMaps must outlive the JobManager Deployment",
+        )
+        .path("metadata.ownerReferences")
+        .at(key.pos),
+    );
+}
+
+/// HA202: the labels Flink selects its HA ConfigMaps by are missing or name another cluster.
+fn ha_labels(root: &Node, name: &str, out: &mut DocOut) {
     let id = ha_name_cluster_id(name);
     let mut problems = Vec::new();
     match (label(root, LABEL_APP), id) {
@@ -154,77 +167,62 @@ fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
     if label(root, LABEL_TYPE).is_none() {
         problems.push(format!("label `{LABEL_TYPE}` is missing"));
     }
-    if !problems.is_empty() {
-        let expected = format!(
-            "`{LABEL_APP}={}` and `{LABEL_TYPE}={LABEL_TYPE_VALUE}`",
-            id.unwrap_or("<cluster-id>")
-        );
-        let at = root
-            .path(&["metadata"])
-            .and_then(|m| m.entry("labels"))
-            .map_or_else(|| metadata_pos(root), |(k, _)| k.pos);
-        out.findings.push(
-            Finding::new(
-                RuleId::HA202,
-                format!(
-                    "HA ConfigMap `{name}`: {}; cleanup by label and watches miss it",
-                    problems.join(", ")
-                ),
-                format!("label it {expected}"),
-            )
-            .path("metadata.labels")
-            .at(at),
-        );
+    if problems.is_empty() {
+        return;
     }
+    let expected = format!(
+        "`{LABEL_APP}={}` and `{LABEL_TYPE}={LABEL_TYPE_VALUE}`",
+        id.unwrap_or("<cluster-id>")
+    );
+    let at = root
+        .path(&["metadata"])
+        .and_then(|m| m.entry("labels"))
+        .map_or_else(|| metadata_pos(root), |(k, _)| k.pos);
+    out.findings.push(
+        Finding::new(
+            RuleId::HA202,
+            format!(
+                "HA ConfigMap `{name}`: {}; cleanup by label and watches miss it",
+                problems.join(", ")
+            ),
+            format!("label it {expected}"),
+        )
+        .path("metadata.labels")
+        .at(at),
+    );
+}
 
-    if let Some((key, value)) = root
+/// HA206: a leader annotation that is not a leader record.
+fn leader_annotation(root: &Node, out: &mut DocOut) {
+    let Some((key, value)) = root
         .get("metadata")
         .and_then(|m| m.get("annotations"))
         .and_then(|a| a.entry(leader_record::ANNOTATION))
-    {
-        let text = value.as_str().unwrap_or("");
-        if let Err(why) = LeaderRecord::parse(text) {
-            out.findings.push(
-                Finding::new(
-                    RuleId::HA206,
-                    format!("the leader annotation {why}"),
-                    "let Flink write the record, or remove the annotation so a leader can be elected afresh",
-                )
-                .path(format!("metadata.annotations.{}", leader_record::ANNOTATION))
-                .at(key.pos),
-            );
-        }
+    else {
+        return;
+    };
+    if let Err(why) = LeaderRecord::parse(value.as_str().unwrap_or("")) {
+        out.findings.push(
+            Finding::new(
+                RuleId::HA206,
+                format!("the leader annotation {why}"),
+                "let Flink write the record, or remove the annotation so a leader can be elected afresh",
+            )
+            .path(format!("metadata.annotations.{}", leader_record::ANNOTATION))
+            .at(key.pos),
+        );
     }
+}
 
+/// HA206: data entries not in the format Flink writes (checkpoint keys, the counter,
+/// leader entries).
+fn ha_entries(root: &Node, out: &mut DocOut) {
     let Some(data) = root.get("data").and_then(Node::as_map) else {
         return;
     };
     for (k, v) in data {
         let Some(key) = k.as_str() else { continue };
-        let value = v.as_str().unwrap_or("");
-        let problem = if let Some(id) = key.strip_prefix(CHECKPOINT_KEY_PREFIX) {
-            (id.len() != CHECKPOINT_ID_DIGITS || !id.bytes().all(|b| b.is_ascii_digit())).then(|| {
-                format!("checkpoint key `{key}` is not `{CHECKPOINT_KEY_PREFIX}` and {CHECKPOINT_ID_DIGITS} digits; recovery sorts keys as text and may pick the wrong checkpoint")
-            })
-        } else if key == COUNTER_KEY {
-            (value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit())).then(|| {
-                format!(
-                    "`counter` is `{}`, not a decimal checkpoint id",
-                    display_value(key, value)
-                )
-            })
-        } else if let Some(component) = key.strip_prefix(LEADER_ENTRY_PREFIX) {
-            match value.split_once(',') {
-                Some((session, address)) if is_uuid(session) && !address.is_empty() => None,
-                _ => Some(format!(
-                    "leader entry for `{component}` is `{}`, not `<session-uuid>,<address>`",
-                    display_value(key, value)
-                )),
-            }
-        } else {
-            None
-        };
-        if let Some(message) = problem {
+        if let Some(message) = entry_problem(key, v.as_str().unwrap_or("")) {
             out.findings.push(
                 Finding::new(
                     RuleId::HA206,
@@ -235,6 +233,32 @@ fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
                 .at(k.pos),
             );
         }
+    }
+}
+
+/// What is wrong with one HA data entry, if anything.
+fn entry_problem(key: &str, value: &str) -> Option<String> {
+    if let Some(id) = key.strip_prefix(CHECKPOINT_KEY_PREFIX) {
+        (id.len() != CHECKPOINT_ID_DIGITS || !id.bytes().all(|b| b.is_ascii_digit())).then(|| {
+            format!("checkpoint key `{key}` is not `{CHECKPOINT_KEY_PREFIX}` and {CHECKPOINT_ID_DIGITS} digits; recovery sorts keys as text and may pick the wrong checkpoint")
+        })
+    } else if key == COUNTER_KEY {
+        (value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit())).then(|| {
+            format!(
+                "`counter` is `{}`, not a decimal checkpoint id",
+                display_value(key, value)
+            )
+        })
+    } else if let Some(component) = key.strip_prefix(LEADER_ENTRY_PREFIX) {
+        match value.split_once(',') {
+            Some((session, address)) if is_uuid(session) && !address.is_empty() => None,
+            _ => Some(format!(
+                "leader entry for `{component}` is `{}`, not `<session-uuid>,<address>`",
+                display_value(key, value)
+            )),
+        }
+    } else {
+        None
     }
 }
 
@@ -524,4 +548,31 @@ fn deployment(root: &Node, out: &mut DocOut) {
 /// Whether a document is a Kubernetes object rather than a Flink config.
 pub fn looks_like_object(root: &Node) -> bool {
     root.get("kind").is_some() && root.get("apiVersion").is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entry_problem;
+
+    #[test]
+    fn ha_entries_in_flinks_format_pass_and_others_are_named() {
+        let session = "5b3cc8f2-1a84-4c1e-9c21-8f0d2a9f4b11";
+        for (key, value) in [
+            ("checkpointID-0000000000000000042", "rO0ABXNy"),
+            ("counter", "43"),
+            (
+                "org.apache.flink.k8s.leader.restserver",
+                &*format!("{session},http://10.0.0.9:8081"),
+            ),
+            ("executionPlan-a1b2c3d4e5f60718293a4b5c6d7e8f90", "rO0ABXNy"),
+        ] {
+            assert_eq!(entry_problem(key, value), None, "{key}");
+        }
+        let problem = |key: &str, value: &str| entry_problem(key, value).unwrap_or_default();
+        assert!(problem("checkpointID-42", "x").contains("19 digits"));
+        assert!(problem("counter", "4x").contains("not a decimal"));
+        assert!(problem("counter", "").contains("not a decimal"));
+        assert!(problem("org.apache.flink.k8s.leader.dispatcher", "no-session").contains("<session-uuid>,<address>"));
+        assert!(problem("org.apache.flink.k8s.leader.dispatcher", &format!("{session},")).contains("`dispatcher`"));
+    }
 }
