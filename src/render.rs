@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::finding::{Finding, Report, Severity, Summary};
+use crate::input::{InputFormat, LintInput, lint_inputs};
 use crate::rules;
 
 /// The findings of one input under the name it was given.
@@ -22,6 +23,14 @@ pub struct LintRun {
 }
 
 impl LintRun {
+    /// One input linted on its own, as `flink-ha lint --input-format FORMAT NAME` lints
+    /// it: the one call behind the CLI, the Wasm component, the browser page, the
+    /// parity test and the benches, so their JSON is the same bytes.
+    pub fn of_one(name: &str, bytes: &[u8], format: InputFormat) -> LintRun {
+        let reports = lint_inputs(&[LintInput { name, bytes }], format);
+        LintRun::new([name.to_string()].into_iter().zip(reports))
+    }
+
     pub fn new(files: impl IntoIterator<Item = (String, Report)>) -> LintRun {
         let mut summary = Summary::default();
         let files = files

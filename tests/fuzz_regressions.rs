@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use flink_ha_policy::yaml::{parse_stream_full, parse_stream_simple};
-use flink_ha_policy::{InputFormat, LintInput, LintRun, ReviewSettings, lint_inputs, review};
+use flink_ha_policy::{InputFormat, LintRun, ReviewSettings, review};
 
 fn files(dir: &str) -> Vec<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
@@ -33,8 +33,7 @@ fn lint_case(data: &[u8]) {
         3 => ("config.yaml", InputFormat::ConfigYaml),
         _ => ("flink-conf.yaml", InputFormat::FlinkConf),
     };
-    let reports = lint_inputs(&[LintInput { name, bytes }], format);
-    let run = LintRun::new([(name.to_string(), reports.into_iter().next().unwrap_or_default())]);
+    let run = LintRun::of_one(name, bytes, format);
     assert!(run.to_json().starts_with("{\"files\""));
     let _ = run.to_text();
     let _ = run.to_sarif();

@@ -18,14 +18,7 @@ const REVIEW: &str = include_str!("../../benches/inputs/review-ha-configmap.json
 const NOW_MS: i64 = 1_795_829_680_000;
 
 fn native_lint(name: &str, text: &str) -> String {
-    let reports = flink_ha_policy::lint_inputs(
-        &[flink_ha_policy::LintInput {
-            name,
-            bytes: text.as_bytes(),
-        }],
-        flink_ha_policy::InputFormat::Auto,
-    );
-    flink_ha_policy::LintRun::new([name.to_string()].into_iter().zip(reports)).to_json()
+    flink_ha_policy::LintRun::of_one(name, text.as_bytes(), flink_ha_policy::InputFormat::Auto).to_json()
 }
 
 fn compare(c: &mut Criterion) {

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use flink_ha_admission::policy::{InputFormat, ReviewSettings};
 use flink_ha_admission::{EMBEDDED_POLICY, Limits, Policy, PolicyEngine};
-use flink_ha_policy::{LintInput, LintRun};
+use flink_ha_policy::LintRun;
 
 const NOW_MS: i64 = 1_795_484_080_000; // 2026-11-24T01:34:40Z, the corpus's review time
 
@@ -50,8 +50,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn native_lint(name: &str, bytes: &[u8]) -> String {
-    let reports = flink_ha_policy::lint_inputs(&[LintInput { name, bytes }], flink_ha_policy::InputFormat::Auto);
-    LintRun::new([name.to_string()].into_iter().zip(reports)).to_json()
+    LintRun::of_one(name, bytes, flink_ha_policy::InputFormat::Auto).to_json()
 }
 
 /// The native review as the component's WIT result would carry it.
@@ -132,14 +131,7 @@ fn every_input_format_is_read_the_same_way() {
         (InputFormat::ConfigYaml, flink_ha_policy::InputFormat::ConfigYaml),
         (InputFormat::Kubernetes, flink_ha_policy::InputFormat::Kubernetes),
     ] {
-        let reports = flink_ha_policy::lint_inputs(
-            &[LintInput {
-                name: "x.yaml",
-                bytes: text,
-            }],
-            core,
-        );
-        let native = LintRun::new(["x.yaml".to_string()].into_iter().zip(reports)).to_json();
+        let native = LintRun::of_one("x.yaml", text, core).to_json();
         assert_eq!(policy().lint("x.yaml", text, format).unwrap(), native, "{format:?}");
     }
 }

@@ -13,7 +13,7 @@ wit_bindgen::generate!({
     world: "policy",
 });
 
-use flink_ha_policy::{InputFormat as CoreFormat, LintInput, LintRun, ReviewSettings as CoreSettings};
+use flink_ha_policy::{InputFormat as CoreFormat, LintRun, ReviewSettings as CoreSettings};
 
 struct Policy;
 
@@ -53,8 +53,7 @@ export!(Policy);
 
 /// `flink-ha lint --input-format FORMAT NAME --format json`, without the newline.
 pub fn lint_json(name: &str, bytes: &[u8], format: CoreFormat) -> String {
-    let reports = flink_ha_policy::lint_inputs(&[LintInput { name, bytes }], format);
-    LintRun::new([name.to_string()].into_iter().zip(reports)).to_json()
+    LintRun::of_one(name, bytes, format).to_json()
 }
 
 fn core_format(format: InputFormat) -> CoreFormat {

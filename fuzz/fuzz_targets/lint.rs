@@ -1,7 +1,7 @@
 //! Any bytes, any declared format, any file name: `lint` returns findings, never panics.
 #![no_main]
 
-use flink_ha_policy::{InputFormat, LintInput, LintRun, lint_inputs};
+use flink_ha_policy::{InputFormat, LintRun};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,9 +16,8 @@ fuzz_target!(|data: &[u8]| {
         3 => ("config.yaml", InputFormat::ConfigYaml),
         _ => ("flink-conf.yaml", InputFormat::FlinkConf),
     };
-    let reports = lint_inputs(&[LintInput { name, bytes }], format);
     // Rendering must hold up too (positions, masking, escaping).
-    let run = LintRun::new([(name.to_string(), reports.into_iter().next().unwrap_or_default())]);
+    let run = LintRun::of_one(name, bytes, format);
     let _ = run.to_json();
     let _ = run.to_text();
     let _ = run.to_sarif();

@@ -2,7 +2,7 @@
 //! JSON and SARIF the page offers for download are the CLI's bytes.
 
 use flink_ha_policy::input::decode;
-use flink_ha_policy::{InputFormat, LintInput, LintRun, detect, lint_inputs, rules};
+use flink_ha_policy::{InputFormat, LintRun, detect, rules};
 
 /// Parses an input format name (`auto`, `flink-conf`, `config-yaml`, `kubernetes`).
 pub fn parse_format(format: &str) -> Result<InputFormat, String> {
@@ -16,9 +16,7 @@ pub fn parse_format(format: &str) -> Result<InputFormat, String> {
 
 /// One input linted on its own, as `flink-ha lint --input-format FORMAT NAME` does.
 pub fn run(name: &str, bytes: &[u8], format: &str) -> Result<LintRun, String> {
-    let format = parse_format(format)?;
-    let reports = lint_inputs(&[LintInput { name, bytes }], format);
-    Ok(LintRun::new([name.to_string()].into_iter().zip(reports)))
+    Ok(LintRun::of_one(name, bytes, parse_format(format)?))
 }
 
 /// `flink-ha lint --format json`: compact JSON and a newline (cli/src/lint.rs).
