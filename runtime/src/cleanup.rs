@@ -82,8 +82,10 @@ impl ExecutionPlanStore {
             .collect())
     }
 
+    /// Removes a job's plan. A missing cluster ConfigMap is an error to retry, not "done":
+    /// its leader may be restoring it, plan included.
     pub async fn remove(&self, job_id: &str) -> Result<()> {
-        self.store.remove(&execution_plan_key(job_id)).await
+        self.store.remove_from_existing(&execution_plan_key(job_id)).await
     }
 }
 
@@ -142,10 +144,9 @@ pub async fn clean_up_job(job: JobHa<'_>, results: &JobResultStore, result: &Job
             })
         })
         .await;
-    match removed {
-        Ok(_) | Err(Error::Missing { .. }) => {}
-        Err(error) => return Err(error),
-    }
+    // A missing cluster ConfigMap fails the cleanup (to be retried): its leader may be
+    // restoring it, with this entry and the plan in it.
+    removed?;
     ExecutionPlanStore::new(job.cas.clone(), job.cluster_id, job.payloads.clone(), job.identity)
         .remove(job.job_id)
         .await?;

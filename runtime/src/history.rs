@@ -53,8 +53,15 @@ pub enum Event {
         valid_until_ns: u64,
     },
     /// The counter gave `id` to a checkpoint about to be added (written before the add,
-    /// so a process killed during the add still leaves the id behind).
-    CheckpointStarted { job: String, epoch: u64, id: u64 },
+    /// so a process killed during the add still leaves the id behind). The increment was
+    /// decided on at `sent_ns`: a process frozen after the increment landed writes this
+    /// line late, so order by `sent_ns`, not by the line's time.
+    CheckpointStarted {
+        job: String,
+        epoch: u64,
+        id: u64,
+        sent_ns: u64,
+    },
     /// Checkpoint `id` is in the job's ConfigMap, pointing at `path`. The write was
     /// decided on at `sent_ns` (after the lease check, before the counter increment).
     CheckpointAcked {

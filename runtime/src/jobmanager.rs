@@ -319,6 +319,7 @@ impl Grant {
             job: job_id.to_string(),
             epoch: self.epoch,
             id,
+            sent_ns,
         });
         let added = job
             .checkpoints()

@@ -34,9 +34,11 @@
 //!   cluster (no job ConfigMaps, nothing observed) creates it at once.
 //! - **A leader restores its deleted ConfigMap.** When a renewal finds the ConfigMap gone
 //!   (`kubectl delete`, a cleanup tool) while the lease is valid, the leader creates it
-//!   again from the last content it saw (the watch's final state of it where it has one:
-//!   execution plans and leader entries included) and goes on leading. Flink loses the
-//!   job plans with the ConfigMap and, after a failover, the jobs.
+//!   again with exactly what was deleted (the final state the watch's DELETED event
+//!   carries: execution plans and leader entries included) and goes on leading. Never
+//!   from an older copy, which could bring back the plan of a job that finished in
+//!   between; without the event before the step-down moment it steps down instead.
+//!   Flink loses the job plans with the ConfigMap and, after a failover, the jobs.
 //!
 //! On a graceful stop the lock is released (empty holder, 1 s lease, as Flink does) so a
 //! standby takes over at once; [`LeaderElection::give_up`] releases it too, for a leader
@@ -191,7 +193,8 @@ impl LeaderElection {
             valid_until: valid_until_tx,
             observed: None,
             changed: Arc::new(Notify::new()),
-            last_seen: Arc::new(std::sync::Mutex::new(None)),
+            // Replaced when the watch starts (`Elector::run`).
+            deleted: watch::channel(None).1,
             missing_since: None,
             give_up: give_up.clone(),
         };
@@ -356,8 +359,8 @@ struct Elector {
     observed: Option<Observed>,
     /// Pinged by the watch on the ConfigMap.
     changed: Arc<Notify>,
-    /// The ConfigMap as the watch last saw it (for a deletion: its final state).
-    last_seen: Arc<std::sync::Mutex<Option<ConfigMap>>>,
+    /// The final state of the ConfigMap as the watch's last DELETED event showed it.
+    deleted: watch::Receiver<Option<ConfigMap>>,
     /// When this follower first found the ConfigMap missing (since it last existed).
     missing_since: Option<Instant>,
     give_up: Arc<Notify>,
@@ -365,11 +368,13 @@ struct Elector {
 
 impl Elector {
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let (deleted_tx, deleted_rx) = watch::channel(None);
+        self.deleted = deleted_rx;
         let watcher = tokio::spawn(watch_config_map(
             self.cas.api.clone(),
             self.name.clone(),
             self.changed.clone(),
-            self.last_seen.clone(),
+            deleted_tx,
         ));
         loop {
             let Some((lease, sent_at)) = self.contend(&mut shutdown).await else {
@@ -672,21 +677,25 @@ impl Elector {
         })
     }
 
-    /// Creates the ConfigMap again, deleted while this process held a valid lease: from
-    /// the newest content seen (the watch's, when it is newer than `cached`), with the
-    /// lock renewed. A conflict means someone else created it: deposed.
+    /// Creates the ConfigMap again, deleted while this process held a valid lease: with
+    /// the content it had when it was deleted, and the lock renewed. A conflict means
+    /// someone else created it: deposed.
     async fn restore(&self, cached: &ConfigMap) -> Result<ConfigMap> {
-        let seen = self.last_seen.lock().ok().and_then(|seen| seen.clone());
-        let version = |cm: &ConfigMap| {
-            cm.metadata
-                .resource_version
-                .as_deref()
-                .and_then(|v| v.parse::<u64>().ok())
-        };
-        let newest = match seen {
-            Some(seen) if version(&seen) > version(cached) => seen,
-            _ => cached.clone(),
-        };
+        // Exactly what was deleted, from the watch's DELETED event (every change before
+        // it came first). A copy from before the deletion could bring back a plan that
+        // was removed in between, and with it a finished job. No event before the
+        // step-down moment (the caller's deadline): no restore.
+        let uid = cached.metadata.uid.clone();
+        let mut deleted = self.deleted.clone();
+        let newest = deleted
+            .wait_for(|d| d.as_ref().is_some_and(|cm| cm.metadata.uid == uid))
+            .await
+            .map_err(|_| Error::NotLeader {
+                name: self.name.clone(),
+                reason: "the ConfigMap was deleted and its watch ended".into(),
+            })?
+            .clone()
+            .unwrap_or_default();
         let mut record = held_record(&newest, &self.identity, &self.name)?;
         record.renew_time = jiff::Timestamp::now();
         let mut annotations = newest.metadata.annotations.clone().unwrap_or_default();
@@ -760,14 +769,14 @@ fn jitter(max: Duration) -> Duration {
     max.mul_f64(fastrand::f64())
 }
 
-/// Pings `changed` on every change of the ConfigMap and keeps the object as last seen
-/// in `last_seen` (a deletion's event holds its final state); re-watches after errors,
-/// expiry (410 Gone) and the server closing the watch.
+/// Pings `changed` on every change of the ConfigMap and sends a deleted one's final
+/// state to `deleted`; re-watches after errors, expiry (410 Gone) and the server
+/// closing the watch.
 async fn watch_config_map(
     api: Api<ConfigMap>,
     name: String,
     changed: Arc<Notify>,
-    last_seen: Arc<std::sync::Mutex<Option<ConfigMap>>>,
+    deleted: watch::Sender<Option<ConfigMap>>,
 ) {
     let params = WatchParams::default()
         .fields(&format!("metadata.name={name}"))
@@ -782,10 +791,8 @@ async fn watch_config_map(
                             tracing::debug!(code = status.code, "watch ended by the server");
                             break;
                         }
-                        Ok(WatchEvent::Added(cm) | WatchEvent::Modified(cm) | WatchEvent::Deleted(cm)) => {
-                            if let Ok(mut seen) = last_seen.lock() {
-                                *seen = Some(cm);
-                            }
+                        Ok(WatchEvent::Deleted(cm)) => {
+                            deleted.send_replace(Some(cm));
                             changed.notify_one();
                         }
                         Ok(_) => changed.notify_one(),

@@ -53,6 +53,13 @@ pub struct StateHandleStore {
     unsettled: Arc<Mutex<Vec<Unsettled>>>,
 }
 
+/// What a removal makes of a ConfigMap that does not exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    IsRemoved,
+    IsAnError,
+}
+
 /// An add whose pointer may or may not be in the ConfigMap.
 #[derive(Clone, Debug)]
 struct Unsettled {
@@ -249,6 +256,19 @@ impl StateHandleStore {
 
     /// Removes `key` and its payload in two phases; an absent key is already removed.
     pub async fn remove(&self, key: &str) -> Result<()> {
+        self.remove_if(key, Missing::IsRemoved).await
+    }
+
+    /// As [`StateHandleStore::remove`], but a missing ConfigMap is an error
+    /// ([`Error::Missing`]), not "already removed": for the cluster ConfigMap, which
+    /// exists while the cluster runs. Gone, it is being deleted, and its leader may
+    /// restore it with the entry in it (see [`crate::leader_election`]): the removal
+    /// must be tried again then, not reported done.
+    pub async fn remove_from_existing(&self, key: &str) -> Result<()> {
+        self.remove_if(key, Missing::IsAnError).await
+    }
+
+    async fn remove_if(&self, key: &str, missing: Missing) -> Result<()> {
         // Phase 1: mark (readers stop seeing it).
         let mut marked = None;
         let result = self
@@ -275,7 +295,7 @@ impl StateHandleStore {
             .await;
         match result {
             Ok(_) => {}
-            Err(Error::Missing { .. }) => return Ok(()),
+            Err(Error::Missing { .. }) if missing == Missing::IsRemoved => return Ok(()),
             Err(error) => return Err(error),
         }
         let Some(path) = marked else { return Ok(()) };
@@ -283,13 +303,23 @@ impl StateHandleStore {
         // later removal (or an add of the same key) finishes it.
         self.payloads.delete(&path).await?;
         // Phase 3: the key.
-        self.remove_marked_keys(&[key.to_string()]).await
+        match self.remove_marked_keys_in(&[key.to_string()]).await {
+            Err(Error::Missing { .. }) if missing == Missing::IsRemoved => Ok(()),
+            removed => removed,
+        }
     }
 
-    /// Removes keys whose entries are marked for deletion (and only those).
+    /// Removes keys whose entries are marked for deletion (and only those); a missing
+    /// ConfigMap holds none.
     pub async fn remove_marked_keys(&self, keys: &[String]) -> Result<()> {
-        let result = self
-            .cas
+        match self.remove_marked_keys_in(keys).await {
+            Err(Error::Missing { .. }) => Ok(()),
+            removed => removed,
+        }
+    }
+
+    async fn remove_marked_keys_in(&self, keys: &[String]) -> Result<()> {
+        self.cas
             .update(&self.name, |cm| {
                 self.guard.check(cm, &self.name)?;
                 let Some(data) = cm.data.as_mut() else {
@@ -303,11 +333,8 @@ impl StateHandleStore {
                     Change::Write
                 })
             })
-            .await;
-        match result {
-            Ok(_) | Err(Error::Missing { .. }) => Ok(()),
-            Err(error) => Err(error),
-        }
+            .await
+            .map(drop)
     }
 
     async fn delete_payload(&self, path: &str) {

@@ -580,3 +580,22 @@ async fn a_concurrent_write_before_the_delete_is_read_and_checked_again() -> Tes
     drop(election);
     Ok(())
 }
+
+/// A plan removed while the cluster ConfigMap is gone (deleted, and about to be restored
+/// by its leader with the plan still in it) is not reported removed, so the job's
+/// cleanup is tried again. (Before the fix it counted as removed: the cleanup finished,
+/// and the restore brought a finished job's plan back — found by the 30-minute nemesis
+/// run; with Flink's delete-on-commit the job would have run again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_removal_without_the_cluster_config_map_is_not_done() -> TestResult {
+    let env = TestEnv::new("cleanup-plan-missing").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "gone")?;
+    let plans = ExecutionPlanStore::new(cas(&api), "gone", payloads, "jm-1");
+    match plans.remove(JOB_A).await {
+        Err(Error::Missing { name }) => assert_eq!(name, names::cluster_config_map("gone")),
+        other => return Err(format!("expected Missing, got {other:?}").into()),
+    }
+    Ok(())
+}

@@ -347,25 +347,38 @@ fn deposed_writes_are_refused(records: &[&Record], violations: &mut Vec<Violatio
     }
 }
 
-/// (e)
+/// (e) Ids are unique per job, and grow in the order the increments were decided on
+/// (`sent_ns`: a process frozen after its increment landed records it late).
 fn counters_never_repeat(records: &[&Record], violations: &mut Vec<Violation>) {
-    let mut last: BTreeMap<&str, (u64, &Record)> = BTreeMap::new();
+    let mut by_job: BTreeMap<&str, Vec<(u64, u64, &Record)>> = BTreeMap::new();
     for record in records {
-        let Event::CheckpointStarted { job, id, .. } = &record.line.event else {
-            continue;
-        };
-        if let Some((previous, earlier)) = last.get(job.as_str())
-            && id <= previous
-        {
-            violations.push(Violation {
-                rule: 'e',
-                explanation: format!("job {job}'s counter handed out {id} after {previous}"),
-                evidence: vec![earlier.cite(), record.cite()],
-            });
+        if let Event::CheckpointStarted { job, id, sent_ns, .. } = &record.line.event {
+            by_job.entry(job.as_str()).or_default().push((*sent_ns, *id, record));
         }
-        let entry = last.entry(job.as_str()).or_insert((*id, record));
-        if *id > entry.0 {
-            *entry = (*id, record);
+    }
+    for (job, mut started) in by_job {
+        let mut seen: BTreeMap<u64, &Record> = BTreeMap::new();
+        for (_, id, record) in &started {
+            if let Some(first) = seen.insert(*id, record) {
+                violations.push(Violation {
+                    rule: 'e',
+                    explanation: format!("job {job}'s counter handed out {id} twice"),
+                    evidence: vec![first.cite(), record.cite()],
+                });
+            }
+        }
+        started.sort_by_key(|(sent_ns, id, _)| (*sent_ns, *id));
+        for pair in started.windows(2) {
+            let [(_, earlier_id, earlier), (_, id, record)] = pair else {
+                continue;
+            };
+            if id < earlier_id {
+                violations.push(Violation {
+                    rule: 'e',
+                    explanation: format!("job {job}'s counter handed out {id} after {earlier_id}"),
+                    evidence: vec![earlier.cite(), record.cite()],
+                });
+            }
         }
     }
 }
@@ -533,11 +546,13 @@ mod planted {
         }
     }
 
-    fn started(epoch: u64, id: u64) -> Event {
+    /// Checkpoint `id` taken from the counter; decided on just before the line's time.
+    fn started(epoch: u64, id: u64, at: f64) -> Event {
         Event::CheckpointStarted {
             job: "j".into(),
             epoch,
             id,
+            sent_ns: ns(at),
         }
     }
 
@@ -563,14 +578,14 @@ mod planted {
         b.at(1.0, "A", granted(1, 3.0))
             .at(1.1, "A", claimed(1))
             .at(1.2, "A", recovered(1, None, 1.15, 3.0))
-            .at(1.3, "A", started(1, 1))
+            .at(1.3, "A", started(1, 1, 1.3))
             .at(1.4, "A", acked(1, 1, 1.3, 3.0))
-            .at(2.0, "A", started(1, 2))
+            .at(2.0, "A", started(1, 2, 2.0))
             .at(2.1, "A", acked(1, 2, 2.0, 3.0))
             .at(5.0, "B", granted(2, 7.0))
             .at(5.1, "B", claimed(2))
             .at(5.2, "B", recovered(2, Some(2), 5.15, 7.0))
-            .at(5.3, "B", started(2, 3))
+            .at(5.3, "B", started(2, 3, 5.3))
             .at(5.5, "B", acked(2, 3, 5.3, 7.0));
         let observed = Observed {
             storage_deletes: vec![(ns(5.4), "s3://b/ha/c/completedCheckpoint1".into())],
@@ -676,7 +691,7 @@ mod planted {
                 valid_until_ns: ns(4.9),
             },
         );
-        b.at(5.6, "A", started(1, 4)).at(5.7, "A", acked(1, 4, 5.2, 5.3));
+        b.at(5.6, "A", started(1, 4, 5.2)).at(5.7, "A", acked(1, 4, 5.2, 5.3));
         let found = rules(&b, &observed, &state);
         assert!(found.contains(&'d'), "{found:?}");
     }
@@ -684,9 +699,31 @@ mod planted {
     #[test]
     fn a_repeated_checkpoint_id_is_e() {
         let (mut b, observed, state) = sound();
-        b.records[10].line.event = started(2, 2);
+        b.records[10].line.event = started(2, 2, 5.3);
         b.records[11].line.event = acked(2, 2, 5.3, 7.0);
         assert_eq!(rules(&b, &observed, &state), ['e']);
+    }
+
+    #[test]
+    fn a_counter_going_back_is_e_but_a_late_line_is_not() {
+        // A, frozen after its increment to 3 landed at 4.0 s, writes the line at 6 s,
+        // after B's 4 (decided at 5.3 s): sound, the ids grew in the order decided.
+        let (mut b, observed, state) = sound();
+        b.records[10].line.event = started(2, 4, 5.3);
+        b.records[11].line.event = acked(2, 4, 5.3, 7.0);
+        b.at(6.0, "A", started(1, 3, 4.0));
+        let mut late = state.clone();
+        late.pointers[1].2 = "s3://b/ha/c/completedCheckpoint4".into();
+        late.payloads = [
+            "s3://b/ha/c/completedCheckpoint2".to_string(),
+            "s3://b/ha/c/completedCheckpoint4".to_string(),
+        ]
+        .into();
+        assert_eq!(rules(&b, &observed, &late), Vec::<char>::new());
+        // The same ids decided the other way round: the counter went back.
+        let last = b.records.len() - 1;
+        b.records[last].line.event = started(1, 3, 5.5);
+        assert_eq!(rules(&b, &observed, &late), ['e']);
     }
 
     #[test]
