@@ -32,8 +32,12 @@ pub enum Event {
     },
     /// A renewal moved the step-down deadline.
     Renewed { session: String, valid_until_ns: u64 },
-    /// The grant is over (revoked, expired, given up or released).
+    /// The grant is over (revoked, expired, given up or released); the process's jobs
+    /// were stopped before this line.
     Revoked { session: String },
+    /// The process gives up the grant (it could not take up its jobs): written after its
+    /// jobs stopped and before the lock is released.
+    GaveUp { session: String },
     /// The job's ConfigMap was claimed for `epoch`: from here on, no lower epoch writes it.
     JobClaimed { job: String, epoch: u64 },
     /// A job was submitted (its plan written). Decided on at `acted_ns`, after a lease

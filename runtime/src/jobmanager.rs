@@ -100,7 +100,11 @@ pub async fn run(
             tracing::error!(%error, "cannot take up the jobs; giving up leadership");
             grant.record_failure(None, &error);
             jobs.shutdown().await;
-            election.give_up();
+            // Written before the release: from here on this grant takes no action.
+            history.record(Event::GaveUp {
+                session: session.to_string(),
+            });
+            election.give_up(session);
         }
         // Leading until revoked or shut down; then the jobs are suspended.
         loop {

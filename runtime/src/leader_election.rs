@@ -128,7 +128,7 @@ pub struct LeaderElection {
     cas: ConfigMapCas,
     leadership: watch::Receiver<Leadership>,
     valid_until: watch::Receiver<Option<Instant>>,
-    give_up: Arc<Notify>,
+    give_up: watch::Sender<Option<Uuid>>,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -183,7 +183,7 @@ impl LeaderElection {
         let (leadership_tx, leadership) = watch::channel(Leadership::Follower);
         let (valid_until_tx, valid_until) = watch::channel(None);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let give_up = Arc::new(Notify::new());
+        let (give_up, give_up_rx) = watch::channel(None);
         let elector = Elector {
             cas: cas.clone(),
             name: name.clone(),
@@ -196,7 +196,7 @@ impl LeaderElection {
             // Replaced when the watch starts (`Elector::run`).
             deleted: watch::channel(None).1,
             missing_since: None,
-            give_up: give_up.clone(),
+            give_up: give_up_rx,
         };
         let task = tokio::spawn(elector.run(shutdown_rx));
         LeaderElection {
@@ -221,12 +221,13 @@ impl LeaderElection {
         }
     }
 
-    /// Gives up the current grant: releases the lock (as a graceful stop does) and
+    /// Gives up the grant `session_id`: releases the lock (as a graceful stop does) and
     /// waits one lease before contending again, so another contender can take over. For
     /// a leader that cannot take up its jobs: holding the lock while running none of
-    /// them would stall the cluster for good.
-    pub fn give_up(&self) {
-        self.give_up.notify_one();
+    /// them would stall the cluster for good. A grant that already ended is not given up
+    /// again, and neither is the next one.
+    pub fn give_up(&self, session_id: Uuid) {
+        self.give_up.send_replace(Some(session_id));
     }
 
     /// The step-down deadline of the current grant, moved by each renewal (`None` while
@@ -363,7 +364,8 @@ struct Elector {
     deleted: watch::Receiver<Option<ConfigMap>>,
     /// When this follower first found the ConfigMap missing (since it last existed).
     missing_since: Option<Instant>,
-    give_up: Arc<Notify>,
+    /// The grant to give up, when its holder asked to.
+    give_up: watch::Receiver<Option<Uuid>>,
 }
 
 impl Elector {
@@ -388,7 +390,7 @@ impl Elector {
             self.valid_until.send_replace(Some(self.step_down_at(sent_at)));
             tracing::info!(identity = %self.identity, %session_id, epoch, "leadership granted");
             self.leadership.send_replace(Leadership::Leader { session_id, epoch });
-            let outcome = self.lead(lease, sent_at, &mut shutdown).await;
+            let outcome = self.lead(lease, sent_at, session_id, &mut shutdown).await;
             self.leadership.send_replace(Leadership::Follower);
             self.valid_until.send_replace(None);
             // Whatever we cached is stale: judge the lock afresh.
@@ -590,15 +592,17 @@ impl Elector {
         &mut self,
         mut cached: ConfigMap,
         acquired_at: Instant,
+        session_id: Uuid,
         shutdown: &mut watch::Receiver<bool>,
     ) -> LeadOutcome {
         let mut step_down = self.step_down_at(acquired_at);
+        let mut give_up = self.give_up.clone();
         loop {
             let next_renewal = (Instant::now() + self.config.retry_period).min(step_down);
             tokio::select! {
                 _ = tokio::time::sleep_until(next_renewal.into()) => {}
                 _ = shutdown.changed() => return LeadOutcome::Shutdown,
-                _ = self.give_up.notified() => return LeadOutcome::GaveUp,
+                _ = give_up.wait_for(|grant| *grant == Some(session_id)) => return LeadOutcome::GaveUp,
             }
             loop {
                 let sent_at = Instant::now();

@@ -491,12 +491,12 @@ async fn a_leader_that_gives_up_hands_over_at_once() -> TestResult {
     let env = TestEnv::new("election-give-up").await?;
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let a = LeaderElection::start(api.clone(), fast("give-up"));
-    tokio::time::timeout(Duration::from_secs(10), a.wait_for_leadership()).await?;
+    let session = tokio::time::timeout(Duration::from_secs(10), a.wait_for_leadership()).await?;
     let b = LeaderElection::start(api.clone(), fast("give-up"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(leaders(&[&a, &b]), [a.identity().to_string()]);
 
-    a.give_up();
+    a.give_up(session);
     let (who, took) = next_leader(&[&b], Duration::from_secs(5)).await?;
     assert_eq!(who, 0);
     assert!(took < LEASE, "took over after {took:?}: the lock was not released");

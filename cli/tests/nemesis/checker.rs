@@ -87,6 +87,8 @@ struct Interval<'a> {
     end: u64,
     granted: &'a Record,
     ended_by: &'a Record,
+    /// When the process wrote that the grant was over, if it did.
+    released: Option<u64>,
 }
 
 /// All the checks. `final_state` is `None` when the run could not read it.
@@ -137,6 +139,7 @@ fn intervals<'a>(records: &[&'a Record]) -> Vec<Interval<'a>> {
                     end: valid_until_ns.unwrap_or(record.line.mono_ns),
                     granted: record,
                     ended_by: record,
+                    released: None,
                 });
                 by_session.insert((identity, session.as_str()), index);
                 by_epoch.insert((identity, *epoch), index);
@@ -145,6 +148,16 @@ fn intervals<'a>(records: &[&'a Record]) -> Vec<Interval<'a>> {
                 session,
                 valid_until_ns,
             } => extend(by_session.get(&(identity, session.as_str())).copied(), *valid_until_ns),
+            // The process stopped acting here (its jobs stopped before the line), and a
+            // release may hand the lock over before the deadline.
+            Event::Revoked { session } | Event::GaveUp { session } => {
+                if let Some(interval) = by_session
+                    .get(&(identity, session.as_str()))
+                    .and_then(|&i| intervals.get_mut(i))
+                {
+                    interval.released = Some(interval.released.unwrap_or(record.line.mono_ns));
+                }
+            }
             Event::JobSubmitted {
                 epoch, valid_until_ns, ..
             }
@@ -155,6 +168,12 @@ fn intervals<'a>(records: &[&'a Record]) -> Vec<Interval<'a>> {
                 epoch, valid_until_ns, ..
             } => extend(by_epoch.get(&(identity, *epoch)).copied(), *valid_until_ns),
             _ => {}
+        }
+    }
+    // An interval ends at its last deadline, or earlier where the process said it stopped.
+    for interval in &mut intervals {
+        if let Some(released) = interval.released {
+            interval.end = interval.end.min(released.max(interval.start));
         }
     }
     intervals
@@ -667,6 +686,32 @@ mod planted {
                 valid_until_ns: ns(6.0),
             },
         );
+        assert_eq!(rules(&b, &observed, &state), ['c']);
+    }
+
+    #[test]
+    fn a_takeover_right_after_a_release_is_not_two_leaders() {
+        let (mut b, observed, state) = sound();
+        // A renewed until 6 s but gave the lock up at 4.9 s; B was granted at 5 s.
+        b.at(
+            2.5,
+            "A",
+            Event::Renewed {
+                session: "session-1".into(),
+                valid_until_ns: ns(6.0),
+            },
+        )
+        .at(
+            4.9,
+            "A",
+            Event::GaveUp {
+                session: "session-1".into(),
+            },
+        );
+        assert_eq!(rules(&b, &observed, &state), Vec::<char>::new());
+        // Said after B's grant, it does not end A's interval in time.
+        let last = b.records.len() - 1;
+        b.records[last].line.mono_ns = ns(5.1);
         assert_eq!(rules(&b, &observed, &state), ['c']);
     }
 
