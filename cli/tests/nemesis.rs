@@ -187,12 +187,9 @@ async fn leader_slot(api: &Api<ConfigMap>, cluster: &Cluster) -> Option<usize> {
         .as_str()?
         .to_string();
     (0..cluster.slots.len()).find(|&index| {
-        let Some(pid) = cluster.pid(index) else { return false };
-        std::fs::read_to_string(&cluster.slots[index].history)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Line>(l).ok())
-            .any(|l| l.pid == pid && l.identity == holder)
+        cluster
+            .pid(index)
+            .is_some_and(|pid| identity_of(&cluster.slots[index].history, pid) == holder)
     })
 }
 

@@ -120,8 +120,7 @@ impl HaServices {
     /// ConfigMap (from here on no lower epoch writes it) and starts its counter. Recover
     /// its checkpoints ([`CompletedCheckpointStore::recover`]) before adding any.
     pub async fn take_up_job(&self, election: &LeaderElection, epoch: u64, job_id: &str) -> Result<JobHaServices> {
-        let fence = Fence::new(epoch, election.identity());
-        fence.claim_job(&self.cas, &self.settings.cluster_id, job_id).await?;
+        let fence = self.claim(election, epoch, job_id).await?;
         let counter = CheckpointIdCounter::new(self.cas.clone(), &self.settings.cluster_id, job_id, fence.clone());
         counter.start().await?;
         let checkpoints = CompletedCheckpointStore::new(
@@ -145,32 +144,34 @@ impl HaServices {
     /// the job's HA data and marks the result clean. Idempotent; see
     /// [`cleanup::clean_up_job`].
     pub async fn clean_up_job(&self, job: &JobHaServices, result: &JobResult) -> Result<()> {
-        let ha = JobHa {
-            cas: &self.cas,
-            cluster_id: &self.settings.cluster_id,
-            job_id: &job.job_id,
-            payloads: &self.payloads,
-            fence: &job.fence,
-            identity: &job.identity,
-        };
-        cleanup::clean_up_job(ha, &self.results, result).await
+        self.clean_up(&job.job_id, &job.fence, &job.identity, result).await
     }
 
     /// Finishes the cleanup of a job that ended but whose cleanup a crash interrupted (a
     /// dirty result from [`HaServices::recoverable_jobs`]), under the grant of
     /// `election` with `epoch`.
     pub async fn finish_cleanup(&self, election: &LeaderElection, epoch: u64, result: &JobResult) -> Result<()> {
+        let fence = self.claim(election, epoch, &result.job_id).await?;
+        self.clean_up(&result.job_id, &fence, election.identity(), result).await
+    }
+
+    /// Claims `job_id`'s ConfigMap for the grant of `election` with `epoch`: from here on
+    /// no lower epoch writes it.
+    async fn claim(&self, election: &LeaderElection, epoch: u64, job_id: &str) -> Result<Fence> {
         let fence = Fence::new(epoch, election.identity());
-        fence
-            .claim_job(&self.cas, &self.settings.cluster_id, &result.job_id)
-            .await?;
+        fence.claim_job(&self.cas, &self.settings.cluster_id, job_id).await?;
+        Ok(fence)
+    }
+
+    /// [`cleanup::clean_up_job`] of `job_id` under `fence`.
+    async fn clean_up(&self, job_id: &str, fence: &Fence, identity: &str, result: &JobResult) -> Result<()> {
         let ha = JobHa {
             cas: &self.cas,
             cluster_id: &self.settings.cluster_id,
-            job_id: &result.job_id,
+            job_id,
             payloads: &self.payloads,
-            fence: &fence,
-            identity: election.identity(),
+            fence,
+            identity,
         };
         cleanup::clean_up_job(ha, &self.results, result).await
     }
