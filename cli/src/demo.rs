@@ -126,7 +126,14 @@ high-availability.kubernetes.leader-election.retry-period: {} ms
         })
         .await?;
         let kept = config_maps.list(&ListParams::default().labels(&names::ha_selector(CLUSTER))).await?;
-        let payloads = std::fs::read_dir(storage.path().join("ha").join(CLUSTER)).map(|d| d.count()).unwrap_or(0);
+        // Payloads only: the orphan sweep's owner marker holds no data.
+        let payloads = std::fs::read_dir(storage.path().join("ha").join(CLUSTER))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name() != flink_ha_runtime::payloads::OWNER_MARKER)
+                    .count()
+            })
+            .unwrap_or(0);
         say(&format!(
             "flink-config-{CLUSTER}: gone. Kept: {} HA ConfigMaps (no owner references) and {payloads} files in the storageDir; latest checkpoints {}",
             kept.items.len(),

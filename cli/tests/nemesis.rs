@@ -30,9 +30,11 @@ use kube::api::{Api, DeleteParams, ListParams};
 use rustix::process::{Pid, Signal};
 
 use checker::{FinalState, Observed, Record};
+use flink_ha_runtime::checkpoint_store::CHECKPOINT_PREFIX;
+use flink_ha_runtime::cleanup::EXECUTION_PLAN_PREFIX;
 use flink_ha_runtime::history::{Event, Line, monotonic_ns};
 use flink_ha_runtime::job_result_store::JobResultStore;
-use flink_ha_runtime::payloads::{PayloadStore, Pointer};
+use flink_ha_runtime::payloads::{OWNER_MARKER, PayloadStore, Pointer};
 use flink_ha_runtime::{HaSettings, names};
 use flink_ha_testenv::{S3Server, TestEnv, pki};
 use proxy::{StorageFault, StorageProxy, TcpProxy, WireFault};
@@ -42,6 +44,9 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 const CLUSTER: &str = "nemesis";
 const JOBMANAGERS: usize = 3;
 const LEASE: Duration = Duration::from_secs(2);
+/// The orphan sweep's minimum age: the floor for the lease and the 3 retries of
+/// `config` ((2 × 4 + 1) × 2 s; `flink-ha jobmanager` refuses less).
+const ORPHAN_MIN_AGE: Duration = Duration::from_secs(18);
 
 /// The faults, by the name the summary line counts them under.
 const FAULT_KINDS: [&str; 10] = [
@@ -74,6 +79,7 @@ job-result-store.delete-on-commit: false
 high-availability.kubernetes.leader-election.lease-duration: 2 s
 high-availability.kubernetes.leader-election.renew-deadline: 1500 ms
 high-availability.kubernetes.leader-election.retry-period: 400 ms
+kubernetes.transactional-operation.max-retries: 3
 "
     )
 }
@@ -99,6 +105,8 @@ impl Cluster {
         let child = Command::new(env!("CARGO_BIN_EXE_flink-ha"))
             .args(["jobmanager", "--jobs", "2", "--checkpoint-interval", "200 ms"])
             .args(["--finish-after", "25"])
+            .args(["--orphan-sweep-interval", "1 s"])
+            .args(["--orphan-min-age", &format!("{} s", ORPHAN_MIN_AGE.as_secs())])
             .arg("--config")
             .arg(&self.config)
             .arg("--history")
@@ -209,11 +217,11 @@ async fn final_state(api: &Api<ConfigMap>, settings: &HaSettings) -> Result<Fina
             state.job_config_maps.insert(job.to_string());
         }
         for (key, value) in cm.data.unwrap_or_default() {
-            let is_pointer = key.starts_with("checkpointID-") || key.starts_with("executionPlan-");
+            let is_pointer = key.starts_with(CHECKPOINT_PREFIX) || key.starts_with(EXECUTION_PLAN_PREFIX);
             if !is_pointer {
                 continue;
             }
-            if let Some(job) = key.strip_prefix("executionPlan-") {
+            if let Some(job) = key.strip_prefix(EXECUTION_PLAN_PREFIX) {
                 state.plans.insert(job.to_string());
             }
             let pointer = Pointer::parse(&value).map_err(|e| format!("{name}/{key} {e}"))?;
@@ -225,7 +233,12 @@ async fn final_state(api: &Api<ConfigMap>, settings: &HaSettings) -> Result<Fina
     let payloads = PayloadStore::for_settings(settings)?;
     let (store, root) = payloads.object_store();
     let objects: Vec<_> = store.list(Some(root)).try_collect().await?;
-    state.payloads = objects.iter().map(|o| payloads.uri_of(&o.location)).collect();
+    // Everything but the sweep's owner marker, which holds no data.
+    state.payloads = objects
+        .iter()
+        .filter(|o| o.location.filename() != Some(OWNER_MARKER))
+        .map(|o| payloads.uri_of(&o.location))
+        .collect();
     let entries = JobResultStore::for_settings(settings)?.entries().await?;
     state.dirty_results = entries.dirty.into_iter().map(|r| r.job_id).collect();
     state.clean_results = entries.clean.into_iter().collect();
@@ -297,7 +310,6 @@ async fn no_acknowledged_checkpoint_is_lost_and_no_finished_job_rerun_under_faul
 
     let mut faults: BTreeMap<&str, usize> = BTreeMap::new();
     let mut pauses: Vec<(u64, String)> = Vec::new();
-    let mut kills = 0;
     let mut timeline: Vec<String> = Vec::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(seconds) {
@@ -317,7 +329,6 @@ async fn no_acknowledged_checkpoint_is_lost_and_no_finished_job_rerun_under_faul
                 if let Some(mut child) = cluster.slots[target].child.take() {
                     let _ = child.kill();
                     let _ = child.wait();
-                    kills += 1;
                 }
                 tokio::time::sleep(lasting).await;
                 cluster.spawn(target, env.plane)?;
@@ -370,12 +381,29 @@ async fn no_acknowledged_checkpoint_is_lost_and_no_finished_job_rerun_under_faul
     let faulted = started.elapsed();
 
     // Heal, let the cluster settle (a leader whose jobs checkpoint again, interrupted
-    // cleanups finished), then stop every JobManager gracefully.
+    // cleanups finished, and an orphan sweep that found every payload the faults left
+    // old enough to delete), then stop every JobManager gracefully.
     for slot in &cluster.slots {
         slot.proxy.set(WireFault::Pass);
     }
     storage.set(StorageFault::Pass);
+    // Requests the faults held back (a storage stall: up to 3 s) land after the heal.
+    let last_write_ns = monotonic_ns() + 5_000_000_000;
     tokio::time::sleep(Duration::from_secs(8)).await;
+    let swept_by = Instant::now() + ORPHAN_MIN_AGE + Duration::from_secs(40);
+    while !swept_since(
+        &read_histories(&cluster.slots)?,
+        last_write_ns + ORPHAN_MIN_AGE.as_nanos() as u64,
+    ) {
+        if Instant::now() > swept_by {
+            return Err(format!(
+                "no orphan sweep listed the payloads {ORPHAN_MIN_AGE:?} after the faults ended (seed {seed}); histories in {}",
+                dir.keep().display()
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     for index in 0..JOBMANAGERS {
         if let Some(pid) = cluster.pid(index) {
             signal(pid, Signal::TERM);
@@ -393,7 +421,6 @@ async fn no_acknowledged_checkpoint_is_lost_and_no_finished_job_rerun_under_faul
     let history = read_histories(&cluster.slots)?;
     let observed = Observed {
         storage_deletes: storage.deletes(),
-        kills,
     };
     // The state is read around the proxies, from the servers themselves.
     let direct = config(&env.namespace, &s3.endpoint());
@@ -414,10 +441,15 @@ async fn no_acknowledged_checkpoint_is_lost_and_no_finished_job_rerun_under_faul
     let finished = count(&history, |e| matches!(e, Event::JobFinished { .. }));
     let kinds: Vec<String> = faults.iter().map(|(kind, n)| format!("{kind}={n}")).collect();
     let failovers = failovers_after_pauses(&history, &pauses);
-    let referenced: Vec<&String> = state.pointers.iter().map(|(_, _, path, _)| path).collect();
-    let orphans = state.payloads.iter().filter(|p| !referenced.contains(p)).count();
+    let swept: usize = history
+        .iter()
+        .map(|r| match &r.line.event {
+            Event::Swept { deleted, .. } => deleted.len(),
+            _ => 0,
+        })
+        .sum();
     eprintln!(
-        "nemesis: failover after a pause past the lease: {} ({} pauses), {finished} jobs finished, {orphans} payloads of interrupted writes left, histories in {}",
+        "nemesis: failover after a pause past the lease: {} ({} pauses), {finished} jobs finished, {swept} orphaned payloads swept, histories in {}",
         describe(&failovers),
         pauses.len(),
         dir.path().display()
@@ -471,6 +503,13 @@ async fn orphans_explained(history: &[Record], state: &FinalState, settings: &Ha
             acked.map_or(String::new(), |r| format!(" (acknowledged: {})", r.source))
         );
     }
+}
+
+/// Whether an orphan sweep began listing at `since_ns` or later (and finished).
+fn swept_since(history: &[Record], since_ns: u64) -> bool {
+    history
+        .iter()
+        .any(|r| matches!(r.line.event, Event::Swept { listed_ns, .. } if listed_ns >= since_ns))
 }
 
 fn count(history: &[Record], what: impl Fn(&Event) -> bool) -> usize {

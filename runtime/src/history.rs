@@ -91,6 +91,14 @@ pub enum Event {
     JobFinished { job: String, epoch: u64, cleaned: bool },
     /// A cleanup a crash interrupted was finished.
     CleanupFinished { job: String, epoch: u64 },
+    /// An orphan sweep whose listing of the payload folder began at `listed_ns`
+    /// deleted `deleted` (payload URIs); orphans younger than the minimum age stay.
+    Swept {
+        epoch: u64,
+        listed_ns: u64,
+        deleted: Vec<String>,
+        young: usize,
+    },
     /// The process stopped gracefully.
     Stopped,
 }

@@ -34,6 +34,7 @@
 //! | [`checkpoint_store`] | a job's completed checkpoints, retention, recovery |
 //! | [`job_result_store`] | Flink's job-result store: terminated jobs, never recovered again |
 //! | [`cleanup`] | the execution-plan store; job and cluster cleanup; what a new leader recovers |
+//! | [`sweep`] | the orphan sweep: payloads no pointer names, left by a killed writer |
 //! | [`history`] | what a JobManager did, as JSON lines, for the nemesis test's checker |
 //! | [`jobmanager`] | a JobManager-like process on all of the above (failover tests, demo) |
 //! | [`error`] | what callers must tell apart: not written, possibly written, not leader |
@@ -58,6 +59,7 @@ pub mod payloads;
 pub mod services;
 pub mod state_handle_store;
 pub mod storage;
+pub mod sweep;
 
 pub use config::{ConfigError, HaSettings};
 pub use error::{Error, Result};

@@ -11,7 +11,9 @@
 //! configured with another bucket is refused, never shown "nothing there". Pointers of
 //! earlier versions hold a bare object path and are read as paths inside this store.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use object_store::path::Path;
@@ -52,6 +54,43 @@ impl Pointer {
     }
 }
 
+/// The name of the file that says which cluster owns a payload folder (see
+/// [`PayloadStore::claim_folder`]).
+pub const OWNER_MARKER: &str = "flink-ha-owner.json";
+
+/// The random part of a payload name this runtime writes: 24 lowercase hex digits.
+const NAME_SUFFIX_LEN: usize = 24;
+
+/// Whether `name` (a file name in the cluster folder) is a payload this runtime wrote: a
+/// known kind, then [`NAME_SUFFIX_LEN`] lowercase hex digits. Flink's own payloads
+/// (`completedCheckpoint` + 12 hex digits), its `blob/` folder and anything else a user
+/// keeps beside them never match, so the orphan sweep cannot touch them.
+pub fn is_runtime_payload_name(name: &str, kinds: &[&str]) -> bool {
+    kinds.iter().any(|kind| {
+        name.strip_prefix(kind).is_some_and(|suffix| {
+            suffix.len() == NAME_SUFFIX_LEN && suffix.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+    })
+}
+
+/// A payload found in the folder by a listing.
+#[derive(Clone, Debug)]
+pub struct StoredPayload {
+    /// The URI a pointer to it carries.
+    pub uri: String,
+    /// How long ago storage says it was written (zero if its clock is ahead of ours).
+    pub age: Duration,
+}
+
+/// Who owns a payload folder, as its marker file says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FolderOwner {
+    /// This cluster (its namespace and id): it may sweep the folder.
+    This,
+    /// Another cluster, or a marker this version cannot read: hands off.
+    Other(String),
+}
+
 /// The payload folder of one cluster.
 #[derive(Clone)]
 pub struct PayloadStore {
@@ -60,6 +99,9 @@ pub struct PayloadStore {
     store_uri: String,
     root: Path,
     description: String,
+    /// Payloads this process wrote whose pointer write has not settled yet (shared by
+    /// every clone): the orphan sweep never deletes them, however old.
+    unsettled: Arc<Mutex<HashSet<String>>>,
 }
 
 impl PayloadStore {
@@ -100,6 +142,7 @@ impl PayloadStore {
             description: format!("{store_uri}/{root}"),
             store_uri,
             root,
+            unsettled: Arc::default(),
         }
     }
 
@@ -139,7 +182,9 @@ impl PayloadStore {
     }
 
     /// Writes `bytes` under a fresh name `<kind><24 hex>`, never over an existing object;
-    /// the URI a pointer to it carries.
+    /// the URI a pointer to it carries. The payload counts as unsettled (the orphan
+    /// sweep leaves it alone) until the caller reports its pointer write settled
+    /// ([`PayloadStore::settled`]).
     ///
     /// A write whose answer was lost leaves nothing behind: `object_store` retries it,
     /// and the create-only retry then finds the object the first attempt wrote
@@ -159,18 +204,22 @@ impl PayloadStore {
                 mode: PutMode::Create,
                 ..PutOptions::default()
             };
+            // Unsettled from before the write: a sweep that lists it must not delete it.
+            let uri = self.uri_of(&path);
+            self.mark_unsettled(&uri);
             match self
                 .store
                 .put_opts(&path, PutPayload::from(bytes.clone()), options)
                 .await
             {
-                Ok(_) => return Ok(self.uri_of(&path)),
+                Ok(_) => return Ok(uri),
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     // 96 random bits are not taken by chance: it is our own lost write,
                     // unless the bytes say otherwise (then draw another name).
                     if self.holds(&path, &bytes).await {
-                        return Ok(self.uri_of(&path));
+                        return Ok(uri);
                     }
+                    self.settled(&uri);
                 }
                 Err(error) => {
                     if let Err(left) = self.store.delete(&path).await
@@ -178,6 +227,7 @@ impl PayloadStore {
                     {
                         tracing::warn!(%path, error = %left, "a payload whose write failed may be left in storage");
                     }
+                    self.settled(&uri);
                     return Err(self.failed("write a payload to", error));
                 }
             }
@@ -186,6 +236,119 @@ impl PayloadStore {
             "no free name for a {kind} payload in {}",
             self.description
         )))
+    }
+
+    fn mark_unsettled(&self, uri: &str) {
+        if let Ok(mut unsettled) = self.unsettled.lock() {
+            unsettled.insert(uri.to_string());
+        }
+    }
+
+    /// The pointer write for the payload at `uri` ([`PayloadStore::put_new`]) settled:
+    /// written, or proven not written and the payload deleted. From here on the orphan
+    /// sweep judges it by the pointers alone.
+    pub fn settled(&self, uri: &str) {
+        if let Ok(mut unsettled) = self.unsettled.lock() {
+            unsettled.remove(uri);
+        }
+    }
+
+    /// Whether this process still waits to learn if a pointer to `uri` was written.
+    pub fn is_unsettled(&self, uri: &str) -> bool {
+        // A poisoned lock says nothing: count it as unsettled, the safe side.
+        self.unsettled.lock().map_or(true, |unsettled| unsettled.contains(uri))
+    }
+
+    /// The URI of the object a pointer's path names, written the way [`PayloadStore::put_new`]
+    /// returns it; `None` for a pointer outside this store.
+    pub fn canonical_uri(&self, pointer_path: &str) -> Option<String> {
+        self.resolve(pointer_path).ok().map(|path| self.uri_of(&path))
+    }
+
+    /// The payloads of `kinds` this runtime wrote directly in the folder (not in
+    /// sub-folders such as `blob/`), with their age by storage's clock.
+    pub async fn list_payloads(&self, kinds: &[&str]) -> Result<Vec<StoredPayload>> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.root))
+            .await
+            .map_err(|e| self.failed("list the payloads in", e))?;
+        let now = SystemTime::now();
+        Ok(listed
+            .objects
+            .into_iter()
+            .filter(|meta| {
+                meta.location
+                    .filename()
+                    .is_some_and(|name| is_runtime_payload_name(name, kinds))
+            })
+            .map(|meta| {
+                let written = SystemTime::UNIX_EPOCH
+                    + Duration::from_millis(u64::try_from(meta.last_modified.timestamp_millis()).unwrap_or(0));
+                StoredPayload {
+                    uri: self.uri_of(&meta.location),
+                    age: now.duration_since(written).unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
+    /// Makes sure the folder's marker names `owner` (`<namespace>/<cluster-id>`, written
+    /// if there is none) and says whether it does. Two clusters with one cluster id in
+    /// two namespaces may share a storageDir; only the one the marker names sweeps.
+    pub async fn claim_folder(&self, owner: &str) -> Result<FolderOwner> {
+        let path = self.root.clone().join(OWNER_MARKER);
+        let marker = serde_json::json!({ "owner": owner }).to_string();
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self.store.put_opts(&path, PutPayload::from(marker), options).await {
+            Ok(_) => return Ok(FolderOwner::This),
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(error) => return Err(self.failed("write the owner marker into", error)),
+        }
+        let got = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| self.failed("read the owner marker of", e))?;
+        let bytes = got
+            .bytes()
+            .await
+            .map_err(|e| self.failed("read the owner marker of", e))?;
+        let named = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|value| value["owner"].as_str().map(str::to_string));
+        Ok(match named {
+            Some(named) if named == owner => FolderOwner::This,
+            Some(named) => FolderOwner::Other(named),
+            None => FolderOwner::Other(format!("an unreadable marker {}", self.uri_of(&path))),
+        })
+    }
+
+    /// Deletes the folder's owner marker if it names `owner` (the cluster's own
+    /// shutdown cleanup); another cluster's marker stays.
+    pub async fn release_folder(&self, owner: &str) -> Result<()> {
+        let path = self.root.clone().join(OWNER_MARKER);
+        let bytes = match self.store.get(&path).await {
+            Ok(got) => got
+                .bytes()
+                .await
+                .map_err(|e| self.failed("read the owner marker of", e))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(error) => return Err(self.failed("read the owner marker of", error)),
+        };
+        let named = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|value| value["owner"].as_str().map(str::to_string));
+        if named.as_deref() != Some(owner) {
+            return Ok(());
+        }
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(self.failed("delete the owner marker of", error)),
+        }
     }
 
     /// Whether the object at `path` holds exactly `bytes`.

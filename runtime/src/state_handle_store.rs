@@ -12,6 +12,9 @@
 //!   entries), delete the payload, remove the key by CAS. An add over a marked entry
 //!   finishes that removal first.
 //! - **Read**: a malformed pointer is skipped with a warning, never fatal to recovery.
+//!
+//! Until an add settles, its payload is unsettled in the [`PayloadStore`], and the
+//! orphan sweep ([`crate::sweep`]) leaves it alone.
 
 use std::sync::{Arc, Mutex};
 
@@ -89,10 +92,11 @@ impl StateHandleStore {
         let mut still = Vec::new();
         for add in pending {
             match self.settle(&add.key, &add.path, &add.versions).await {
-                Settled::Written(_) => {}
+                Settled::Written(_) => self.payloads.settled(&add.path),
                 Settled::NotWritten => {
                     tracing::info!(key = %add.key, path = %add.path, "a lost add proved not written; its payload is deleted");
                     self.delete_payload(&add.path).await;
+                    self.payloads.settled(&add.path);
                 }
                 Settled::Unknown => still.push(add),
             }
@@ -160,6 +164,7 @@ impl StateHandleStore {
             .await;
         match written {
             Ok(stored) => {
+                self.payloads.settled(&path);
                 if let Some(stale) = stale_payload {
                     self.delete_payload(&stale).await;
                 }
@@ -172,10 +177,12 @@ impl StateHandleStore {
             }) => match self.settle(key, &path, &unanswered_versions).await {
                 Settled::Written(stored) => {
                     tracing::info!(key, %path, "a write whose answer was lost is in the ConfigMap: added");
+                    self.payloads.settled(&path);
                     Ok(*stored)
                 }
                 Settled::NotWritten => {
                     self.delete_payload(&path).await;
+                    self.payloads.settled(&path);
                     Err(Error::NotWritten { name, reason })
                 }
                 Settled::Unknown => {
@@ -196,6 +203,7 @@ impl StateHandleStore {
             },
             Err(error) => {
                 self.delete_payload(&path).await;
+                self.payloads.settled(&path);
                 Err(error)
             }
         }
