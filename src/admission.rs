@@ -1,7 +1,9 @@
 //! `review`: an AdmissionReview in, the AdmissionReview response the webhook sends out.
 //!
 //! CREATE and UPDATE are reviewed on `object` with the same rules as `lint`; DELETE on
-//! `oldObject` (HA205: never delete an HA ConfigMap under a live leader). Error findings
+//! `oldObject` (HA205: never delete an HA ConfigMap that holds plans, checkpoints, a
+//! counter or leader entries under a live leader; a lock alone, as Flink's own graceful
+//! shutdown leaves it, may go). Error findings
 //! deny with one `[HAxxx] message` line each; warnings go back as admission warnings.
 
 use jiff::Timestamp;
@@ -168,6 +170,19 @@ fn lint_admitted(object: &Node, old: Option<&Node>) -> Vec<Finding> {
                 f.message = format!("{} (left as is: it had these owners before)", f.message);
             }
         }
+        // The same goes for an undecodable entry that is there unchanged: denying the
+        // update (a lock renewal, say) would not remove it, and would depose the leader.
+        // Writing a new one is still denied.
+        let value_at = |n: &Node, key: &str| n.path(&["data", key]).and_then(Node::as_str).map(str::to_string);
+        for f in out.findings.iter_mut().filter(|f| f.rule == RuleId::HA207) {
+            let Some(key) = f.path.as_deref().and_then(|p| p.strip_prefix("data.")) else {
+                continue;
+            };
+            if value_at(object, key).is_some() && value_at(object, key) == value_at(old, key) {
+                f.severity = Severity::Warning;
+                f.message = format!("{} (left as is: it was there before this update)", f.message);
+            }
+        }
     }
     out.findings
 }
@@ -185,6 +200,12 @@ fn check_delete(old: &Node, now: Timestamp) -> Vec<Finding> {
     if !record.is_live_at(now) {
         return Vec::new();
     }
+    // A lock and nothing else loses nothing: Flink's own graceful shutdown releases the
+    // lock, takes it again and deletes the emptied ConfigMap (no plans, no leader entries).
+    let held = HeldState::of(old);
+    if held.is_empty() {
+        return Vec::new();
+    }
     let name = old.str_at(&["metadata", "name"]).unwrap_or("");
     let expiry = record
         .renew_time
@@ -195,13 +216,75 @@ fn check_delete(old: &Node, now: Timestamp) -> Vec<Finding> {
         Finding::new(
             RuleId::HA205,
             format!(
-                "`{name}` holds a live leader record (holder {}, lease until {expiry}): deleting it crashes the running cluster and loses its HA metadata",
+                "`{name}` holds a live leader record (holder {}, lease until {expiry}) and {held}: deleting it crashes the running cluster and loses its HA metadata",
                 record.holder_identity
             ),
             "stop the Flink cluster first (its lease then expires or is released), or turn HA205 off in the webhook settings for a planned teardown",
         )
         .path(format!("metadata.annotations.{}", leader_record::ANNOTATION)),
     ]
+}
+
+/// What of a running cluster's state a ConfigMap holds beside its lock: what a delete
+/// would lose.
+#[derive(Default)]
+struct HeldState {
+    plans: usize,
+    checkpoints: usize,
+    counter: bool,
+    leader_entries: usize,
+}
+
+impl HeldState {
+    fn of(config_map: &Node) -> HeldState {
+        use crate::ha_layout as flink;
+        let mut held = HeldState::default();
+        let keys = config_map
+            .get("data")
+            .and_then(Node::as_map)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(key, _)| key.as_str());
+        for key in keys {
+            // `flink-ha jobmanager`'s entries are the same state under its own prefix.
+            let key = key.strip_prefix(flink::RUNTIME_KEY_PREFIX).unwrap_or(key);
+            if key.starts_with(flink::EXECUTION_PLAN_KEY_PREFIX) || key.starts_with(flink::LEGACY_JOB_GRAPH_KEY_PREFIX)
+            {
+                held.plans += 1;
+            } else if key.starts_with(flink::CHECKPOINT_KEY_PREFIX) {
+                held.checkpoints += 1;
+            } else if key == flink::COUNTER_KEY {
+                held.counter = true;
+            } else if key.starts_with(flink::LEADER_ENTRY_PREFIX) || key == flink::LEGACY_LEADER_ADDRESS_KEY {
+                held.leader_entries += 1;
+            }
+        }
+        held
+    }
+
+    fn is_empty(&self) -> bool {
+        self.plans == 0 && self.checkpoints == 0 && !self.counter && self.leader_entries == 0
+    }
+}
+
+impl std::fmt::Display for HeldState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut parts = Vec::new();
+        if self.plans > 0 {
+            parts.push(plural(self.plans, "execution plan", "execution plans"));
+        }
+        if self.checkpoints > 0 {
+            parts.push(plural(self.checkpoints, "checkpoint pointer", "checkpoint pointers"));
+        }
+        if self.counter {
+            parts.push("a checkpoint counter".to_string());
+        }
+        if self.leader_entries > 0 {
+            parts.push(plural(self.leader_entries, "leader entry", "leader entries"));
+        }
+        write!(f, "{}", parts.join(", "))
+    }
 }
 
 /// A warning short enough for kubectl: the rule and its title, and what it is about.

@@ -44,8 +44,30 @@ pub const CHECKPOINT_ID_DIGITS: usize = 19;
 /// The key of a job's execution plan in the cluster ConfigMap: this prefix and the job id.
 pub const EXECUTION_PLAN_KEY_PREFIX: &str = "executionPlan-";
 
+/// The plans' key prefix up to Flink 1.20 (`jobGraph-<job-id>`).
+pub const LEGACY_JOB_GRAPH_KEY_PREFIX: &str = "jobGraph-";
+
 /// The key of a job's checkpoint id counter in its job ConfigMap.
 pub const COUNTER_KEY: &str = "counter";
+
+/// What starts the Base64 text of a Java serialization stream (magic `AC ED 00 05`): every
+/// value Flink writes under its pointer keys (`executionPlan-`, `jobGraph-`,
+/// `checkpointID-`) does, and Flink fails to start on anything else there.
+pub const JAVA_SERIALIZED_BASE64_PREFIX: &str = "rO0AB";
+
+/// The prefix of every data key `flink-ha jobmanager` writes into the HA ConfigMaps. Its
+/// pointers are not Flink's Java-serialized handles, so they never go under Flink's keys
+/// (a Flink JobManager would read them and crash); Flink reads no key with this prefix.
+pub const RUNTIME_KEY_PREFIX: &str = "flink-ha.";
+/// The runtime's execution plans in the cluster ConfigMap: this prefix and the job id.
+pub const RUNTIME_EXECUTION_PLAN_KEY_PREFIX: &str = "flink-ha.executionPlan-";
+/// The runtime's completed checkpoints in a job ConfigMap: this prefix and 19 digits.
+pub const RUNTIME_CHECKPOINT_KEY_PREFIX: &str = "flink-ha.checkpointID-";
+/// The runtime's checkpoint id counter in a job ConfigMap.
+pub const RUNTIME_COUNTER_KEY: &str = "flink-ha.counter";
+
+/// The leader address key of Flink's per-component leader ConfigMaps (up to 1.14).
+pub const LEGACY_LEADER_ADDRESS_KEY: &str = "address";
 
 /// Flink's election defaults (`high-availability.kubernetes.leader-election.*`,
 /// `kubernetes.transactional-operation.max-retries`); `options.rs` holds the same values
@@ -162,12 +184,41 @@ pub fn execution_plan_key(job_id: &str) -> String {
     format!("{EXECUTION_PLAN_KEY_PREFIX}{job_id}")
 }
 
-/// The labels every HA ConfigMap carries from creation.
+/// The runtime's checkpoint key: [`RUNTIME_CHECKPOINT_KEY_PREFIX`] and the id in 19
+/// digits (sorted as text, like Flink's).
+pub fn runtime_checkpoint_key(checkpoint_id: u64) -> String {
+    format!(
+        "{RUNTIME_CHECKPOINT_KEY_PREFIX}{checkpoint_id:0width$}",
+        width = CHECKPOINT_ID_DIGITS
+    )
+}
+
+/// The id in a runtime checkpoint key; `None` for anything else (Flink's keys included).
+pub fn runtime_checkpoint_id(key: &str) -> Option<u64> {
+    let digits = key.strip_prefix(RUNTIME_CHECKPOINT_KEY_PREFIX)?;
+    (digits.len() == CHECKPOINT_ID_DIGITS && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+/// `flink-ha.executionPlan-<job-id>`: the runtime's plan key.
+pub fn runtime_execution_plan_key(job_id: &str) -> String {
+    format!("{RUNTIME_EXECUTION_PLAN_KEY_PREFIX}{job_id}")
+}
+
+/// Whether a data key is one of Flink's pointer keys, whose values Flink decodes as
+/// Base64 Java serialization (plans of 2.x and 1.x, checkpoints).
+pub fn is_flink_pointer_key(key: &str) -> bool {
+    key.starts_with(EXECUTION_PLAN_KEY_PREFIX)
+        || key.starts_with(LEGACY_JOB_GRAPH_KEY_PREFIX)
+        || key.starts_with(CHECKPOINT_KEY_PREFIX)
+}
+
+/// The labels every HA ConfigMap carries from creation: exactly Flink 2.x's.
 pub fn ha_labels(cluster_id: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (LABEL_APP.to_string(), cluster_id.to_string()),
         (LABEL_TYPE.to_string(), LABEL_TYPE_VALUE.to_string()),
-        (LABEL_CONFIGMAP_TYPE.to_string(), LABEL_CONFIGMAP_TYPE_VALUE.to_string()),
     ])
 }
 

@@ -7,9 +7,9 @@ use crate::config::{self, ConfigFile, FlinkConfig};
 use crate::finding::{Finding, Severity};
 use crate::ha_config::{self, HaKind, Origin};
 use crate::ha_layout::{
-    CHECKPOINT_ID_DIGITS, CHECKPOINT_KEY_PREFIX, CONFIGMAP_LIMIT, COUNTER_KEY, HaConfigMapName, LABEL_APP,
-    LABEL_CONFIGMAP_TYPE, LABEL_CONFIGMAP_TYPE_VALUE, LABEL_TYPE, LABEL_TYPE_VALUE, LEADER_ENTRY_PREFIX,
-    MAX_CLUSTER_ID_LENGTH,
+    self, CHECKPOINT_ID_DIGITS, CHECKPOINT_KEY_PREFIX, CONFIGMAP_LIMIT, COUNTER_KEY, HaConfigMapName,
+    JAVA_SERIALIZED_BASE64_PREFIX, LABEL_APP, LABEL_CONFIGMAP_TYPE, LABEL_CONFIGMAP_TYPE_VALUE, LABEL_TYPE,
+    LABEL_TYPE_VALUE, LEADER_ENTRY_PREFIX, MAX_CLUSTER_ID_LENGTH, REST_SERVER, RUNTIME_KEY_PREFIX,
 };
 use crate::leader_record::{self, LeaderRecord};
 use crate::options::{self, display_value};
@@ -132,6 +132,7 @@ fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
     ha_labels(root, name, out);
     leader_annotation(root, out);
     ha_entries(root, out);
+    pointer_formats(root, out);
 }
 
 /// HA201: an owner reference has the garbage collector delete the HA data with its owner.
@@ -236,21 +237,85 @@ fn ha_entries(root: &Node, out: &mut DocOut) {
     }
 }
 
+/// HA207: a value under one of Flink's pointer keys that Flink cannot decode; HA208:
+/// Flink's entries and the runtime's in one ConfigMap.
+fn pointer_formats(root: &Node, out: &mut DocOut) {
+    let Some(data) = root.get("data").and_then(Node::as_map) else {
+        return;
+    };
+    let mut flink_key = None;
+    let mut runtime_key = None;
+    for (k, v) in data {
+        let Some(key) = k.as_str() else { continue };
+        if key.starts_with(RUNTIME_KEY_PREFIX) {
+            runtime_key = runtime_key.or(Some((key, k.pos)));
+            continue;
+        }
+        if !ha_layout::is_flink_pointer_key(key) {
+            continue;
+        }
+        flink_key = flink_key.or(Some((key, k.pos)));
+        let value = v.as_str().unwrap_or("");
+        if !value.starts_with(JAVA_SERIALIZED_BASE64_PREFIX) {
+            let what = if value.trim_start().starts_with('{') {
+                "a JSON value (the pointer format of `flink-ha jobmanager` before 0.2)"
+            } else {
+                "not Base64 of a Java serialization stream"
+            };
+            out.findings.push(
+                Finding::new(
+                    RuleId::HA207,
+                    format!(
+                        "`{key}` is {what}: every Flink JobManager that takes the lock fails to start on it (a crash loop)"
+                    ),
+                    "remove the entry (a job whose plan or checkpoint is lost must be restored from a savepoint or a retained checkpoint), or let the JobManager that wrote it finish the job first",
+                )
+                .path(format!("data.{key}"))
+                .at(k.pos),
+            );
+        }
+    }
+    if let (Some((flink, _)), Some((runtime, at))) = (flink_key, runtime_key) {
+        out.findings.push(
+            Finding::new(
+                RuleId::HA208,
+                format!(
+                    "Flink's `{flink}` and `flink-ha jobmanager`'s `{runtime}` in one ConfigMap: a Flink JobManager and the runtime both ran jobs on this cluster id"
+                ),
+                "give the Flink cluster and the runtime each its own cluster id",
+            )
+            .path(format!("data.{runtime}"))
+            .at(at),
+        );
+    }
+}
+
 /// What is wrong with one HA data entry, if anything.
 fn entry_problem(key: &str, value: &str) -> Option<String> {
-    if let Some(id) = key.strip_prefix(CHECKPOINT_KEY_PREFIX) {
+    // The runtime's keys follow Flink's formats after their prefix.
+    let in_flink_form = key.strip_prefix(RUNTIME_KEY_PREFIX).unwrap_or(key);
+    if let Some(id) = in_flink_form.strip_prefix(CHECKPOINT_KEY_PREFIX) {
         (id.len() != CHECKPOINT_ID_DIGITS || !id.bytes().all(|b| b.is_ascii_digit())).then(|| {
             format!("checkpoint key `{key}` is not `{CHECKPOINT_KEY_PREFIX}` and {CHECKPOINT_ID_DIGITS} digits; recovery sorts keys as text and may pick the wrong checkpoint")
         })
-    } else if key == COUNTER_KEY {
+    } else if in_flink_form == COUNTER_KEY {
         (value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit())).then(|| {
             format!(
                 "`counter` is `{}`, not a decimal checkpoint id",
                 display_value(key, value)
             )
         })
-    } else if let Some(component) = key.strip_prefix(LEADER_ENTRY_PREFIX) {
+    } else if let Some(component) = in_flink_form.strip_prefix(LEADER_ENTRY_PREFIX) {
         match value.split_once(',') {
+            Some((session, address))
+                if component == REST_SERVER
+                    && is_uuid(session)
+                    && !(address.starts_with("http://") || address.starts_with("https://")) =>
+            {
+                Some(format!(
+                    "leader entry for `{component}` has the address `{address}`, not an http(s) URL: Flink's REST clients find the leading REST endpoint there"
+                ))
+            }
             Some((session, address)) if is_uuid(session) && !address.is_empty() => None,
             _ => Some(format!(
                 "leader entry for `{component}` is `{}`, not `<session-uuid>,<address>`",
@@ -574,5 +639,52 @@ mod tests {
         assert!(problem("counter", "").contains("not a decimal"));
         assert!(problem("org.apache.flink.k8s.leader.dispatcher", "no-session").contains("<session-uuid>,<address>"));
         assert!(problem("org.apache.flink.k8s.leader.dispatcher", &format!("{session},")).contains("`dispatcher`"));
+        // Flink's REST clients read an http(s) URL from the restserver entry.
+        let pekko = format!("{session},pekko.tcp://flink@10.0.0.9:6123/user/rpc/dispatcher_1");
+        assert!(problem("org.apache.flink.k8s.leader.restserver", &pekko).contains("not an http(s) URL"));
+        // The runtime's own keys are held to the same formats.
+        assert_eq!(entry_problem("flink-ha.checkpointID-0000000000000000042", "{}"), None);
+        assert!(problem("flink-ha.checkpointID-42", "{}").contains("19 digits"));
+        assert!(problem("flink-ha.counter", "x").contains("not a decimal"));
+    }
+
+    #[test]
+    fn values_flink_cannot_decode_and_mixed_formats_are_named() {
+        use crate::finding::Finding;
+        use crate::yaml::Node;
+        let lint = |data: serde_json::Value| -> Vec<Finding> {
+            let cm = serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": "orders-cluster-config-map",
+                    "labels": {"app": "orders", "type": "flink-native-kubernetes"}
+                },
+                "data": data
+            });
+            let mut out = super::DocOut::default();
+            super::lint_object(&Node::from_json(&cm), &mut out);
+            out.findings
+        };
+        let rules = |findings: &[Finding]| findings.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>();
+        let data = |entries: &[(&str, &str)]| {
+            serde_json::Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+                    .collect(),
+            )
+        };
+        let plan = "executionPlan-a1b2c3d4e5f60718293a4b5c6d7e8f90";
+        assert_eq!(rules(&lint(data(&[(plan, "rO0ABXNyAGNvcmc")]))), Vec::<&str>::new());
+        let json = lint(data(&[(
+            plan,
+            r#"{"path":"s3://b/ha/orders/submittedExecutionPlan0"}"#,
+        )]));
+        assert_eq!(rules(&json), ["HA207"]);
+        assert!(json[0].message.contains("a JSON value"), "{}", json[0].message);
+        let own = format!("flink-ha.{plan}");
+        let mixed = lint(data(&[(plan, "rO0ABXNy"), (&own, r#"{"path":"s3://b/p"}"#)]));
+        assert_eq!(rules(&mixed), ["HA208"]);
     }
 }

@@ -2,190 +2,16 @@
 //! a real kube-apiserver through a ValidatingWebhookConfiguration, and requests made
 //! with kubectl and with kube-rs, as an operator would make them.
 
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use flink_ha_testenv::TestEnv;
-use flink_ha_testenv::process::{free_port, http_get_ok};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::{
-    RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
-};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use tokio::sync::OnceCell;
+use kube::api::{Api, DeleteParams, PostParams};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// Namespaces with this label are under the webhook; the rest of the shared control
-/// plane (other tests, kube-system) is not.
-const SELECTOR_LABEL: &str = "flink-ha-e2e/webhook";
-
-/// The webhook process, kept for the whole test binary.
-struct Running {
-    _child: Child,
-    _dir: tempfile::TempDir,
-}
-
-static WEBHOOK: OnceCell<Running> = OnceCell::const_new();
-
-/// Starts `flink-ha webhook` with a self-signed certificate for 127.0.0.1 and registers
-/// it (once per test binary).
-async fn webhook(env: &TestEnv) -> Result<&'static Running, Box<dyn std::error::Error>> {
-    WEBHOOK
-        .get_or_try_init(|| async {
-            let dir = tempfile::tempdir()?;
-            let (port, probe) = (free_port()?, free_port()?);
-            let log = std::fs::File::create(dir.path().join("webhook.log"))?;
-            let child = Command::new(env!("CARGO_BIN_EXE_flink-ha"))
-                .args(["webhook", "--address", &format!("127.0.0.1:{port}")])
-                .args(["--probe-address", &format!("127.0.0.1:{probe}")])
-                .arg("--self-signed-dir")
-                .arg(dir.path())
-                .args(["--deadline-ms", "1000"])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()?;
-            env.plane.adopt(child.id());
-            let started = Instant::now();
-            while !http_get_ok(probe, "/readyz", "ready") {
-                if started.elapsed() > Duration::from_secs(120) {
-                    let log = std::fs::read_to_string(dir.path().join("webhook.log")).unwrap_or_default();
-                    return Err(format!("the webhook did not become ready:\n{log}").into());
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            register(env, port, std::fs::read(dir.path().join("tls.crt"))?).await?;
-            Ok::<_, Box<dyn std::error::Error>>(Running {
-                _child: child,
-                _dir: dir,
-            })
-        })
-        .await
-}
-
-/// The ValidatingWebhookConfiguration of deploy/, pointed at the local process by URL.
-async fn register(env: &TestEnv, port: u16, ca_pem: Vec<u8>) -> Result<(), kube::Error> {
-    let rule = |group: &str, resources: &[&str], operations: &[&str]| RuleWithOperations {
-        api_groups: Some(vec![group.to_string()]),
-        api_versions: Some(vec!["*".to_string()]),
-        operations: Some(operations.iter().map(|s| s.to_string()).collect()),
-        resources: Some(resources.iter().map(|s| s.to_string()).collect()),
-        scope: Some("Namespaced".to_string()),
-    };
-    let config = ValidatingWebhookConfiguration {
-        metadata: ObjectMeta {
-            name: Some("flink-ha-e2e".to_string()),
-            ..ObjectMeta::default()
-        },
-        webhooks: Some(vec![ValidatingWebhook {
-            name: "flink-ha.policy.flink-ha.io".to_string(),
-            admission_review_versions: vec!["v1".to_string()],
-            side_effects: "None".to_string(),
-            failure_policy: Some("Fail".to_string()),
-            match_policy: Some("Equivalent".to_string()),
-            timeout_seconds: Some(5),
-            client_config: WebhookClientConfig {
-                url: Some(format!("https://127.0.0.1:{port}/validate")),
-                ca_bundle: Some(ByteString(ca_pem)),
-                service: None,
-            },
-            namespace_selector: Some(LabelSelector {
-                match_labels: Some([(SELECTOR_LABEL.to_string(), "on".to_string())].into()),
-                ..LabelSelector::default()
-            }),
-            rules: Some(vec![
-                rule("", &["configmaps"], &["CREATE", "UPDATE", "DELETE"]),
-                rule(
-                    "flink.apache.org",
-                    &["flinkdeployments", "flinksessionjobs"],
-                    &["CREATE", "UPDATE"],
-                ),
-            ]),
-            ..ValidatingWebhook::default()
-        }]),
-    };
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(env.client.clone());
-    api.create(&PostParams::default(), &config).await?;
-    Ok(())
-}
-
-/// A namespace under the webhook, once the API server enforces it there (it picks up
-/// new webhook configurations within a second or so).
-async fn enforced_env(test: &str) -> Result<TestEnv, Box<dyn std::error::Error>> {
-    let env = TestEnv::new(test).await?;
-    webhook(&env).await?;
-    let namespaces: Api<Namespace> = Api::all(env.client.clone());
-    let label = serde_json::json!({"metadata": {"labels": {SELECTOR_LABEL: "on"}}});
-    namespaces
-        .patch(&env.namespace, &PatchParams::default(), &Patch::Merge(&label))
-        .await?;
-    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
-    let probe = owned_ha_configmap("probe");
-    let started = Instant::now();
-    loop {
-        match api
-            .create(
-                &PostParams {
-                    dry_run: true,
-                    ..PostParams::default()
-                },
-                &probe,
-            )
-            .await
-        {
-            Err(kube::Error::Api(e)) if e.message.contains("[HA201]") => return Ok(env),
-            _ if started.elapsed() > Duration::from_secs(30) => {
-                return Err("the API server did not start calling the webhook within 30 s".into());
-            }
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
-
-fn ha_labels(cluster: &str) -> std::collections::BTreeMap<String, String> {
-    [
-        ("app", cluster),
-        ("configmap-type", "high-availability"),
-        ("type", "flink-native-kubernetes"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
-fn owned_ha_configmap(cluster: &str) -> ConfigMap {
-    let mut cm: ConfigMap = serde_json::from_value(serde_json::json!({
-        "metadata": {
-            "name": format!("{cluster}-cluster-config-map"),
-            "ownerReferences": [{
-                "apiVersion": "apps/v1", "kind": "Deployment", "name": cluster,
-                "uid": "6a1c2a4e-0f3b-4c3e-9d7a-2b1f0e9c8d7a", "controller": true
-            }]
-        }
-    }))
-    .expect("a ConfigMap");
-    cm.metadata.labels = Some(ha_labels(cluster));
-    cm
-}
-
-fn kubectl(env: &TestEnv, args: &[&str], stdin: Option<&str>) -> std::io::Result<Output> {
-    use std::io::Write;
-    let mut child = Command::new("kubectl")
-        .arg(format!("--kubeconfig={}", env.kubeconfig.display()))
-        .args(["-n", &env.namespace])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let Some(text) = stdin {
-        child.stdin.take().expect("stdin").write_all(text.as_bytes())?;
-    }
-    drop(child.stdin.take());
-    child.wait_with_output()
-}
+mod common;
+use common::webhook::{enforced_env, kubectl, owned_ha_configmap};
 
 /// A `flink-config-<cluster>` ConfigMap holding `config_yaml`.
 fn flink_config(cluster: &str, config_yaml: &str) -> ConfigMap {
@@ -287,14 +113,14 @@ async fn a_clean_ha_setup_is_admitted_and_warnings_reach_kubectl() -> TestResult
 }
 
 #[tokio::test]
-async fn deleting_an_ha_configmap_under_a_live_leader_is_denied_until_the_lease_expires() -> TestResult {
+async fn deleting_an_ha_configmap_with_plans_under_a_live_leader_is_denied_and_flinks_emptied_one_admitted()
+-> TestResult {
     let env = enforced_env("webhook-ha205").await?;
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let now = jiff::Timestamp::now();
-    let lease = Duration::from_secs(4);
     let record = serde_json::json!({
         "holderIdentity": "72194ce9-ba00-45d8-92ae-a8574f6f53dd",
-        "leaseDuration": "PT4S",
+        "leaseDuration": "PT60S",
         "acquireTime": now.to_string(),
         "renewTime": now.to_string(),
         "leaderTransitions": 0
@@ -308,24 +134,32 @@ async fn deleting_an_ha_configmap_under_a_live_leader_is_denied_until_the_lease_
         )]
         .into(),
     );
+    cm.data = Some(
+        [(
+            "executionPlan-25fc957960a1789dd1ef3466290fa995".to_string(),
+            "rO0ABXNyAGNvcmcuYXBhY2hlLmZsaW5r".to_string(),
+        )]
+        .into(),
+    );
     api.create(&PostParams::default(), &cm).await?;
     let name = "orders-cluster-config-map";
 
     let err = api
         .delete(name, &DeleteParams::default())
         .await
-        .expect_err("denied while the lease is live");
+        .expect_err("denied while the lease is live and a plan is there");
     assert!(err.to_string().contains("[HA205]"), "{err}");
+    assert!(err.to_string().contains("1 execution plan"), "{err}");
     let out = kubectl(&env, &["delete", "configmap", name], None)?;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("[HA205]"));
     assert!(api.get_opt(name).await?.is_some(), "the ConfigMap must still be there");
 
-    // The leader is gone (nothing renews): once the lease ran out, deleting is fine.
-    let expiry = std::time::SystemTime::now() + lease;
-    while std::time::SystemTime::now() < expiry + Duration::from_millis(500) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Flink's graceful shutdown: the plans and leader entries are gone, the lock is
+    // taken again (still live), and the emptied ConfigMap is deleted: nothing is lost.
+    let mut emptied = api.get(name).await?;
+    emptied.data = None;
+    api.replace(name, &PostParams::default(), &emptied).await?;
     api.delete(name, &DeleteParams::default()).await?;
     assert!(api.get_opt(name).await?.is_none());
     Ok(())
