@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use flink_ha_runtime::history::History;
-use flink_ha_runtime::jobmanager::{self, JobManagerOptions};
+use flink_ha_runtime::jobmanager::{self, JobManagerOptions, OrphanSweep};
+use flink_ha_runtime::sweep;
 use flink_ha_runtime::{ConfigError, HaSettings};
 
 #[derive(Args)]
@@ -18,9 +19,14 @@ pub struct JobManagerArgs {
     /// process does not start on error findings.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// The address published in the leader entries.
+    /// The RPC address published in the leader entries of the dispatcher, the resource
+    /// manager and the jobs.
     #[arg(long, default_value = "pekko.tcp://flink@127.0.0.1:6123/user/rpc/dispatcher_1")]
     address: String,
+    /// The REST endpoint published in the `restserver` leader entry (an http(s) URL, as
+    /// Flink writes and its clients read there).
+    #[arg(long, default_value = "http://127.0.0.1:8081", value_parser = parse_http_url)]
+    rest_address: String,
     /// Fake jobs to submit when the cluster has none.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
@@ -36,6 +42,25 @@ pub struct JobManagerArgs {
     /// to FILE as JSON lines, for the nemesis test's checker.
     #[arg(long, value_name = "FILE")]
     history: Option<PathBuf>,
+    /// How often the leader deletes payloads that no pointer names (left by a
+    /// JobManager killed between writing a payload and its pointer).
+    #[arg(long, value_name = "DURATION", default_value = "10 min", value_parser = parse_duration)]
+    orphan_sweep_interval: Duration,
+    /// How old an orphaned payload must be before the sweep deletes it. It must exceed
+    /// the time an add's pointer write can take: (2 × (max-retries + 1) + 1) leases.
+    #[arg(long, value_name = "DURATION", default_value = "1 h", value_parser = parse_duration)]
+    orphan_min_age: Duration,
+    /// Never sweep orphaned payloads.
+    #[arg(long)]
+    no_orphan_sweep: bool,
+}
+
+fn parse_http_url(text: &str) -> Result<String, String> {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        Ok(text.to_string())
+    } else {
+        Err(format!("`{text}` is not an http:// or https:// URL"))
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -64,12 +89,31 @@ pub fn run(args: &JobManagerArgs) -> Result<ExitCode> {
         }
         None => History::disabled(),
     };
+    let orphan_sweep = if args.no_orphan_sweep {
+        None
+    } else {
+        let floor = sweep::min_age_floor(&settings.election);
+        anyhow::ensure!(
+            args.orphan_min_age >= floor,
+            "--orphan-min-age {:?} is too young: with a lease of {:?} and {} retries ({}), a pointer may still land on a payload up to {floor:?} old",
+            args.orphan_min_age,
+            settings.election.lease_duration,
+            settings.election.max_retries,
+            args.config.display()
+        );
+        Some(OrphanSweep {
+            interval: args.orphan_sweep_interval,
+            min_age: args.orphan_min_age,
+        })
+    };
     let options = JobManagerOptions {
         address: args.address.clone(),
+        rest_address: args.rest_address.clone(),
         jobs: args.jobs,
         checkpoint_interval: args.checkpoint_interval,
         finish_after: args.finish_after,
         history,
+        orphan_sweep,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -89,6 +89,7 @@ mod tests {
                 "high-availability.type: kubernetes\n\
                  high-availability.storageDir: file://{}/ha\n\
                  kubernetes.cluster-id: embedded\n\
+                 high-availability.cluster-id: embedded\n\
                  kubernetes.namespace: {}\n",
                 dir.path().display(),
                 env.namespace
@@ -98,7 +99,8 @@ mod tests {
         let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
         let left = api.list(&ListParams::default().labels("app=embedded")).await?;
         assert!(left.items.is_empty(), "HA ConfigMaps left: {}", left.items.len());
-        let payloads = walk(&dir.path().join("ha").join("embedded"));
+        // Everything the run wrote went under `<storageDir>/embedded/`, and is gone.
+        let payloads = walk(&dir.path().join("ha"));
         assert!(payloads.is_empty(), "payloads left: {payloads:?}");
         Ok(())
     }

@@ -8,7 +8,8 @@ use crate::fence::Fence;
 use crate::names;
 
 /// The data key of the counter.
-pub use flink_ha_policy::ha_layout::COUNTER_KEY;
+/// The runtime's counter key (`flink-ha.counter`), beside its own checkpoint keys.
+pub use flink_ha_policy::ha_layout::RUNTIME_COUNTER_KEY as COUNTER_KEY;
 /// The first checkpoint id (Flink's `INITIAL_CHECKPOINT_ID`).
 pub const INITIAL_CHECKPOINT_ID: u64 = 1;
 

@@ -29,7 +29,12 @@ use crate::payloads::{PayloadStore, Pointer};
 use crate::state_handle_store::{Guard, StateHandleStore, live_entries, marked_entries};
 
 /// Flink's checkpoint keys (`checkpointID-%019d`), from the policy core's layout.
-pub use flink_ha_policy::ha_layout::{CHECKPOINT_KEY_PREFIX as CHECKPOINT_PREFIX, checkpoint_id, checkpoint_key};
+/// The runtime's checkpoint keys (`flink-ha.checkpointID-<19 digits>`): never Flink's own
+/// `checkpointID-` keys, whose values Flink decodes as Java serialization.
+pub use flink_ha_policy::ha_layout::{
+    RUNTIME_CHECKPOINT_KEY_PREFIX as CHECKPOINT_PREFIX, runtime_checkpoint_id as checkpoint_id,
+    runtime_checkpoint_key as checkpoint_key,
+};
 /// The payload file name prefix, as Flink names it.
 pub const PAYLOAD_KIND: &str = "completedCheckpoint";
 

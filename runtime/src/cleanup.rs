@@ -31,10 +31,16 @@ use crate::names;
 use crate::payloads::{PayloadStore, Pointer};
 use crate::state_handle_store::{Guard, StateHandleStore};
 
-/// Flink's plan keys (`executionPlan-<job-id>`), from the policy core's layout.
-pub use flink_ha_policy::ha_layout::{EXECUTION_PLAN_KEY_PREFIX as EXECUTION_PLAN_PREFIX, execution_plan_key};
+/// Flink's own plan keys: a cluster whose ConfigMap holds them runs Flink's jobs.
+pub use flink_ha_policy::ha_layout::EXECUTION_PLAN_KEY_PREFIX as FLINK_EXECUTION_PLAN_PREFIX;
 /// The plans' key prefix up to Flink 1.20: a live one stops a cluster cleanup too.
-pub const JOB_GRAPH_PREFIX: &str = "jobGraph-";
+pub use flink_ha_policy::ha_layout::LEGACY_JOB_GRAPH_KEY_PREFIX as JOB_GRAPH_PREFIX;
+/// The runtime's plan keys (`flink-ha.executionPlan-<job-id>`), from the policy core's
+/// layout: Flink's own `executionPlan-` keys hold Java-serialized handles, which a Flink
+/// JobManager decodes at start, and the runtime's JSON pointers there would crash it.
+pub use flink_ha_policy::ha_layout::{
+    RUNTIME_EXECUTION_PLAN_KEY_PREFIX as EXECUTION_PLAN_PREFIX, runtime_execution_plan_key as execution_plan_key,
+};
 /// The folder of Flink's blob store under `<storageDir>/<cluster-id>/`, which Flink
 /// deletes on a normal shutdown.
 pub const BLOB_FOLDER: &str = "blob";
@@ -79,6 +85,26 @@ impl ExecutionPlanStore {
             .await?
             .into_iter()
             .filter_map(|(k, _)| k.strip_prefix(EXECUTION_PLAN_PREFIX).map(str::to_string))
+            .collect())
+    }
+
+    /// The plan keys this runtime cannot run: Flink's own (`executionPlan-`, `jobGraph-`:
+    /// Java-serialized handles to Java-serialized plans) and its own entries that do not
+    /// parse. Read without writing anything.
+    pub async fn unreadable_plans(&self) -> Result<Vec<String>> {
+        let Some(cm) = self.store.cas.get(&self.store.name).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(cm
+            .data
+            .iter()
+            .flatten()
+            .filter(|(key, value)| {
+                key.starts_with(FLINK_EXECUTION_PLAN_PREFIX)
+                    || key.starts_with(JOB_GRAPH_PREFIX)
+                    || (key.starts_with(EXECUTION_PLAN_PREFIX) && Pointer::parse(value).is_err())
+            })
+            .map(|(key, _)| key.clone())
             .collect())
     }
 
@@ -184,6 +210,16 @@ pub struct Recovery {
 /// job-result store, dirty or clean, ended for good and is never run again, whatever
 /// of its plan and checkpoints is left.
 pub async fn recoverable_jobs(plans: &ExecutionPlanStore, results: &JobResultStore) -> Result<Recovery> {
+    // A cluster that runs jobs this runtime cannot read (a Flink JobManager's) is not
+    // taken up at all: running some of its jobs and skipping the rest would look like
+    // recovery while Flink's jobs stood still.
+    let unreadable = plans.unreadable_plans().await?;
+    if !unreadable.is_empty() {
+        return Err(Error::UnreadablePlans {
+            name: plans.store.name.clone(),
+            keys: unreadable,
+        });
+    }
     // Plans first: a job that ends between the two reads has its dirty entry written
     // before its plan goes, so the second read sees it and the job is not rerun.
     let planned = plans.job_ids().await?;
@@ -305,7 +341,9 @@ fn payloads_to_delete(cm: &ConfigMap, name: &str) -> Result<Vec<String>> {
     let mut live = Vec::new();
     let mut paths = Vec::new();
     for (key, value) in cm.data.iter().flatten() {
-        let is_plan = key.starts_with(EXECUTION_PLAN_PREFIX) || key.starts_with(JOB_GRAPH_PREFIX);
+        let is_plan = key.starts_with(EXECUTION_PLAN_PREFIX)
+            || key.starts_with(FLINK_EXECUTION_PLAN_PREFIX)
+            || key.starts_with(JOB_GRAPH_PREFIX);
         match Pointer::parse(value) {
             Ok(pointer) if is_plan && !pointer.marked_for_deletion => live.push(key.clone()),
             Ok(pointer) => paths.push(pointer.path),

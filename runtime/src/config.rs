@@ -36,9 +36,10 @@ pub struct HaSettings {
     pub namespace: String,
     /// `high-availability.storageDir` (current key or a deprecated one).
     pub storage_dir: String,
-    /// The folder under `storage_dir` for this cluster's payloads: the effective
-    /// `high-availability.cluster-id`, which native deployments derive from
-    /// `kubernetes.cluster-id`.
+    /// The folder under `storage_dir` for this cluster's payloads, where a Flink
+    /// JobManager with the same configuration puts its own: `high-availability.cluster-id`,
+    /// `default` when unset (Flink's default `/default`; native deployments and the
+    /// operator write the cluster id into the JobManager's configuration).
     pub storage_cluster_id: String,
     pub election: ElectionConfig,
     /// The options of Flink's file-system plugins (`s3.endpoint`, `s3.access-key`, …)
@@ -97,7 +98,7 @@ impl HaSettings {
         let cluster_id = text_of(options::K8S_CLUSTER_ID)?;
         let storage_cluster_id = match config.effective(options::HA_CLUSTER_ID) {
             Some(entry) => entry.value.trim_start_matches('/').to_string(),
-            None => cluster_id.clone(),
+            None => STANDALONE_HA_CLUSTER_ID.to_string(),
         };
         let election = ElectionConfig {
             cluster_id: cluster_id.clone(),
@@ -132,6 +133,9 @@ impl HaSettings {
         })
     }
 }
+
+/// Flink's `high-availability.cluster-id` when unset (`/default`, without the slash).
+pub const STANDALONE_HA_CLUSTER_ID: &str = "default";
 
 fn duration_of(config: &FlinkConfig, option: &OptionSpec) -> Result<Duration, String> {
     let value = config.value_or_default(option).unwrap_or_default();
@@ -204,12 +208,16 @@ high-availability.kubernetes.leader-election.lease-duration: 20 s
             "s3://flink-ha/recovery/job-result-store/orders-ha"
         );
 
-        // Without high-availability.cluster-id, native Kubernetes' derivation applies.
+        // Without high-availability.cluster-id, Flink's JobManager uses its default
+        // `/default` (a standalone deployment; native ones write the id into the
+        // JobManager's configuration), and so does the runtime: payloads and results
+        // land where Flink's own would (HA117 warns about this configuration).
         let text = CLEAN.replace("high-availability.cluster-id: orders-etl\n", "");
         let settings = HaSettings::from_flink_config("config.yaml", &text).expect("usable");
+        assert_eq!(settings.storage_cluster_id, "default");
         assert_eq!(
             settings.job_result_store_path,
-            "s3://flink-ha/recovery/job-result-store/orders-etl"
+            "s3://flink-ha/recovery/job-result-store/default"
         );
     }
 
@@ -223,7 +231,10 @@ high-availability.kubernetes.leader-election.lease-duration: 20 s
         assert!(!settings.job_result_delete_on_commit);
         let legacy = "high-availability: kubernetes\nhigh-availability.storageDir: file:///mnt/ha\nkubernetes.cluster-id: legacy\nexecution.checkpointing.interval: 10 s\njob-result-store.delete-on-commit: false\n";
         let settings = HaSettings::from_flink_config("flink-conf.yaml", legacy).expect("usable");
-        assert_eq!(settings.job_result_store_path, "file:///mnt/ha/job-result-store/legacy");
+        assert_eq!(
+            settings.job_result_store_path,
+            "file:///mnt/ha/job-result-store/default"
+        );
         assert!(!settings.job_result_delete_on_commit);
     }
 

@@ -61,6 +61,14 @@ pub enum Error {
     /// An operation that would lose data the caller did not mean to lose.
     #[error("refused: {0}")]
     Refused(String),
+    /// The cluster runs jobs this runtime cannot read: plans in Flink's own format
+    /// (Java-serialized handles) or entries that do not parse. They are left untouched;
+    /// a JobManager that can read them must lead.
+    #[error(
+        "ConfigMap {name} holds plans this JobManager cannot read ({}): a Flink JobManager's (Java-serialized) or corrupt; they are left untouched for a JobManager that can run them",
+        keys.join(", ")
+    )]
+    UnreadablePlans { name: String, keys: Vec<String> },
     /// The configuration is not one the runtime can run with.
     #[error("configuration: {0}")]
     Config(String),

@@ -8,6 +8,8 @@
 //! `finish_after`, each job ends after that many checkpoints (its result recorded and
 //! its HA data cleaned up, as Flink does) and a new one takes its place. With a
 //! [`History`], the process writes down what it did for the nemesis test's checker.
+//! With an [`OrphanSweep`], the leader deletes payloads a killed writer left without a
+//! pointer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,12 +26,17 @@ use crate::job_result_store::{ApplicationStatus, JobResult};
 use crate::leader_election::{LeaderElection, LeaderLease, Leadership};
 use crate::names;
 use crate::services::{HaServices, JobHaServices};
+use crate::sweep::Sweep;
 
 /// What the fake JobManager does besides HA.
 #[derive(Clone, Default)]
 pub struct JobManagerOptions {
-    /// The address published in the leader entries.
+    /// The RPC address published in the leader entries of the dispatcher, the resource
+    /// manager and the jobs (Flink's form: `pekko.tcp://flink@host:6123/user/rpc/...`).
     pub address: String,
+    /// The REST endpoint published in the `restserver` leader entry, an http(s) URL as
+    /// Flink's REST clients expect there.
+    pub rest_address: String,
     /// Jobs to submit when the cluster has none (and to keep running, with `finish_after`).
     pub jobs: usize,
     pub checkpoint_interval: Duration,
@@ -38,6 +45,16 @@ pub struct JobManagerOptions {
     pub finish_after: Option<u64>,
     /// Where to write down what this process does; [`History::disabled`] for nothing.
     pub history: History,
+    /// How the leader sweeps orphaned payloads; `None`: it does not.
+    pub orphan_sweep: Option<OrphanSweep>,
+}
+
+/// The leader's orphan sweep ([`crate::sweep`]): at each grant once its jobs are taken
+/// up, then every `interval`, deleting orphans older than `min_age`.
+#[derive(Clone, Copy, Debug)]
+pub struct OrphanSweep {
+    pub interval: Duration,
+    pub min_age: Duration,
 }
 
 /// Runs until `shutdown` turns true; then releases leadership and returns.
@@ -94,6 +111,7 @@ pub async fn run(
             history: history.clone(),
         };
         let mut jobs = JoinSet::new();
+        let mut sweeper = None;
         if let Err(error) = grant.take_up_jobs(&election, &mut jobs).await {
             // Holding the lock while running no job would stall the cluster for good:
             // say so, stop what started, and let a JobManager that can take over.
@@ -105,6 +123,10 @@ pub async fn run(
                 session: session.to_string(),
             });
             election.give_up(session);
+        } else if let Some(sweep) = options.orphan_sweep {
+            sweeper = Some(tokio::spawn(
+                grant.clone().sweep_orphans(election.identity().to_string(), sweep),
+            ));
         }
         // Leading until revoked or shut down; then the jobs are suspended.
         loop {
@@ -129,6 +151,10 @@ pub async fn run(
                     Err(_) => {}
                 },
             }
+        }
+        if let Some(sweeper) = sweeper {
+            // Mid-sweep is fine: a delete is idempotent and touches only orphans.
+            sweeper.abort();
         }
         stop_jobs_gracefully(&stop_jobs, &mut jobs).await;
         history.record(Event::Revoked {
@@ -224,15 +250,19 @@ impl Grant {
     /// On a grant: publish the address, finish interrupted cleanups, recover (or submit)
     /// the jobs, start checkpointing.
     async fn take_up_jobs(&self, election: &LeaderElection, jobs: &mut JoinSet<Result<JobEnd>>) -> Result<()> {
-        for component in [names::DISPATCHER, names::RESOURCE_MANAGER, names::REST_SERVER] {
+        // Read before anything is written: a cluster with jobs this runtime cannot read
+        // (a Flink JobManager's) is refused untouched, and the grant given up. Jobs that
+        // ended for good are never rerun; cleanups a crash interrupted are finished (a
+        // failure leaves the dirty entry for the next grant, and blocks no other job).
+        let recovery = self.services.recoverable_jobs(&self.plans).await?;
+        for component in [names::DISPATCHER, names::RESOURCE_MANAGER] {
             election
                 .publish_leader_address(component, &self.options.address)
                 .await?;
         }
-        // Jobs that ended for good are never rerun; cleanups a crash interrupted are
-        // finished (a failure leaves the dirty entry for the next grant, and blocks no
-        // other job).
-        let recovery = self.services.recoverable_jobs(&self.plans).await?;
+        election
+            .publish_leader_address(names::REST_SERVER, &self.options.rest_address)
+            .await?;
         for result in &recovery.finish_cleanup {
             match self.services.finish_cleanup(election, self.epoch, result).await {
                 Ok(()) => {
@@ -313,6 +343,39 @@ impl Grant {
             ended
         });
         Ok(())
+    }
+
+    /// The orphan sweep of this grant: one now, then one every interval, while the
+    /// grant may act. A failed sweep is tried again at the next interval.
+    async fn sweep_orphans(self, identity: String, sweep: OrphanSweep) {
+        loop {
+            if self.may_act().is_err() {
+                return;
+            }
+            // Before the listing begins: the checker reads it as "no later than".
+            let listed_ns = monotonic_ns();
+            match self.services.sweep_orphans_as(&identity, sweep.min_age).await {
+                Ok(Sweep::Done(report)) => {
+                    if !report.deleted.is_empty() {
+                        tracing::info!(
+                            deleted = report.deleted.len(),
+                            young = report.young,
+                            "swept orphaned payloads"
+                        );
+                    }
+                    self.history.record(Event::Swept {
+                        epoch: self.epoch,
+                        listed_ns,
+                        deleted: report.deleted,
+                        young: report.young,
+                    });
+                }
+                // Said once, with the owner: nothing here will change that.
+                Ok(Sweep::NotOurFolder { .. }) => return,
+                Err(error) => tracing::warn!(%error, "orphan sweep failed; trying again later"),
+            }
+            tokio::time::sleep(sweep.interval).await;
+        }
     }
 
     /// One checkpoint: an id from the counter, then the add. The id.

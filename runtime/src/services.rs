@@ -37,6 +37,7 @@ use crate::job_result_store::{JobResult, JobResultStore};
 use crate::leader_election::LeaderElection;
 use crate::leader_retrieval::LeaderRetrieval;
 use crate::payloads::PayloadStore;
+use crate::sweep::{self, Sweep};
 
 /// The HA services of one cluster id; cheap to clone.
 #[derive(Clone)]
@@ -176,9 +177,39 @@ impl HaServices {
         cleanup::clean_up_job(ha, &self.results, result).await
     }
 
+    /// Deletes the payloads no pointer names that are older than `min_age` (a writer
+    /// killed between its payload and its pointer leaves them), as the lock holder
+    /// `election`. `min_age` below [`sweep::min_age_floor`] of the cluster's settings is
+    /// refused: a pointer could still land on a younger orphan. See [`crate::sweep`].
+    pub async fn sweep_orphans(&self, election: &LeaderElection, min_age: std::time::Duration) -> Result<Sweep> {
+        self.sweep_orphans_as(election.identity(), min_age).await
+    }
+
+    /// [`HaServices::sweep_orphans`] for the lock holder `identity`
+    /// ([`LeaderElection::identity`]), for a task that does not hold the election.
+    pub async fn sweep_orphans_as(&self, identity: &str, min_age: std::time::Duration) -> Result<Sweep> {
+        let floor = sweep::min_age_floor(&self.settings.election);
+        if min_age < floor {
+            return Err(crate::Error::Refused(format!(
+                "an orphan sweep with a minimum age of {min_age:?}: with a lease of {:?} and {} retries, a pointer may still land on a payload up to {floor:?} old",
+                self.settings.election.lease_duration, self.settings.election.max_retries
+            )));
+        }
+        sweep::sweep_orphans(
+            &self.cas,
+            &self.settings.namespace,
+            &self.settings.cluster_id,
+            &self.payloads,
+            identity,
+            min_age,
+        )
+        .await
+    }
+
     /// The cluster shut down for good: removes its HA data, as the lock holder (see
     /// [`cleanup::clean_up_cluster`]). Takes the election, which must not renew (and so
-    /// recreate the ConfigMap) afterwards.
+    /// recreate the ConfigMap) afterwards. Last goes the folder's owner marker of the
+    /// orphan sweep, if it names this cluster (it holds no data; a leftover is harmless).
     pub async fn clean_up_cluster(&self, election: LeaderElection) -> Result<()> {
         let cleaned = cleanup::clean_up_cluster(
             &self.cas,
@@ -189,7 +220,13 @@ impl HaServices {
         .await;
         // Dropped, not stopped: a release would write to a ConfigMap that is gone.
         drop(election);
-        cleaned
+        cleaned?;
+        self.payloads.release_folder(&self.folder_owner()).await
+    }
+
+    /// How the orphan sweep's owner marker names this cluster: `<namespace>/<cluster-id>`.
+    fn folder_owner(&self) -> String {
+        format!("{}/{}", self.settings.namespace, self.settings.cluster_id)
     }
 }
 

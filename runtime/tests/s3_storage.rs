@@ -28,6 +28,7 @@ fn flink_config(s3: &S3Server, storage_dir: &str) -> String {
         "high-availability.type: kubernetes
 high-availability.storageDir: {storage_dir}
 kubernetes.cluster-id: orders
+high-availability.cluster-id: orders
 execution.checkpointing.interval: 10 s
 execution.checkpointing.num-retained: 2
 s3.endpoint: {}
@@ -85,7 +86,7 @@ async fn checkpoints_on_s3_keep_num_retained_recover_the_highest_and_clean_up() 
         .data
         .unwrap_or_default()
         .into_keys()
-        .filter(|k| k.starts_with("checkpointID-"))
+        .filter(|k| k.starts_with(flink_ha_runtime::checkpoint_store::CHECKPOINT_PREFIX))
         .collect();
     assert_eq!(keys, [checkpoint_key(3), checkpoint_key(4)]);
     let stored = objects(&payloads).await?;
@@ -183,7 +184,7 @@ async fn a_standby_configured_with_another_bucket_is_refused_and_keeps_the_last_
         .data
         .unwrap_or_default()
         .into_keys()
-        .filter(|k| k.starts_with("checkpointID-"))
+        .filter(|k| k.starts_with(flink_ha_runtime::checkpoint_store::CHECKPOINT_PREFIX))
         .collect();
     assert_eq!(keys, [checkpoint_key(1)]);
     assert_eq!(store(&good)?.recover().await?, Some((1, Bytes::from_static(b"one"))));

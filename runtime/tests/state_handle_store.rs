@@ -91,7 +91,7 @@ async fn a_process_without_the_lock_can_neither_put_nor_remove_a_plan() -> TestR
         .unwrap_or_default();
     let plans_of = |data: &std::collections::BTreeMap<String, String>| {
         data.iter()
-            .filter(|(k, _)| k.starts_with("executionPlan-"))
+            .filter(|(k, _)| k.starts_with(flink_ha_runtime::cleanup::EXECUTION_PLAN_PREFIX))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect::<Vec<_>>()
     };
