@@ -29,10 +29,22 @@ pub struct DeploymentFact {
     pub pos: Option<Pos>,
 }
 
+/// The pointer entries of one HA ConfigMap, by whose format they are in.
+#[derive(Clone, Debug)]
+pub struct PointerFormatFact {
+    pub cluster_id: String,
+    pub config_map: String,
+    /// A key of Flink's (`executionPlan-…`, `checkpointID-…`), if any.
+    pub flink_key: Option<String>,
+    /// A key of `flink-ha jobmanager`'s (`flink-ha.…`), if any, and where.
+    pub runtime_key: Option<(String, Option<Pos>)>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
     pub configs: Vec<ConfigFact>,
     pub deployments: Vec<DeploymentFact>,
+    pub pointer_formats: Vec<PointerFormatFact>,
 }
 
 /// Runs the bundle rules; `facts[i]` belong to input `i`, and so do the findings
@@ -57,6 +69,37 @@ pub fn check(facts: &[Facts], names: &[&str]) -> Vec<Vec<Finding>> {
                     )
                     .path("spec.replicas")
                     .at(d.pos),
+                );
+            }
+        }
+    }
+
+    // HA208 across ConfigMaps: the runtime's entries in one, Flink's in another of the same
+    // cluster id (within one ConfigMap, the object rule reports it).
+    for (i, f) in facts.iter().enumerate() {
+        for mine in f.pointer_formats.iter().filter(|p| p.flink_key.is_none()) {
+            let Some((runtime_key, pos)) = &mine.runtime_key else {
+                continue;
+            };
+            let flinks = facts
+                .iter()
+                .flat_map(|f| &f.pointer_formats)
+                .find(|other| other.cluster_id == mine.cluster_id && other.flink_key.is_some());
+            if let Some(other) = flinks {
+                out[i].push(
+                    Finding::new(
+                        RuleId::HA208,
+                        format!(
+                            "`{}` holds `flink-ha jobmanager`'s `{runtime_key}` and `{}` holds Flink's `{}`: a Flink JobManager and the runtime both ran jobs on cluster id `{}`",
+                            mine.config_map,
+                            other.config_map,
+                            other.flink_key.as_deref().unwrap_or_default(),
+                            mine.cluster_id
+                        ),
+                        "give the Flink cluster and the runtime each its own cluster id",
+                    )
+                    .path(format!("data.{runtime_key}"))
+                    .at(*pos),
                 );
             }
         }

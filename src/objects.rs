@@ -2,7 +2,7 @@
 //! FlinkSessionJobs, Deployments), the HA2xx ConfigMap rules, the HA3xx operator rules,
 //! and the Flink configuration embedded in `flink-config-<id>` ConfigMaps.
 
-use crate::bundle::{ConfigFact, DeploymentFact, Facts};
+use crate::bundle::{ConfigFact, DeploymentFact, Facts, PointerFormatFact};
 use crate::config::{self, ConfigFile, FlinkConfig};
 use crate::finding::{Finding, Severity};
 use crate::ha_config::{self, HaKind, Origin};
@@ -132,7 +132,7 @@ fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
     ha_labels(root, name, out);
     leader_annotation(root, out);
     ha_entries(root, out);
-    pointer_formats(root, out);
+    pointer_formats(root, name, out);
 }
 
 /// HA201: an owner reference has the garbage collector delete the HA data with its owner.
@@ -239,7 +239,7 @@ fn ha_entries(root: &Node, out: &mut DocOut) {
 
 /// HA207: a value under one of Flink's pointer keys that Flink cannot decode; HA208:
 /// Flink's entries and the runtime's in one ConfigMap.
-fn pointer_formats(root: &Node, out: &mut DocOut) {
+fn pointer_formats(root: &Node, name: &str, out: &mut DocOut) {
     let Some(data) = root.get("data").and_then(Node::as_map) else {
         return;
     };
@@ -274,6 +274,16 @@ fn pointer_formats(root: &Node, out: &mut DocOut) {
                 .at(k.pos),
             );
         }
+    }
+    if let Some(cluster_id) = HaConfigMapName::parse(name).map(|n| n.cluster_id())
+        && (flink_key.is_some() || runtime_key.is_some())
+    {
+        out.facts.pointer_formats.push(PointerFormatFact {
+            cluster_id: cluster_id.to_string(),
+            config_map: name.to_string(),
+            flink_key: flink_key.map(|(k, _)| k.to_string()),
+            runtime_key: runtime_key.map(|(k, at)| (k.to_string(), at)),
+        });
     }
     if let (Some((flink, _)), Some((runtime, at))) = (flink_key, runtime_key) {
         out.findings.push(
