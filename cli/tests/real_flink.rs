@@ -451,13 +451,19 @@ async fn real_flink_behind_the_webhook_is_never_denied_and_shuts_down_cleanly() 
         .filter(|l| l.contains("denied") && !l.contains("probe-cluster-config-map"))
         .map(str::to_string)
         .collect();
-    assert_eq!(denied_at_end, denied_after_ours, "Flink's requests were denied:\n{}", denials.join("\n"));
+    assert_eq!(
+        denied_at_end,
+        denied_after_ours,
+        "Flink's requests were denied:\n{}",
+        denials.join("\n")
+    );
     assert!(
         denied_after_ours - denied_before_ours >= 2,
         "the owner reference and the delete were not both denied"
     );
     for line in &denials {
-        let ours = (line.contains("UPDATE") && line.contains("HA201")) || (line.contains("DELETE") && line.contains("HA205"));
+        let ours =
+            (line.contains("UPDATE") && line.contains("HA201")) || (line.contains("DELETE") && line.contains("HA205"));
         assert!(ours, "a denial that is not this test's own: {line}");
     }
     Ok(())

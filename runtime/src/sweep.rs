@@ -80,7 +80,10 @@ pub async fn sweep_orphans(
 ) -> Result<Sweep> {
     // Only the lock holder claims the folder or deletes anything in it.
     let name = names::cluster_config_map(cluster_id);
-    let cluster = cas.get(&name).await?.ok_or_else(|| Error::Missing { name: name.clone() })?;
+    let cluster = cas
+        .get(&name)
+        .await?
+        .ok_or_else(|| Error::Missing { name: name.clone() })?;
     check_holds_lock(&cluster, identity, &name)?;
     // The same form as `HaServices`' release of the marker.
     let owner = format!("{namespace}/{cluster_id}");
