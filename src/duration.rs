@@ -13,30 +13,46 @@ const NANOS_PER: &[(&[&str], u128)] = &[
     (&["ns", "nano", "nanos", "nanosecond", "nanoseconds"], 1),
 ];
 
+/// What is wrong with a duration. Displayed as the rest of a sentence about the value
+/// ("`15 fortnights` has an unknown unit `fortnights`").
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("is empty")]
+    Empty,
+    #[error("does not start with a number")]
+    NoNumber,
+    #[error("is not a whole number (Flink durations take no fractions; use a smaller unit)")]
+    Fraction,
+    #[error("has an unknown unit `{0}`")]
+    UnknownUnit(String),
+    #[error("is too large (numeric overflow)")]
+    TooLarge,
+}
+
 /// Parses a Flink duration; the error says what is wrong in words a person can act on.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err("is empty".to_string());
+        return Err(DurationError::Empty);
     }
     let digits = trimmed.len() - trimmed.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     if digits == 0 {
-        return Err("does not start with a number".to_string());
+        return Err(DurationError::NoNumber);
     }
-    let number: u128 = trimmed[..digits].parse().map_err(|_| "is too large".to_string())?;
+    let number: u128 = trimmed[..digits].parse().map_err(|_| DurationError::TooLarge)?;
     if trimmed[digits..].starts_with(['.', ',']) {
-        return Err("is not a whole number (Flink durations take no fractions; use a smaller unit)".to_string());
+        return Err(DurationError::Fraction);
     }
     let unit = trimmed[digits..].trim().to_lowercase();
     let per = NANOS_PER
         .iter()
         .find(|(labels, _)| labels.contains(&unit.as_str()))
         .map(|(_, n)| *n)
-        .ok_or_else(|| format!("has an unknown unit `{}`", trimmed[digits..].trim()))?;
+        .ok_or_else(|| DurationError::UnknownUnit(trimmed[digits..].trim().to_string()))?;
     let nanos = number
         .checked_mul(per)
         .filter(|n| *n <= i64::MAX as u128)
-        .ok_or_else(|| "is too large (numeric overflow)".to_string())?;
+        .ok_or(DurationError::TooLarge)?;
     let secs = (nanos / 1_000_000_000) as u64;
     let sub = (nanos % 1_000_000_000) as u32;
     Ok(Duration::new(secs, sub))
@@ -54,10 +70,14 @@ mod tests {
         assert_eq!(parse("500"), Ok(Duration::from_millis(500)));
         assert_eq!(parse("2 µs"), Ok(Duration::from_micros(2)));
         assert_eq!(parse(" 3 days "), Ok(Duration::from_secs(3 * 86_400)));
-        assert!(parse("fifteen").is_err());
-        assert!(parse("-5 s").is_err());
-        assert!(parse("5 fortnights").is_err());
-        assert!(parse("99999999999999999999999 d").is_err());
-        assert!(parse("1.5 s").is_err());
+        assert_eq!(parse("fifteen"), Err(DurationError::NoNumber));
+        assert_eq!(parse("-5 s"), Err(DurationError::NoNumber));
+        assert_eq!(
+            parse("5 fortnights"),
+            Err(DurationError::UnknownUnit("fortnights".into()))
+        );
+        assert_eq!(parse("99999999999999999999999 d"), Err(DurationError::TooLarge));
+        assert_eq!(parse("1.5 s"), Err(DurationError::Fraction));
+        assert_eq!(parse("  "), Err(DurationError::Empty));
     }
 }

@@ -23,41 +23,66 @@ pub struct LeaderRecord {
     pub leader_transitions: u64,
 }
 
+/// What is wrong with a leader record. Displayed as the rest of a sentence about it
+/// ("the leader annotation has no `renewTime`").
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LeaderRecordError {
+    #[error("is not JSON ({0})")]
+    NotJson(String),
+    #[error("is not a JSON object")]
+    NotAnObject,
+    #[error("has a `holderIdentity` that is not a string")]
+    HolderNotAString,
+    #[error("has a negative or huge `leaseDuration`")]
+    LeaseOutOfRange,
+    #[error("has a `leaseDuration` that is not an ISO-8601 duration such as PT15S")]
+    LeaseNotIso8601,
+    #[error("has no `leaseDuration`")]
+    NoLease,
+    #[error("has no `{0}`")]
+    NoTime(&'static str),
+    #[error("has a `{0}` that is not an RFC 3339 time")]
+    TimeNotRfc3339(&'static str),
+    #[error("has a `leaderTransitions` that is not a count")]
+    TransitionsNotACount,
+}
+
 impl LeaderRecord {
     /// Reads a record; the error names the field that is wrong.
-    pub fn parse(json: &str) -> Result<LeaderRecord, String> {
-        let v: Value = serde_json::from_str(json).map_err(|e| format!("is not JSON ({e})"))?;
-        let obj = v.as_object().ok_or("is not a JSON object")?;
+    pub fn parse(json: &str) -> Result<LeaderRecord, LeaderRecordError> {
+        use LeaderRecordError as E;
+        let v: Value = serde_json::from_str(json).map_err(|e| E::NotJson(e.to_string()))?;
+        let obj = v.as_object().ok_or(E::NotAnObject)?;
         let holder_identity = match obj.get("holderIdentity") {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err("has a `holderIdentity` that is not a string".into()),
+            Some(_) => return Err(E::HolderNotAString),
         };
         let lease_duration = match obj.get("leaseDuration") {
             Some(Value::Number(n)) => n
                 .as_f64()
                 .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e12)
                 .map(Duration::from_secs_f64)
-                .ok_or("has a negative or huge `leaseDuration`")?,
+                .ok_or(E::LeaseOutOfRange)?,
             Some(Value::String(s)) => s
                 .parse::<SignedDuration>()
                 .ok()
                 .and_then(|d| Duration::try_from(d).ok())
-                .ok_or("has a `leaseDuration` that is not an ISO-8601 duration such as PT15S")?,
-            _ => return Err("has no `leaseDuration`".into()),
+                .ok_or(E::LeaseNotIso8601)?,
+            _ => return Err(E::NoLease),
         };
-        let time = |field: &str| -> Result<Timestamp, String> {
+        let time = |field: &'static str| -> Result<Timestamp, LeaderRecordError> {
             obj.get(field)
                 .and_then(Value::as_str)
-                .ok_or_else(|| format!("has no `{field}`"))?
+                .ok_or(E::NoTime(field))?
                 .parse::<Timestamp>()
-                .map_err(|_| format!("has a `{field}` that is not an RFC 3339 time"))
+                .map_err(|_| E::TimeNotRfc3339(field))
         };
         let acquire_time = time("acquireTime")?;
         let renew_time = time("renewTime")?;
         let leader_transitions = match obj.get("leaderTransitions") {
             None | Some(Value::Null) => 0,
-            Some(v) => v.as_u64().ok_or("has a `leaderTransitions` that is not a count")?,
+            Some(v) => v.as_u64().ok_or(E::TransitionsNotACount)?,
         };
         Ok(LeaderRecord {
             holder_identity,
@@ -128,7 +153,10 @@ mod tests {
         let renew: Timestamp = "2026-11-24T01:34:33.692391Z".parse().unwrap();
         assert!(b.is_live_at(renew));
         assert!(!b.is_live_at(renew.checked_add(SignedDuration::from_secs(16)).unwrap()));
-        assert!(LeaderRecord::parse("{}").is_err());
-        assert!(LeaderRecord::parse(r#"{"leaseDuration":"soon"}"#).is_err());
+        assert_eq!(LeaderRecord::parse("{}"), Err(LeaderRecordError::NoLease));
+        assert_eq!(
+            LeaderRecord::parse(r#"{"leaseDuration":"soon"}"#),
+            Err(LeaderRecordError::LeaseNotIso8601)
+        );
     }
 }

@@ -64,7 +64,7 @@ fn parse_http_url(text: &str) -> Result<String, String> {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    flink_ha_policy::duration::parse(text)
+    flink_ha_policy::duration::parse(text).map_err(|e| format!("`{text}` {e}"))
 }
 
 pub fn run(args: &JobManagerArgs) -> Result<ExitCode> {

@@ -74,6 +74,25 @@ pub struct JobResult {
     pub failure_cause: Option<serde_json::Value>,
 }
 
+/// Why a job-result entry cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JobResultError {
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("no `result` object")]
+    NoResult,
+    #[error("no `result.id` string")]
+    NoJobId,
+    #[error("`result.id` `{0}` is not a job id (32 lower-case hex digits)")]
+    NotAJobId(String),
+    #[error("`application-status` `{0}` is not a Flink application status")]
+    UnknownStatus(String),
+    #[error("`application-status` is {0}, not a string")]
+    StatusNotAString(String),
+    #[error("`net-runtime` is {0}, not a whole number")]
+    RuntimeNotANumber(String),
+}
+
 impl JobResult {
     pub fn new(job_id: &str, status: ApplicationStatus, net_runtime_ms: i64) -> JobResult {
         JobResult {
@@ -99,32 +118,27 @@ impl JobResult {
     }
 
     /// Reads an entry's file content; the error says what is wrong with it.
-    pub fn from_json(text: &str) -> Result<JobResult, String> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    pub fn from_json(text: &str) -> Result<JobResult, JobResultError> {
+        use JobResultError as E;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| E::NotJson(e.to_string()))?;
         let result = value
             .get("result")
             .and_then(serde_json::Value::as_object)
-            .ok_or("no `result` object")?;
-        let job_id = result
-            .get("id")
-            .and_then(serde_json::Value::as_str)
-            .ok_or("no `result.id` string")?;
+            .ok_or(E::NoResult)?;
+        let job_id = result.get("id").and_then(serde_json::Value::as_str).ok_or(E::NoJobId)?;
         if !is_job_id(job_id) {
-            return Err(format!(
-                "`result.id` `{job_id}` is not a job id (32 lower-case hex digits)"
-            ));
+            return Err(E::NotAJobId(job_id.to_string()));
         }
         let status = match result.get("application-status") {
             None => ApplicationStatus::Unknown,
-            Some(serde_json::Value::String(text)) => ApplicationStatus::parse(text)
-                .ok_or_else(|| format!("`application-status` `{text}` is not a Flink application status"))?,
-            Some(other) => return Err(format!("`application-status` is {other}, not a string")),
+            Some(serde_json::Value::String(text)) => {
+                ApplicationStatus::parse(text).ok_or_else(|| E::UnknownStatus(text.clone()))?
+            }
+            Some(other) => return Err(E::StatusNotAString(other.to_string())),
         };
         let net_runtime_ms = match result.get("net-runtime") {
             None => -1,
-            Some(value) => value
-                .as_i64()
-                .ok_or_else(|| format!("`net-runtime` is {value}, not a whole number"))?,
+            Some(value) => value.as_i64().ok_or_else(|| E::RuntimeNotANumber(value.to_string()))?,
         };
         Ok(JobResult {
             job_id: job_id.to_string(),
@@ -328,7 +342,7 @@ impl JobResultStore {
             .await
             .map_err(|e| self.failed("read a job result from", e))?;
         let text = std::str::from_utf8(&bytes).map_err(|_| self.malformed(path, "it is not UTF-8"))?;
-        JobResult::from_json(text).map_err(|reason| self.malformed(path, &reason))
+        JobResult::from_json(text).map_err(|error| self.malformed(path, &error.to_string()))
     }
 
     async fn exists(&self, path: &Path) -> Result<bool> {
@@ -421,7 +435,7 @@ mod tests {
                 "not a whole number",
             ),
         ] {
-            let error = JobResult::from_json(text).expect_err(text);
+            let error = JobResult::from_json(text).expect_err(text).to_string();
             assert!(error.contains(expected), "{text}: {error}");
         }
     }

@@ -23,6 +23,16 @@ use crate::config::HaSettings;
 use crate::error::{Error, Result};
 use crate::storage::{self, StorageOptions};
 
+/// Why a ConfigMap value is not one of the runtime's pointers. Displayed as the rest of
+/// a sentence about the value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PointerError {
+    #[error("is not a pointer (not JSON: {0})")]
+    NotJson(String),
+    #[error("is not a pointer (no `path`)")]
+    NoPath,
+}
+
 /// Where a ConfigMap entry's payload is, and whether it is being removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pointer {
@@ -40,13 +50,12 @@ impl Pointer {
     }
 
     /// Reads a pointer; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<Pointer, String> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("is not a pointer (not JSON: {e})"))?;
+    pub fn parse(text: &str) -> Result<Pointer, PointerError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| PointerError::NotJson(e.to_string()))?;
         let path = value["path"]
             .as_str()
             .filter(|p| !p.is_empty())
-            .ok_or("is not a pointer (no `path`)")?;
+            .ok_or(PointerError::NoPath)?;
         Ok(Pointer {
             path: path.to_string(),
             marked_for_deletion: value["markedForDeletion"].as_bool().unwrap_or(false),

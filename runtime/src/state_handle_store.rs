@@ -287,10 +287,10 @@ impl StateHandleStore {
                 let Some(value) = cm.data.as_mut().and_then(|d| d.get_mut(key)) else {
                     return Ok(Change::Unchanged);
                 };
-                let mut pointer = Pointer::parse(value).map_err(|reason| Error::Corrupt {
+                let mut pointer = Pointer::parse(value).map_err(|error| Error::Corrupt {
                     name: self.name.clone(),
                     key: key.to_string(),
-                    reason,
+                    reason: error.to_string(),
                 })?;
                 marked = Some(pointer.path.clone());
                 if pointer.marked_for_deletion {
