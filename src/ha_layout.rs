@@ -164,16 +164,21 @@ pub fn job_component(job_id: &str) -> String {
 
 /// `checkpointID-0000000000000000042`.
 pub fn checkpoint_key(checkpoint_id: u64) -> String {
-    format!(
-        "{CHECKPOINT_KEY_PREFIX}{checkpoint_id:0width$}",
-        width = CHECKPOINT_ID_DIGITS
-    )
+    key_with_id(CHECKPOINT_KEY_PREFIX, checkpoint_id)
 }
 
 /// The id in a checkpoint key written as Flink writes them (19 digits: Flink's ids are
 /// non-negative `long`s); `None` for anything else.
 pub fn checkpoint_id(key: &str) -> Option<u64> {
-    let digits = key.strip_prefix(CHECKPOINT_KEY_PREFIX)?;
+    id_in_key(CHECKPOINT_KEY_PREFIX, key)
+}
+
+fn key_with_id(prefix: &str, checkpoint_id: u64) -> String {
+    format!("{prefix}{checkpoint_id:0width$}", width = CHECKPOINT_ID_DIGITS)
+}
+
+fn id_in_key(prefix: &str, key: &str) -> Option<u64> {
+    let digits = key.strip_prefix(prefix)?;
     (digits.len() == CHECKPOINT_ID_DIGITS && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())
         .flatten()
@@ -187,18 +192,12 @@ pub fn execution_plan_key(job_id: &str) -> String {
 /// The runtime's checkpoint key: [`RUNTIME_CHECKPOINT_KEY_PREFIX`] and the id in 19
 /// digits (sorted as text, like Flink's).
 pub fn runtime_checkpoint_key(checkpoint_id: u64) -> String {
-    format!(
-        "{RUNTIME_CHECKPOINT_KEY_PREFIX}{checkpoint_id:0width$}",
-        width = CHECKPOINT_ID_DIGITS
-    )
+    key_with_id(RUNTIME_CHECKPOINT_KEY_PREFIX, checkpoint_id)
 }
 
 /// The id in a runtime checkpoint key; `None` for anything else (Flink's keys included).
 pub fn runtime_checkpoint_id(key: &str) -> Option<u64> {
-    let digits = key.strip_prefix(RUNTIME_CHECKPOINT_KEY_PREFIX)?;
-    (digits.len() == CHECKPOINT_ID_DIGITS && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())
-        .flatten()
+    id_in_key(RUNTIME_CHECKPOINT_KEY_PREFIX, key)
 }
 
 /// `flink-ha.executionPlan-<job-id>`: the runtime's plan key.

@@ -132,6 +132,27 @@ async fn measure(
     })
 }
 
+/// A Flink JobManager and TaskManager on `site`, running the job with a completed
+/// checkpoint: the JobManager, the TaskManager and the job id.
+async fn flink_with_a_job(
+    env: &TestEnv,
+    flink: &Flink,
+    site: &Site,
+) -> Result<(FlinkProcess, FlinkProcess, String), Error> {
+    let leader = site.start(env, "jobmanager", "jm-0")?;
+    let tm = site.start(env, "taskmanager", "tm")?;
+    until_ready(&leader, 1).await?;
+    let job = submit(flink, &leader)?;
+    wait_for(
+        "checkpoints",
+        Duration::from_secs(120),
+        || leader.log_tail(),
+        async || checkpoints(&leader, &job).filter(|(completed, _, _)| *completed >= 1),
+    )
+    .await?;
+    Ok((leader, tm, job))
+}
+
 async fn flink_to_flink(
     env: &TestEnv,
     flink: &Flink,
@@ -139,17 +160,7 @@ async fn flink_to_flink(
     kills: usize,
 ) -> Result<Vec<Failover>, Error> {
     let site = Site::new(env, "ff")?;
-    let mut leader = site.start(env, "jobmanager", "jm-0")?;
-    let _tm = site.start(env, "taskmanager", "tm")?;
-    until_ready(&leader, 1).await?;
-    let job = submit(flink, &leader)?;
-    wait_for(
-        "checkpoints",
-        Duration::from_secs(120),
-        || leader.log_tail(),
-        async || checkpoints(&leader, &job).filter(|(completed, _, _)| *completed >= 2),
-    )
-    .await?;
+    let (mut leader, _tm, job) = flink_with_a_job(env, flink, &site).await?;
     let mut out = Vec::new();
     for i in 1..=kills {
         let standby = site.start(env, "jobmanager", &format!("jm-{i}"))?;
@@ -253,17 +264,7 @@ async fn flink_to_runtime(
     for i in 0..kills {
         let id = format!("fr{i}");
         let site = Site::new(env, &id)?;
-        let leader = site.start(env, "jobmanager", "jm")?;
-        let _tm = site.start(env, "taskmanager", "tm")?;
-        until_ready(&leader, 1).await?;
-        let job = submit(flink, &leader)?;
-        wait_for(
-            "checkpoints",
-            Duration::from_secs(120),
-            || leader.log_tail(),
-            async || checkpoints(&leader, &job).filter(|(completed, _, _)| *completed >= 1),
-        )
-        .await?;
+        let (leader, _tm, _job) = flink_with_a_job(env, flink, &site).await?;
         let standby = Runtime::start(env, &site, "rt")?;
         wait_for("a standby runtime", Duration::from_secs(30), String::new, async || {
             standby.identity()

@@ -24,6 +24,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ConfigMap;
+
 use crate::cas::ConfigMapCas;
 use crate::checkpoint_store;
 use crate::cleanup;
@@ -79,12 +81,7 @@ pub async fn sweep_orphans(
     min_age: Duration,
 ) -> Result<Sweep> {
     // Only the lock holder claims the folder or deletes anything in it.
-    let name = names::cluster_config_map(cluster_id);
-    let cluster = cas
-        .get(&name)
-        .await?
-        .ok_or_else(|| Error::Missing { name: name.clone() })?;
-    check_holds_lock(&cluster, identity, &name)?;
+    locked_cluster_config_map(cas, cluster_id, identity).await?;
     // The same form as `HaServices`' release of the marker.
     let owner = format!("{namespace}/{cluster_id}");
     if let FolderOwner::Other(owner) = payloads.claim_folder(&owner).await? {
@@ -126,12 +123,7 @@ async fn referenced_payloads(
     payloads: &PayloadStore,
     identity: &str,
 ) -> Result<HashSet<String>> {
-    let name = names::cluster_config_map(cluster_id);
-    let cluster = cas
-        .get(&name)
-        .await?
-        .ok_or_else(|| Error::Missing { name: name.clone() })?;
-    check_holds_lock(&cluster, identity, &name)?;
+    let cluster = locked_cluster_config_map(cas, cluster_id, identity).await?;
     let jobs = cas.job_config_maps(cluster_id).await?;
     Ok(std::iter::once(&cluster)
         .chain(jobs.iter())
@@ -139,6 +131,17 @@ async fn referenced_payloads(
         .filter_map(|(_, value)| Pointer::parse(value).ok())
         .filter_map(|pointer| payloads.canonical_uri(&pointer.path))
         .collect())
+}
+
+/// The cluster ConfigMap, read now and checked to be locked by `identity`.
+async fn locked_cluster_config_map(cas: &ConfigMapCas, cluster_id: &str, identity: &str) -> Result<ConfigMap> {
+    let name = names::cluster_config_map(cluster_id);
+    let cluster = cas
+        .get(&name)
+        .await?
+        .ok_or_else(|| Error::Missing { name: name.clone() })?;
+    check_holds_lock(&cluster, identity, &name)?;
+    Ok(cluster)
 }
 
 #[cfg(test)]
