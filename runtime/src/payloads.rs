@@ -71,7 +71,7 @@ pub const OWNER_MARKER: &str = "flink-ha-owner.json";
 const NAME_SUFFIX_LEN: usize = 24;
 
 /// Whether `name` (a file name in the cluster folder) is a payload this runtime wrote: a
-/// known kind, then [`NAME_SUFFIX_LEN`] lowercase hex digits. Flink's own payloads
+/// known kind, then 24 lowercase hex digits. Flink's own payloads
 /// (`completedCheckpoint` + 12 hex digits), its `blob/` folder and anything else a user
 /// keeps beside them never match, so the orphan sweep cannot touch them.
 pub fn is_runtime_payload_name(name: &str, kinds: &[&str]) -> bool {
