@@ -116,24 +116,19 @@ impl Report {
     /// Puts findings in reading order (line, column, rule) and drops exact repeats, so
     /// the output is stable whatever order the checks ran in.
     pub(crate) fn normalize(&mut self) {
-        self.findings.sort_by(|a, b| {
-            (
-                a.line.unwrap_or(0),
-                a.column.unwrap_or(0),
-                a.rule,
-                &a.key,
-                &a.path,
-                &a.message,
-            )
-                .cmp(&(
-                    b.line.unwrap_or(0),
-                    b.column.unwrap_or(0),
-                    b.rule,
-                    &b.key,
-                    &b.path,
-                    &b.message,
-                ))
-        });
+        self.findings.sort_by(|a, b| reading_order(a).cmp(&reading_order(b)));
         self.findings.dedup();
     }
+}
+
+/// Where a finding stands in a report: line, column, rule, then what it is about.
+fn reading_order(f: &Finding) -> (u32, u32, RuleId, &Option<String>, &Option<String>, &String) {
+    (
+        f.line.unwrap_or(0),
+        f.column.unwrap_or(0),
+        f.rule,
+        &f.key,
+        &f.path,
+        &f.message,
+    )
 }

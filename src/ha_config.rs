@@ -144,6 +144,11 @@ fn value_pos(entry: &Entry) -> Option<Pos> {
     entry.value_pos.or(entry.key_pos)
 }
 
+/// A finding about the value of `entry`: named by its key, placed at the value.
+fn on_value(entry: &Entry, rule: RuleId, message: impl Into<String>, hint: impl Into<String>) -> Finding {
+    Finding::new(rule, message, hint).key(&entry.key).at(value_pos(entry))
+}
+
 /// What the HA1xx rules of one configuration share.
 struct Context<'a> {
     config: &'a FlinkConfig,
@@ -209,19 +214,16 @@ fn ha_type(type_entry: Option<&Entry>, out: &mut Vec<Finding>) -> HaKind {
 fn kubernetes_cluster_id(cx: &Context<'_>, out: &mut Vec<Finding>) {
     if let Some(e) = cx.k8s_id {
         if !is_valid_cluster_id(&e.value, MAX_CLUSTER_ID_LENGTH) {
-            out.push(
-                Finding::new(
-                    RuleId::HA102,
-                    format!(
-                        "cluster id `{}` {}; Kubernetes rejects the objects named after it",
-                        display_value(&e.key, &e.value),
-                        cluster_id_problem(&e.value, MAX_CLUSTER_ID_LENGTH)
-                    ),
-                    format!("use e.g. `{}`", suggest_cluster_id(&e.value, MAX_CLUSTER_ID_LENGTH)),
-                )
-                .key(&e.key)
-                .at(value_pos(e)),
-            );
+            out.push(on_value(
+                e,
+                RuleId::HA102,
+                format!(
+                    "cluster id `{}` {}; Kubernetes rejects the objects named after it",
+                    display_value(&e.key, &e.value),
+                    cluster_id_problem(&e.value, MAX_CLUSTER_ID_LENGTH)
+                ),
+                format!("use e.g. `{}`", suggest_cluster_id(&e.value, MAX_CLUSTER_ID_LENGTH)),
+            ));
         }
     } else if cx.is_kubernetes() && !cx.is_operator {
         out.push(
@@ -264,24 +266,20 @@ fn jobmanager_replicas(cx: &Context<'_>, out: &mut Vec<Finding>) {
         return;
     };
     if n < 1 {
-        out.push(
-            Finding::new(
-                RuleId::HA113,
-                format!("`{}` is {n}; Flink refuses fewer than one JobManager", e.key),
-                "set it to 1, or more with HA on",
-            )
-            .key(&e.key)
-            .at(value_pos(e)),
-        );
+        out.push(on_value(
+            e,
+            RuleId::HA113,
+            format!("`{}` is {n}; Flink refuses fewer than one JobManager", e.key),
+            "set it to 1, or more with HA on",
+        ));
     } else if n > 1 && !cx.kind.is_on() {
         out.push(
-            Finding::new(
+            on_value(
+                e,
                 RuleId::HA113,
                 format!("{n} JobManager replicas without HA: Flink refuses with \"High availability should be enabled when starting standby JobManagers.\""),
                 "turn HA on (`high-availability.type: kubernetes`) or use 1 replica",
-            )
-            .key(&e.key)
-            .at(value_pos(e)),
+            ),
         );
     }
 }
@@ -307,17 +305,12 @@ fn retained_checkpoints(cx: &Context<'_>, out: &mut Vec<Finding>) {
         && let Ok(n) = e.value.trim().parse::<i64>()
         && n > 100
     {
-        out.push(
-            Finding::new(
-                RuleId::HA115,
-                format!(
-                    "{n} retained checkpoints: each adds a pointer to the job ConfigMap, which holds at most 1 MiB"
-                ),
-                "retain at most a few checkpoints (the default is 1); keep long-term state in savepoints",
-            )
-            .key(&e.key)
-            .at(value_pos(e)),
-        );
+        out.push(on_value(
+            e,
+            RuleId::HA115,
+            format!("{n} retained checkpoints: each adds a pointer to the job ConfigMap, which holds at most 1 MiB"),
+            "retain at most a few checkpoints (the default is 1); keep long-term state in savepoints",
+        ));
     }
 }
 
@@ -372,7 +365,8 @@ fn invalid_type(e: &Entry) -> Finding {
             _ => "use one of `kubernetes`, `zookeeper`, `none`, or the fully qualified class name of an HA services factory".to_string(),
         }
     };
-    Finding::new(
+    on_value(
+        e,
         RuleId::HA109,
         format!(
             "`{}` is not an HA type: Flink would load `{}` as a factory class and fail when the JobManager starts",
@@ -381,8 +375,6 @@ fn invalid_type(e: &Entry) -> Finding {
         ),
         hint,
     )
-    .key(&e.key)
-    .at(value_pos(e))
 }
 
 fn check_deprecations(config: &FlinkConfig, out: &mut Vec<Finding>) {
@@ -540,12 +532,17 @@ fn check_durations(config: &FlinkConfig, is_k8s: bool, out: &mut Vec<Finding>) {
             .or_else(|| explicit.first().copied())
             .and_then(|e| e.key_pos)
     };
+    // A finding about `option`: named by its key, placed where it is set.
+    let on_option = |option: &OptionSpec, rule: RuleId, message: String, hint: &str| {
+        Finding::new(rule, message, hint).key(option.key).at(pos_of(option))
+    };
     let fmt = |d: Duration| humanize(d);
     let mut impossible = false;
     if renew > lease {
         impossible = true;
         out.push(
-            Finding::new(
+            on_option(
+                options::RENEW_DEADLINE,
                 RuleId::HA111,
                 format!(
                     "renew-deadline ({}) is longer than lease-duration ({}): the lease expires while the leader still believes it can renew",
@@ -553,15 +550,14 @@ fn check_durations(config: &FlinkConfig, is_k8s: bool, out: &mut Vec<Finding>) {
                     fmt(lease)
                 ),
                 "keep renew-deadline <= lease-duration (defaults: 15 s and 15 s)",
-            )
-            .key(options::RENEW_DEADLINE.key)
-            .at(pos_of(options::RENEW_DEADLINE)),
+            ),
         );
     }
     if retry >= renew {
         impossible = true;
         out.push(
-            Finding::new(
+            on_option(
+                options::RETRY_PERIOD,
                 RuleId::HA111,
                 format!(
                     "retry-period ({}) is not shorter than renew-deadline ({}): the leader gets no second renewal attempt before it must step down",
@@ -569,9 +565,7 @@ fn check_durations(config: &FlinkConfig, is_k8s: bool, out: &mut Vec<Finding>) {
                     fmt(renew)
                 ),
                 "keep retry-period well below renew-deadline (defaults: 5 s and 15 s)",
-            )
-            .key(options::RETRY_PERIOD.key)
-            .at(pos_of(options::RETRY_PERIOD)),
+            ),
         );
     }
     if impossible || explicit.is_empty() {
@@ -579,7 +573,8 @@ fn check_durations(config: &FlinkConfig, is_k8s: bool, out: &mut Vec<Finding>) {
     }
     if lease - renew < retry {
         out.push(
-            Finding::new(
+            on_option(
+                options::LEASE_DURATION,
                 RuleId::HA112,
                 format!(
                     "lease-duration ({}) - renew-deadline ({}) is less than retry-period ({}): a leader that steps down late can overlap with the next one",
@@ -588,25 +583,20 @@ fn check_durations(config: &FlinkConfig, is_k8s: bool, out: &mut Vec<Finding>) {
                     fmt(retry)
                 ),
                 "make lease-duration exceed renew-deadline by at least one retry-period, e.g. 20 s / 15 s / 5 s",
-            )
-            .key(options::LEASE_DURATION.key)
-            .at(pos_of(options::LEASE_DURATION)),
+            ),
         );
     }
     if renew < retry * 2 {
-        out.push(
-            Finding::new(
-                RuleId::HA112,
-                format!(
-                    "renew-deadline ({}) is less than twice retry-period ({}): one failed renewal costs leadership",
-                    fmt(renew),
-                    fmt(retry)
-                ),
-                "keep renew-deadline at least 2 x retry-period (fabric8 requires 2.2 x)",
-            )
-            .key(options::RENEW_DEADLINE.key)
-            .at(pos_of(options::RENEW_DEADLINE)),
-        );
+        out.push(on_option(
+            options::RENEW_DEADLINE,
+            RuleId::HA112,
+            format!(
+                "renew-deadline ({}) is less than twice retry-period ({}): one failed renewal costs leadership",
+                fmt(renew),
+                fmt(retry)
+            ),
+            "keep renew-deadline at least 2 x retry-period (fabric8 requires 2.2 x)",
+        ));
     }
 }
 
@@ -614,32 +604,26 @@ fn check_durations(config: &FlinkConfig, is_k8s: bool, out: &mut Vec<Finding>) {
 fn check_duration(e: &Entry, out: &mut Vec<Finding>) -> Option<Duration> {
     match duration::parse(&e.value) {
         Ok(d) if d.is_zero() => {
-            out.push(
-                Finding::new(
-                    RuleId::HA110,
-                    format!("`{}` is zero", e.key),
-                    "use a positive duration such as `15 s`",
-                )
-                .key(&e.key)
-                .at(value_pos(e)),
-            );
+            out.push(on_value(
+                e,
+                RuleId::HA110,
+                format!("`{}` is zero", e.key),
+                "use a positive duration such as `15 s`",
+            ));
             None
         }
         Ok(d) => Some(d),
         Err(why) => {
-            out.push(
-                Finding::new(
-                    RuleId::HA110,
-                    format!(
-                        "`{}` value `{}` {why}; Flink cannot read it as a duration",
-                        e.key,
-                        display_value(&e.key, &e.value)
-                    ),
-                    "write a whole number and a unit, e.g. `15 s`, `500 ms`, `1 min` (no unit means milliseconds)",
-                )
-                .key(&e.key)
-                .at(value_pos(e)),
-            );
+            out.push(on_value(
+                e,
+                RuleId::HA110,
+                format!(
+                    "`{}` value `{}` {why}; Flink cannot read it as a duration",
+                    e.key,
+                    display_value(&e.key, &e.value)
+                ),
+                "write a whole number and a unit, e.g. `15 s`, `500 ms`, `1 min` (no unit means milliseconds)",
+            ));
             None
         }
     }

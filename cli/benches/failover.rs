@@ -33,6 +33,18 @@ const RETRY: Duration = Duration::from_secs(5);
 
 struct Processes(Vec<(String, Child)>);
 
+impl Processes {
+    /// Takes the process whose address is `address` (the leader's) out of the set.
+    fn take(&mut self, address: &str) -> Child {
+        let at = self
+            .0
+            .iter()
+            .position(|(a, _)| a == address)
+            .expect("the leader is ours");
+        self.0.remove(at).1
+    }
+}
+
 impl Drop for Processes {
     fn drop(&mut self) {
         for (_, child) in &mut self.0 {
@@ -141,12 +153,7 @@ async fn main() {
         // Kill at a random point of the renewal cycle (retry period 5 s), past the start.
         tokio::time::sleep(Duration::from_millis(2_000 + fastrand::u64(..5_000))).await;
         let current = leader(&api).await.expect("a leader");
-        let at = processes
-            .0
-            .iter()
-            .position(|(a, _)| *a == current)
-            .expect("the leader is ours");
-        let (_, mut child) = processes.0.remove(at);
+        let mut child = processes.take(&current);
         child.kill().expect("SIGKILL");
         let _ = child.wait();
         let took = next_leader(&api, &current).await;
@@ -163,12 +170,7 @@ async fn main() {
     for round in 0..kills {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let current = leader(&api).await.expect("a leader");
-        let at = processes
-            .0
-            .iter()
-            .position(|(a, _)| *a == current)
-            .expect("the leader is ours");
-        let (_, mut child) = processes.0.remove(at);
+        let mut child = processes.take(&current);
         let status = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
