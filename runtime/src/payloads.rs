@@ -191,9 +191,7 @@ impl PayloadStore {
     }
 
     /// Writes `bytes` under a fresh name `<kind><24 hex>`, never over an existing object;
-    /// the URI a pointer to it carries. The payload counts as unsettled (the orphan
-    /// sweep leaves it alone) until the caller reports its pointer write settled
-    /// ([`PayloadStore::settled`]).
+    /// the URI a pointer to it carries.
     ///
     /// A write whose answer was lost leaves nothing behind: `object_store` retries it,
     /// and the create-only retry then finds the object the first attempt wrote
@@ -213,9 +211,7 @@ impl PayloadStore {
                 mode: PutMode::Create,
                 ..PutOptions::default()
             };
-            // Unsettled from before the write: a sweep that lists it must not delete it.
             let uri = self.uri_of(&path);
-            self.mark_unsettled(&uri);
             match self
                 .store
                 .put_opts(&path, PutPayload::from(bytes.clone()), options)
@@ -228,7 +224,6 @@ impl PayloadStore {
                     if self.holds(&path, &bytes).await {
                         return Ok(uri);
                     }
-                    self.settled(&uri);
                 }
                 Err(error) => {
                     if let Err(left) = self.store.delete(&path).await
@@ -236,7 +231,6 @@ impl PayloadStore {
                     {
                         tracing::warn!(%path, error = %left, "a payload whose write failed may be left in storage");
                     }
-                    self.settled(&uri);
                     return Err(self.failed("write a payload to", error));
                 }
             }
@@ -247,7 +241,10 @@ impl PayloadStore {
         )))
     }
 
-    fn mark_unsettled(&self, uri: &str) {
+    /// The payload at `uri` waits for its pointer write to settle: the orphan sweep
+    /// leaves it alone, however old, until [`PayloadStore::settled`]. (A payload younger
+    /// than the sweep's minimum age needs no mark: the age rule protects it.)
+    pub fn mark_unsettled(&self, uri: &str) {
         if let Ok(mut unsettled) = self.unsettled.lock() {
             unsettled.insert(uri.to_string());
         }

@@ -53,7 +53,41 @@ pub struct StateHandleStore {
     pub payloads: PayloadStore,
     pub guard: Guard,
     /// Adds whose outcome is still unknown, to settle before the next add.
-    unsettled: Arc<Mutex<Vec<Unsettled>>>,
+    unsettled: Arc<UnsettledAdds>,
+}
+
+/// The adds of one store whose outcome is unknown. When the store goes (its grant is
+/// over), no one in this process will settle them: their payloads are handed to the
+/// orphan sweep's age rule, which outlasts any write still in flight.
+struct UnsettledAdds {
+    adds: Mutex<Vec<Unsettled>>,
+    payloads: PayloadStore,
+}
+
+impl Drop for UnsettledAdds {
+    fn drop(&mut self) {
+        if let Ok(adds) = self.adds.get_mut() {
+            for add in adds.drain(..) {
+                self.payloads.settled(&add.path);
+            }
+        }
+    }
+}
+
+/// Keeps a payload marked unsettled while its add runs; unmarks it however the add ends
+/// (returned, failed or cancelled), unless the add keeps it for a later settling.
+struct Pending<'a> {
+    payloads: &'a PayloadStore,
+    uri: String,
+    kept: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.payloads.settled(&self.uri);
+        }
+    }
 }
 
 /// What a removal makes of a ConfigMap that does not exist.
@@ -76,16 +110,19 @@ impl StateHandleStore {
         StateHandleStore {
             cas,
             name: name.into(),
-            payloads,
+            payloads: payloads.clone(),
             guard,
-            unsettled: Arc::default(),
+            unsettled: Arc::new(UnsettledAdds {
+                adds: Mutex::default(),
+                payloads,
+            }),
         }
     }
 
     /// Settles the adds whose outcome was unknown: a payload proven unreferenced is
     /// deleted; the rest stay for the next try. The number still unknown.
     pub async fn settle_unknown_adds(&self) -> usize {
-        let pending = match self.unsettled.lock() {
+        let pending = match self.unsettled.adds.lock() {
             Ok(mut unsettled) => std::mem::take(&mut *unsettled),
             Err(_) => return 0,
         };
@@ -102,7 +139,7 @@ impl StateHandleStore {
             }
         }
         let left = still.len();
-        if let Ok(mut unsettled) = self.unsettled.lock() {
+        if let Ok(mut unsettled) = self.unsettled.adds.lock() {
             unsettled.extend(still);
         }
         left
@@ -127,6 +164,12 @@ impl StateHandleStore {
     {
         self.settle_unknown_adds().await;
         let path = self.payloads.put_new(kind, bytes).await?;
+        self.payloads.mark_unsettled(&path);
+        let mut pending = Pending {
+            payloads: &self.payloads,
+            uri: path.clone(),
+            kept: false,
+        };
         let pointer = Pointer {
             path: path.clone(),
             marked_for_deletion: false,
@@ -187,7 +230,8 @@ impl StateHandleStore {
                 }
                 Settled::Unknown => {
                     tracing::warn!(key, %path, %reason, "pointer possibly written; its payload is kept");
-                    if let Ok(mut unsettled) = self.unsettled.lock() {
+                    pending.kept = true;
+                    if let Ok(mut unsettled) = self.unsettled.adds.lock() {
                         unsettled.push(Unsettled {
                             key: key.to_string(),
                             path: path.clone(),

@@ -62,6 +62,7 @@ async fn the_sweep_deletes_old_orphans_and_nothing_a_pointer_names_or_may_name()
     let orphan = killed.put_new(PAYLOAD_KIND, Bytes::from_static(b"orphan")).await?;
     // This process's own add whose pointer write has not settled.
     let pending = payloads.put_new(PAYLOAD_KIND, Bytes::from_static(b"pending")).await?;
+    payloads.mark_unsettled(&pending);
     // Beside them: Flink's own payload name, its blob folder, a user's file.
     let folder = storage.path().join("shop");
     std::fs::write(folder.join("completedCheckpointe31c6049fc69"), b"flink")?;
