@@ -21,9 +21,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flink::{Error, Flink, FlinkProcess, Site, checkpoints, lock_holder, signal, submit, until_ready, wait_for};
+use flink::{
+    Error, Flink, FlinkProcess, Site, checkpoints, holder, lock_holder, signal, submit, until_ready, wait_for,
+};
 use flink_ha_runtime::history::{Event, Line};
-use flink_ha_runtime::names;
 use flink_ha_testenv::TestEnv;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
@@ -102,17 +103,6 @@ async fn standby_up(jm: &FlinkProcess) -> Result<(), Error> {
     // Listening is not yet contending: give its election a retry period to start.
     tokio::time::sleep(Duration::from_secs(3)).await;
     Ok(())
-}
-
-/// The lock record's holder as written, `""` once released.
-async fn holder(api: &Api<ConfigMap>, cluster_id: &str) -> Option<String> {
-    let cm = api.get_opt(&names::cluster_config_map(cluster_id)).await.ok()??;
-    let record = cm.metadata.annotations?.remove(names::LEADER_ANNOTATION)?;
-    Some(
-        serde_json::from_str::<serde_json::Value>(&record).ok()?["holderIdentity"]
-            .as_str()?
-            .to_string(),
-    )
 }
 
 /// Kills by `kill`, then times until the lock record no longer names the killed holder

@@ -207,7 +207,6 @@ impl StateHandleStore {
             .await;
         match written {
             Ok(stored) => {
-                self.payloads.settled(&path);
                 if let Some(stale) = stale_payload {
                     self.delete_payload(&stale).await;
                 }
@@ -220,12 +219,10 @@ impl StateHandleStore {
             }) => match self.settle(key, &path, &unanswered_versions).await {
                 Settled::Written(stored) => {
                     tracing::info!(key, %path, "a write whose answer was lost is in the ConfigMap: added");
-                    self.payloads.settled(&path);
                     Ok(*stored)
                 }
                 Settled::NotWritten => {
                     self.delete_payload(&path).await;
-                    self.payloads.settled(&path);
                     Err(Error::NotWritten { name, reason })
                 }
                 Settled::Unknown => {
@@ -247,7 +244,6 @@ impl StateHandleStore {
             },
             Err(error) => {
                 self.delete_payload(&path).await;
-                self.payloads.settled(&path);
                 Err(error)
             }
         }

@@ -237,14 +237,20 @@ pub async fn wait_for<T>(
     }
 }
 
-/// The holder of the cluster's lock, if any.
-pub async fn lock_holder(api: &Api<ConfigMap>, cluster_id: &str) -> Option<String> {
+/// The lock record's holder as written, `""` once released.
+pub async fn holder(api: &Api<ConfigMap>, cluster_id: &str) -> Option<String> {
     let cm = api.get_opt(&names::cluster_config_map(cluster_id)).await.ok()??;
     let record = cm.metadata.annotations?.remove(names::LEADER_ANNOTATION)?;
-    let holder = serde_json::from_str::<serde_json::Value>(&record).ok()?["holderIdentity"]
-        .as_str()?
-        .to_string();
-    (!holder.is_empty()).then_some(holder)
+    Some(
+        serde_json::from_str::<serde_json::Value>(&record).ok()?["holderIdentity"]
+            .as_str()?
+            .to_string(),
+    )
+}
+
+/// The holder of the cluster's lock, if any (none once released).
+pub async fn lock_holder(api: &Api<ConfigMap>, cluster_id: &str) -> Option<String> {
+    holder(api, cluster_id).await.filter(|h| !h.is_empty())
 }
 
 /// Waits until a JobManager leads with a TaskManager registered (its REST answers).
