@@ -1,5 +1,7 @@
 //! The fixture corpus: every directory under `tests/fixtures/` is one lint run (its
-//! files form a bundle) or, when it holds `review.json`, one admission review. The
+//! files form a bundle), or, when it holds `review.json`, one admission review, or, when
+//! it holds `inspect.json`, one `flink-ha inspect` of its ConfigMap dumps with the facts
+//! `inspect.json` gives (time, existence, payloads). The
 //! expected output sits beside the inputs in `expected.json` and must match byte for
 //! byte. `UPDATE_EXPECT=1 cargo test --test fixtures` rewrites the expectations; review
 //! the diff before committing it.
@@ -8,7 +10,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use flink_ha_policy::{InputFormat, LintInput, LintRun, ReviewSettings, lint_inputs, review, rules};
+use flink_ha_policy::{InputFormat, LintInput, LintRun, ReviewSettings, ha_state, lint_inputs, review, rules};
 
 /// The instant reviews are judged at: 7 s after the leader records in the corpus were
 /// renewed (live with a 15 s lease).
@@ -47,8 +49,64 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// What `inspect.json` gives an inspect fixture: what the live tool would find out.
+#[derive(serde::Deserialize)]
+struct InspectFacts {
+    /// The API server's time.
+    at: String,
+    /// `namespace/cluster-id` → existence (absent: unknown).
+    #[serde(default)]
+    existence: std::collections::BTreeMap<String, ha_state::Existence>,
+    /// Payload URI → what storage says.
+    #[serde(default)]
+    payloads: std::collections::BTreeMap<String, ha_state::PayloadFact>,
+    /// Payload URI → a file (relative to the fixture) holding its bytes.
+    #[serde(default)]
+    payload_bytes: std::collections::BTreeMap<String, String>,
+}
+
+fn inspect_output(dir: &Path, facts: &str) -> String {
+    let facts: InspectFacts = serde_json::from_str(facts).expect("valid inspect.json");
+    let mut records = Vec::new();
+    for file in input_files(dir) {
+        let text = fs::read_to_string(&file).expect("readable dump");
+        records.extend(ha_state::read_configmap_dump(&text).expect("a readable dump"));
+    }
+    let at: jiff::Timestamp = facts.at.parse().expect("valid time");
+    let mut clusters = ha_state::read_clusters(&records, at, None);
+    for cluster in &mut clusters {
+        if let Some(existence) = facts
+            .existence
+            .get(&format!("{}/{}", cluster.namespace, cluster.cluster_id))
+        {
+            cluster.existence = existence.clone();
+        }
+        cluster.apply_payloads(&facts.payloads);
+        for job in &mut cluster.jobs {
+            let uri = job.recovery_checkpoint().and_then(|c| c.entry.uri()).map(str::to_owned);
+            if let Some(file) = uri.and_then(|u| facts.payload_bytes.get(&u)) {
+                let bytes = fs::read(dir.join(file)).expect("readable payload");
+                ha_state::apply_latest_checkpoint(job, Ok(&bytes));
+            }
+        }
+    }
+    let findings: Vec<serde_json::Value> = ha_state::state_findings(&clusters)
+        .into_iter()
+        .map(|f| serde_json::json!({ "object": f.object, "finding": f.finding }))
+        .collect();
+    let out = serde_json::json!({
+        "clusters": clusters,
+        "findings": findings,
+        "text": ha_state::render_text(&clusters).lines().collect::<Vec<_>>(),
+    });
+    serde_json::to_string_pretty(&out).expect("serializable") + "\n"
+}
+
 /// What the corpus produces for one fixture directory.
 pub fn actual_output(dir: &Path) -> String {
+    if let Ok(facts) = fs::read_to_string(dir.join("inspect.json")) {
+        return inspect_output(dir, &facts);
+    }
     let review_file = dir.join("review.json");
     if review_file.exists() {
         let body = fs::read_to_string(&review_file).expect("readable review.json");

@@ -97,3 +97,31 @@ fn yaml_fast_path_corpus_replays() {
     }
     assert!(answered > 0, "no corpus input took the fast path");
 }
+
+/// Mirrors `fuzz/fuzz_targets/flink_state.rs`; the seeds are a real Flink 2.3 cluster's
+/// pointers and payloads, so the replay also proves they still decode.
+#[test]
+fn flink_state_corpus_and_crashers_replay() {
+    use flink_ha_policy::flink_state::{HaPointer, read_completed_checkpoint, read_execution_plan};
+    let cases: Vec<_> = files("fuzz/corpus/flink_state")
+        .into_iter()
+        .chain(files("fuzz/artifacts/flink_state"))
+        .collect();
+    assert!(
+        cases.len() >= 10,
+        "the flink_state corpus is committed ({} files)",
+        cases.len()
+    );
+    let mut decoded = 0;
+    for path in cases {
+        let data = std::fs::read(&path).expect("readable");
+        decoded += usize::from(HaPointer::decode_java(&data).is_ok());
+        decoded += usize::from(read_completed_checkpoint(&data).is_ok());
+        decoded += usize::from(read_execution_plan(&data).is_ok());
+        if let Ok(text) = std::str::from_utf8(&data) {
+            decoded += usize::from(HaPointer::decode(text).is_ok());
+        }
+    }
+    // The four raw pointers, four Base64 pointers, one checkpoint and one plan (at least).
+    assert!(decoded >= 10, "only {decoded} corpus files decoded");
+}
