@@ -810,7 +810,13 @@ pub fn render_text(clusters: &[ClusterState]) -> String {
         let existence = match &cluster.existence {
             Existence::Unknown => "not looked up (offline)".to_owned(),
             Existence::Exists { workloads } => format!("running: {}", workloads.join(", ")),
-            Existence::Gone => "gone: no JobManager Deployment or FlinkDeployment with this id".to_owned(),
+            Existence::Gone => match &cluster.leader {
+                Some(leader) if !leader.state.is_live() => format!(
+                    "gone: no JobManager Deployment or FlinkDeployment with this id; no leader for {}",
+                    human_ms(leader.state.idle_ms())
+                ),
+                _ => "gone: no JobManager Deployment or FlinkDeployment with this id".to_owned(),
+            },
         };
         let _ = writeln!(out, "  exists:     {existence}");
         match (&cluster.leader, &cluster.leader_problem) {

@@ -89,7 +89,7 @@ fn lint_is_byte_identical_over_fixtures_samples_and_the_lint_fuzz_corpus() {
         inputs.extend(files_under(&root.join(dir)).into_iter().filter(|p| {
             !matches!(
                 p.file_name().and_then(|n| n.to_str()),
-                Some("expected.json" | "review.json" | "settings.json")
+                Some("expected.json" | "review.json" | "settings.json" | "inspect.json")
             )
         }));
     }

@@ -1,21 +1,27 @@
 //! `flink-ha`: lint Flink HA configuration, review AdmissionReviews offline, print the
-//! rule catalogue and the option schema, run the admission webhook and the HA runtime's
-//! JobManager process.
+//! rule catalogue and the option schema, read and clean up live clusters' HA state
+//! (`inspect`, `gc`, `audit`), run the admission webhook and the HA runtime's JobManager
+//! process.
 //!
-//! Exit codes: 0 no error findings (or allowed), 1 error findings (or denied),
-//! 2 usage or I/O problem, with a one-line reason on stderr.
+//! Exit codes: 0 no error findings (or allowed), 1 error findings (or denied, or a gc
+//! deletion refused or failed), 2 usage or I/O problem, with a one-line reason on stderr.
 
 // Bad input is an error value, never a panic: no unwrap or expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod audit;
 #[cfg(feature = "demo")]
 mod demo;
 mod examples;
+mod gc;
+mod inspect;
 mod jobmanager;
 mod lint;
+mod live;
 mod review;
 mod rule_arg;
 mod signal;
+mod storage_access;
 mod webhook;
 
 use std::process::ExitCode;
@@ -26,9 +32,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "flink-ha",
     version,
-    about = "Kubernetes high availability for Apache Flink: lint configs, review admissions, inspect the rules.",
+    about = "Kubernetes high availability for Apache Flink: lint configs, review admissions, inspect and clean up live HA state.",
     long_about = None,
-    after_help = "Exit codes: 0 no errors, 1 error findings (or a denied review), 2 usage or I/O problem."
+    after_help = "Exit codes: 0 no errors, 1 error findings (or a denied review, or a gc deletion refused or failed), 2 usage or I/O problem."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,6 +55,17 @@ enum Command {
     Schema,
     /// Read an AdmissionReview and print the response the webhook would send.
     Review(review::ReviewArgs),
+    /// Show a cluster's HA state, live or from a `kubectl get cm -o yaml` dump: its HA
+    /// ConfigMaps and their size, the leader and its lease, each job's plan, checkpoints
+    /// and counter, and (with --config or --storage) whether each payload exists and the
+    /// checkpoint path to restore from by hand.
+    Inspect(inspect::InspectArgs),
+    /// Find the HA state of clusters that are gone (ConfigMaps, payloads, blobs,
+    /// job-result-store entries) and, with --yes, delete it. A dry run by default.
+    Gc(gc::GcArgs),
+    /// Lint what is already in the cluster (flink-config ConfigMaps, HA ConfigMaps,
+    /// FlinkDeployments, FlinkSessionJobs, JobManager Deployments), as `lint` would.
+    Audit(audit::AuditArgs),
     /// Run a JobManager-like process on the HA runtime: contend for leadership, publish
     /// its address, run fake jobs that checkpoint, recover them on takeover. Logs go to
     /// stderr (RUST_LOG to filter).
@@ -99,6 +116,9 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Review(args) => review::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Gc(args) => gc::run(&args),
+        Command::Audit(args) => audit::run(&args),
         Command::Jobmanager(args) => jobmanager::run(&args),
         Command::Webhook(args) => webhook::run(&args),
         #[cfg(feature = "demo")]

@@ -96,10 +96,6 @@ impl HaSettings {
                 .ok_or_else(|| unusable(format!("`{}` is not set", option.key)))
         };
         let cluster_id = text_of(options::K8S_CLUSTER_ID)?;
-        let storage_cluster_id = match config.effective(options::HA_CLUSTER_ID) {
-            Some(entry) => entry.value.trim_start_matches('/').to_string(),
-            None => STANDALONE_HA_CLUSTER_ID.to_string(),
-        };
         let election = ElectionConfig {
             cluster_id: cluster_id.clone(),
             lease_duration: duration_of(&config, options::LEASE_DURATION).map_err(unusable)?,
@@ -107,7 +103,66 @@ impl HaSettings {
             retry_period: duration_of(&config, options::RETRY_PERIOD).map_err(unusable)?,
             max_retries: integer_of(&config, options::MAX_RETRIES).map_err(unusable)?,
         };
-        let storage_dir = text_of(options::STORAGE_DIR)?;
+        let location = StorageLocation::from_config(&config).map_err(unusable)?;
+        Ok(HaSettings {
+            namespace: text_of(options::K8S_NAMESPACE)?,
+            storage_dir: location.storage_dir,
+            storage_cluster_id: location.storage_cluster_id,
+            storage_options: location.storage_options,
+            num_retained: integer_of(&config, options::NUM_RETAINED).map_err(unusable)?,
+            job_result_store_path: location.job_result_store_path,
+            job_result_delete_on_commit: boolean_of(&config, options::JOB_RESULT_STORE_DELETE).map_err(unusable)?,
+            cluster_id,
+            election,
+            report,
+        })
+    }
+}
+
+/// Where a cluster's HA payloads live, from a Flink configuration. Unlike [`HaSettings`]
+/// it does not judge the rest of the configuration: `flink-ha inspect` and `gc` read the
+/// storage of clusters whose configuration may well have problems.
+#[derive(Clone, Debug)]
+pub struct StorageLocation {
+    /// `high-availability.storageDir` (current key or a deprecated one).
+    pub storage_dir: String,
+    /// The payload folder under it: `high-availability.cluster-id`, `default` when unset.
+    pub storage_cluster_id: String,
+    /// The file-system options (`s3.*`, `gs.*`, `fs.azure.*`); `Debug` hides their values.
+    pub storage_options: StorageOptions,
+    /// `job-result-store.storage-path`, or `<storageDir>/job-result-store/<ha-cluster-id>`.
+    pub job_result_store_path: String,
+}
+
+impl StorageLocation {
+    /// Reads the storage settings of a Flink configuration file (`config.yaml` or
+    /// `flink-conf.yaml`, decided from `name` and `text` as for `flink-ha lint`).
+    pub fn from_flink_config(name: &str, text: &str) -> Result<StorageLocation, ConfigError> {
+        let unusable = |reason: String| ConfigError::Unusable {
+            name: name.to_string(),
+            reason,
+        };
+        let Some(file) = detect(name, text).config_file() else {
+            return Err(unusable(
+                "is a Kubernetes manifest, not a Flink configuration file".into(),
+            ));
+        };
+        let (Some(config), _) = read_config_text(text, file) else {
+            return Err(unusable("holds no configuration that can be read".into()));
+        };
+        StorageLocation::from_config(&config).map_err(unusable)
+    }
+
+    fn from_config(config: &FlinkConfig) -> Result<StorageLocation, String> {
+        let storage_dir = config
+            .value_or_default(options::STORAGE_DIR)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("`{}` is not set", options::STORAGE_DIR.key))?;
+        let storage_cluster_id = match config.effective(options::HA_CLUSTER_ID) {
+            Some(entry) => entry.value.trim_start_matches('/').to_string(),
+            None => STANDALONE_HA_CLUSTER_ID.to_string(),
+        };
         // Flink's `FileSystemJobResultStore.createDefaultJobResultStorePath`; its `Path`
         // drops the doubled or trailing slashes that plain concatenation leaves.
         let job_result_store_path = match config.value_or_default(options::JOB_RESULT_STORE_PATH) {
@@ -117,19 +172,13 @@ impl HaSettings {
                 storage_dir.trim_end_matches('/')
             ),
         };
-        Ok(HaSettings {
-            namespace: text_of(options::K8S_NAMESPACE)?,
+        Ok(StorageLocation {
             storage_dir,
             storage_cluster_id,
             storage_options: StorageOptions::from_entries(
                 config.entries.iter().map(|e| (e.key.as_str(), e.value.as_str())),
             ),
-            num_retained: integer_of(&config, options::NUM_RETAINED).map_err(unusable)?,
             job_result_store_path,
-            job_result_delete_on_commit: boolean_of(&config, options::JOB_RESULT_STORE_DELETE).map_err(unusable)?,
-            cluster_id,
-            election,
-            report,
         })
     }
 }

@@ -61,7 +61,7 @@ pub mod state_handle_store;
 pub mod storage;
 pub mod sweep;
 
-pub use config::{ConfigError, HaSettings};
+pub use config::{ConfigError, HaSettings, StorageLocation};
 pub use error::{Error, Result};
 pub use leader_election::{ElectionConfig, LeaderElection, LeaderLease, Leadership};
 pub use services::{HaServices, JobHaServices};

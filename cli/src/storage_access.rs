@@ -1,0 +1,202 @@
+//! The storageDir as `inspect` and `gc` see it: where a pointer's payload is, whether it
+//! exists and with what size, its bytes, and what lies in a folder.
+//!
+//! Pointers carry the payload's full URI as the JobManager saw it (Flink writes
+//! `file:/mnt/ha/default/completedCheckpoint…`, `s3://bucket/ha/default/…`). A support
+//! bundle or a copy of the storageDir sits elsewhere, so a payload that is not under the
+//! storageDir given is looked for in it by its last path segments
+//! (`<cluster folder>/<file>`, then `<file>`), and the output says where it was found.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use flink_ha_policy::flink_state::normalize_uri;
+use flink_ha_policy::ha_state::PayloadFact;
+use flink_ha_policy::java_serial::MAX_STREAM_BYTES;
+use flink_ha_runtime::storage::{self, StorageOptions};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+/// An open storageDir.
+pub struct StorageAccess {
+    /// As given (for messages).
+    pub storage_dir: String,
+    store: Arc<dyn ObjectStore>,
+    /// `s3://bucket`, `file://` (schemes normalised: `s3a`/`s3p` are `s3`).
+    store_uri: String,
+    root: Path,
+}
+
+/// One object found by a listing.
+#[derive(Clone, Debug)]
+pub struct ListedObject {
+    /// Its URI in the form pointers use.
+    pub uri: String,
+    /// Its path inside the store.
+    pub path: Path,
+    pub size: u64,
+    /// When it was last written (storage's clock).
+    pub last_modified: jiff::Timestamp,
+}
+
+impl StorageAccess {
+    /// Opens `storage_dir` with the Flink file-system options given.
+    pub fn open(storage_dir: &str, options: &StorageOptions) -> Result<StorageAccess> {
+        let normalized = normalize_uri(storage_dir);
+        let (store, root) =
+            storage::open(&normalized, options).with_context(|| format!("opening storage {storage_dir}"))?;
+        let store_uri = storage::store_uri(&normalized).with_context(|| format!("opening storage {storage_dir}"))?;
+        Ok(StorageAccess {
+            storage_dir: storage_dir.to_owned(),
+            store,
+            store_uri,
+            root,
+        })
+    }
+
+    /// The URI of a path in this store.
+    pub fn uri_of(&self, path: &Path) -> String {
+        format!("{}/{path}", self.store_uri)
+    }
+
+    /// A child path of the storageDir (`<storageDir>/<parts…>`).
+    pub fn child(&self, parts: &[&str]) -> Path {
+        parts.iter().fold(self.root.clone(), |p, part| p.clone().join(*part))
+    }
+
+    /// The path of `uri` in this store, if it is in this store at all (same scheme and
+    /// bucket/account).
+    fn path_in_store(&self, uri: &str) -> Option<Path> {
+        let normalized = normalize_uri(uri);
+        let url = url::Url::parse(&normalized).ok()?;
+        let store_uri = storage::store_uri(&normalized).ok()?;
+        if store_uri != self.store_uri {
+            return None;
+        }
+        Path::from_url_path(url.path()).ok()
+    }
+
+    /// Where `uri` is, whether it exists, its size.
+    pub async fn locate(&self, uri: &str) -> PayloadFact {
+        let direct = self.path_in_store(uri);
+        if let Some(path) = direct.as_ref().filter(|p| p.prefix_matches(&self.root)) {
+            return self.head(path, &self.uri_of(path)).await;
+        }
+        // Not under the storageDir given: a copy of it, or a folder of payload files.
+        let parts: Vec<String> = match url::Url::parse(&normalize_uri(uri)) {
+            Ok(url) => url
+                .path_segments()
+                .map(|s| s.filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let mut looked_at = Vec::new();
+        for take in [2usize, 1] {
+            if parts.len() < take {
+                continue;
+            }
+            let tail: Vec<&str> = parts[parts.len() - take..].iter().map(String::as_str).collect();
+            let path = self.child(&tail);
+            match self.head(&path, &self.uri_of(&path)).await {
+                found @ PayloadFact::Found { .. } => return found,
+                PayloadFact::Unreachable { error } => return PayloadFact::Unreachable { error },
+                _ => looked_at.push(self.uri_of(&path)),
+            }
+        }
+        if direct.is_none() {
+            return PayloadFact::Foreign {
+                storage: self.storage_dir.clone(),
+            };
+        }
+        PayloadFact::Missing {
+            looked_at: format!("{uri} (nor at {})", looked_at.join(" or ")),
+        }
+    }
+
+    async fn head(&self, path: &Path, uri: &str) -> PayloadFact {
+        match self.store.head(path).await {
+            Ok(meta) => PayloadFact::Found {
+                size: meta.size,
+                read_from: uri.to_owned(),
+            },
+            Err(object_store::Error::NotFound { .. }) => PayloadFact::Missing {
+                looked_at: uri.to_owned(),
+            },
+            Err(e) => PayloadFact::Unreachable { error: e.to_string() },
+        }
+    }
+
+    /// The bytes of a payload found by [`StorageAccess::locate`] (at most the Java reader's
+    /// limit).
+    pub async fn read(&self, read_from: &str) -> Result<Vec<u8>> {
+        let Some(path) = self.path_in_store(read_from) else {
+            bail!("{read_from} is not in {}", self.storage_dir);
+        };
+        let result = self
+            .store
+            .get(&path)
+            .await
+            .with_context(|| format!("reading {read_from}"))?;
+        if result.meta.size > MAX_STREAM_BYTES as u64 {
+            bail!(
+                "{read_from} is {} bytes, over the {MAX_STREAM_BYTES}-byte limit",
+                result.meta.size
+            );
+        }
+        let bytes = result.bytes().await.with_context(|| format!("reading {read_from}"))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Every object under `prefix`, recursively.
+    pub async fn list(&self, prefix: &Path) -> Result<Vec<ListedObject>> {
+        let objects: Vec<_> = self
+            .store
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .with_context(|| format!("listing {}", self.uri_of(prefix)))?;
+        Ok(objects
+            .into_iter()
+            .map(|meta| ListedObject {
+                uri: self.uri_of(&meta.location),
+                size: meta.size,
+                last_modified: jiff::Timestamp::from_millisecond(meta.last_modified.timestamp_millis())
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+                path: meta.location,
+            })
+            .collect())
+    }
+
+    /// The first-level folder names under `prefix`.
+    pub async fn folders(&self, prefix: &Path) -> Result<Vec<String>> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(prefix))
+            .await
+            .with_context(|| format!("listing {}", self.uri_of(prefix)))?;
+        Ok(listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect())
+    }
+
+    /// Deletes one object (idempotent: an absent object is not an error).
+    pub async fn delete(&self, path: &Path) -> Result<()> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("deleting {}", self.uri_of(path))),
+        }
+    }
+}
+
+/// What storage says about each URI.
+pub async fn locate_all(storage: &StorageAccess, uris: &[String]) -> BTreeMap<String, PayloadFact> {
+    let mut facts = BTreeMap::new();
+    for uri in uris {
+        facts.insert(uri.clone(), storage.locate(uri).await);
+    }
+    facts
+}
