@@ -29,7 +29,7 @@ const BYTE_STREAM_HANDLE_CLASS: &str = "org.apache.flink.runtime.state.memory.By
 const COMPLETED_CHECKPOINT_CLASS: &str = "org.apache.flink.runtime.checkpoint.CompletedCheckpoint";
 
 /// Why a pointer or payload could not be read. Displayed as the rest of a sentence about
-/// the value ("checkpointID-… <error>").
+/// the value (`checkpointID-… <error>`).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StateReadError {
     /// Not Base64 (a Flink key) or not JSON (a runtime key).

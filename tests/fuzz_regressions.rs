@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use flink_ha_policy::yaml::{parse_stream_full, parse_stream_simple};
-use flink_ha_policy::{InputFormat, LintRun, ReviewSettings, review};
+#[path = "../fuzz/cases.rs"]
+mod cases;
 
 fn files(dir: &str) -> Vec<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
@@ -21,24 +21,6 @@ fn files(dir: &str) -> Vec<std::path::PathBuf> {
     files
 }
 
-/// Mirrors `fuzz/fuzz_targets/lint.rs`.
-fn lint_case(data: &[u8]) {
-    let Some((&selector, bytes)) = data.split_first() else {
-        return;
-    };
-    let (name, format) = match selector % 5 {
-        0 => ("config.yaml", InputFormat::Auto),
-        1 => ("flink-conf.yaml", InputFormat::Auto),
-        2 => ("manifests.yaml", InputFormat::Kubernetes),
-        3 => ("config.yaml", InputFormat::ConfigYaml),
-        _ => ("flink-conf.yaml", InputFormat::FlinkConf),
-    };
-    let run = LintRun::of_one(name, bytes, format);
-    assert!(run.to_json().starts_with("{\"files\""));
-    let _ = run.to_text();
-    let _ = run.to_sarif();
-}
-
 #[test]
 fn lint_corpus_and_crashers_replay() {
     let cases: Vec<_> = files("fuzz/corpus/lint")
@@ -51,7 +33,7 @@ fn lint_corpus_and_crashers_replay() {
         cases.len()
     );
     for path in cases {
-        lint_case(&std::fs::read(&path).expect("readable"));
+        cases::lint(&std::fs::read(&path).expect("readable"));
     }
 }
 
@@ -67,14 +49,11 @@ fn review_corpus_and_crashers_replay() {
         cases.len()
     );
     for path in cases {
-        let bytes = std::fs::read(&path).expect("readable");
-        if let Ok(body) = std::str::from_utf8(&bytes) {
-            let _ = review(body, 1_795_829_680_000, &ReviewSettings::default());
-        }
+        cases::review_body(&std::fs::read(&path).expect("readable"));
     }
 }
 
-/// Mirrors `fuzz/fuzz_targets/yaml_simple.rs`, over its own corpus and the lint corpus
+/// `fuzz/fuzz_targets/yaml_simple.rs`'s case, over its own corpus and the lint corpus
 /// (whose inputs are mostly configs; their first byte selects the format there).
 #[test]
 fn yaml_fast_path_corpus_replays() {
@@ -86,23 +65,14 @@ fn yaml_fast_path_corpus_replays() {
         let bytes = std::fs::read(&path).expect("readable");
         texts.push(bytes.get(1..).unwrap_or_default().to_vec());
     }
-    let mut answered = 0;
-    for bytes in &texts {
-        let Ok(text) = std::str::from_utf8(bytes) else { continue };
-        if let Some(fast) = parse_stream_simple(text) {
-            let full = parse_stream_full(text);
-            assert!(fast == full, "input {text:?}\nfast: {fast:?}\nfull: {full:?}");
-            answered += 1;
-        }
-    }
+    let answered = texts.iter().filter(|bytes| cases::yaml_simple(bytes)).count();
     assert!(answered > 0, "no corpus input took the fast path");
 }
 
-/// Mirrors `fuzz/fuzz_targets/flink_state.rs`; the seeds are a real Flink 2.3 cluster's
+/// `fuzz/fuzz_targets/flink_state.rs`'s case; the seeds are a real Flink 2.3 cluster's
 /// pointers and payloads, so the replay also proves they still decode.
 #[test]
 fn flink_state_corpus_and_crashers_replay() {
-    use flink_ha_policy::flink_state::{HaPointer, read_completed_checkpoint, read_execution_plan};
     let cases: Vec<_> = files("fuzz/corpus/flink_state")
         .into_iter()
         .chain(files("fuzz/artifacts/flink_state"))
@@ -112,16 +82,10 @@ fn flink_state_corpus_and_crashers_replay() {
         "the flink_state corpus is committed ({} files)",
         cases.len()
     );
-    let mut decoded = 0;
-    for path in cases {
-        let data = std::fs::read(&path).expect("readable");
-        decoded += usize::from(HaPointer::decode_java(&data).is_ok());
-        decoded += usize::from(read_completed_checkpoint(&data).is_ok());
-        decoded += usize::from(read_execution_plan(&data).is_ok());
-        if let Ok(text) = std::str::from_utf8(&data) {
-            decoded += usize::from(HaPointer::decode(text).is_ok());
-        }
-    }
+    let decoded: usize = cases
+        .iter()
+        .map(|path| cases::flink_state(&std::fs::read(path).expect("readable")))
+        .sum();
     // The four raw pointers, four Base64 pointers, one checkpoint and one plan (at least).
     assert!(decoded >= 10, "only {decoded} corpus files decoded");
 }

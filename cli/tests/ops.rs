@@ -448,17 +448,21 @@ fn lock_configmap(cluster_id: &str, holder: &str, renewed_secs_ago: i64) -> Conf
     .expect("a ConfigMap")
 }
 
+/// The capture's cluster, long gone, in a namespace of its own: its ConfigMaps with the
+/// pointers rewritten into a storageDir laid out under the returned folder (`ha/`).
+async fn gone_real_flink_cluster(test_name: &str) -> Result<(TestEnv, tempfile::TempDir), Box<dyn std::error::Error>> {
+    let env = TestEnv::new(test_name).await?;
+    let folder = same_length_folder();
+    let root = folder.path().to_str().ok_or("utf-8")?.to_owned();
+    create_all(&env, capture_configmaps(&env.namespace, Some(&root))).await?;
+    lay_out_storage(folder.path())?;
+    Ok((env, folder))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn gc_removes_exactly_a_gone_clusters_state_and_refuses_every_protected_one() -> TestResult {
-    let env = TestEnv::new("gc").await?;
-    let folder = same_length_folder();
+    let (env, folder) = gone_real_flink_cluster("gc").await?;
     let root = folder.path();
-    create_all(
-        &env,
-        capture_configmaps(&env.namespace, Some(root.to_str().ok_or("utf-8")?)),
-    )
-    .await?;
-    lay_out_storage(root)?;
     // Beside it: a cluster with a Deployment, one with a live lease, one that stopped a
     // minute ago, and ConfigMaps that only look like HA state by their labels.
     create_all(
@@ -577,15 +581,8 @@ async fn gc_removes_exactly_a_gone_clusters_state_and_refuses_every_protected_on
 
 #[tokio::test(flavor = "multi_thread")]
 async fn gc_apply_of_a_reviewed_plan_deletes_nothing_a_writer_changed_since() -> TestResult {
-    let env = TestEnv::new("gc-apply").await?;
-    let folder = same_length_folder();
+    let (env, folder) = gone_real_flink_cluster("gc-apply").await?;
     let root = folder.path();
-    create_all(
-        &env,
-        capture_configmaps(&env.namespace, Some(root.to_str().ok_or("utf-8")?)),
-    )
-    .await?;
-    lay_out_storage(root)?;
     let storage = format!("file://{}/ha", root.display());
     let out = flink_ha(
         &["gc", "-n", &env.namespace, "--storage", &storage, "--format", "json"],

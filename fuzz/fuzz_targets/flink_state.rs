@@ -3,14 +3,9 @@
 //! panic, and stay within their memory and depth bounds.
 #![no_main]
 
-use flink_ha_policy::flink_state::{HaPointer, read_completed_checkpoint, read_execution_plan};
-use libfuzzer_sys::fuzz_target;
+#[path = "../cases.rs"]
+mod cases;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = HaPointer::decode_java(data);
-    let _ = read_completed_checkpoint(data);
-    let _ = read_execution_plan(data);
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = HaPointer::decode(text);
-    }
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    cases::flink_state(data);
 });
