@@ -7,6 +7,7 @@ use crate::bundle::{self, ConfigFact, Facts};
 use crate::finding::{Finding, Report};
 use crate::ha_config::{self, HaFacts, Origin};
 use crate::objects::{self, DocOut};
+use crate::suppress;
 use crate::yaml::{self, Pos};
 
 /// Largest input read. A ConfigMap holds at most 1 MiB and the API server takes
@@ -194,8 +195,11 @@ pub fn lint_inputs(inputs: &[LintInput<'_>], format: InputFormat) -> Vec<Report>
         facts.push(f);
     }
     let names: Vec<&str> = inputs.iter().map(|i| i.name).collect();
-    for (report, extra) in reports.iter_mut().zip(bundle::check(&facts, &names)) {
+    for ((report, extra), input) in reports.iter_mut().zip(bundle::check(&facts, &names)).zip(inputs) {
         report.findings.extend(extra);
+        if let Ok(text) = std::str::from_utf8(input.bytes) {
+            suppress::apply(text, &mut report.findings);
+        }
         report.normalize();
     }
     reports

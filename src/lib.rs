@@ -40,6 +40,7 @@ pub mod render;
 pub mod rules;
 pub mod schema;
 pub mod storage_uri;
+mod suppress;
 pub mod typecheck;
 pub mod yaml;
 mod yaml_simple;

@@ -146,6 +146,91 @@ impl LintRun {
     }
 }
 
+impl LintRun {
+    /// JUnit XML, as CI systems other than GitHub read it: one test suite per input, one
+    /// test case per finding (a `<failure>` when its severity is at or above `fail_on`,
+    /// else passing with the finding as output), and one passing case for an input without
+    /// findings, so every input linted shows up.
+    pub fn to_junit(&self, fail_on: Option<Severity>) -> String {
+        let fails = |s: Severity| fail_on.is_some_and(|threshold| s <= threshold);
+        let mut suites = String::new();
+        let mut total = (0usize, 0usize);
+        for file in &self.files {
+            let failures = file.findings.iter().filter(|f| fails(f.severity)).count();
+            let cases = file.findings.len().max(1);
+            total.0 += cases;
+            total.1 += failures;
+            suites.push_str(&format!(
+                "  <testsuite name=\"{}\" tests=\"{cases}\" failures=\"{failures}\" errors=\"0\">\n",
+                xml_escape(&file.path)
+            ));
+            if file.findings.is_empty() {
+                suites.push_str(&format!(
+                    "    <testcase classname=\"{}\" name=\"no findings\"/>\n",
+                    xml_escape(&file.path)
+                ));
+            }
+            for f in &file.findings {
+                let place = match (f.line, f.column) {
+                    (Some(l), Some(c)) => format!(" at {l}:{c}"),
+                    _ => String::new(),
+                };
+                let subject = f
+                    .key
+                    .as_deref()
+                    .or(f.path.as_deref())
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default();
+                let name = format!("{} {}{subject}{place}", f.rule, f.rule.title());
+                let body = format!("{}\nhint: {}", f.message, f.hint);
+                suites.push_str(&format!(
+                    "    <testcase classname=\"{}\" name=\"{}\">\n",
+                    xml_escape(&file.path),
+                    xml_escape(&name)
+                ));
+                if fails(f.severity) {
+                    suites.push_str(&format!(
+                        "      <failure type=\"{}\" message=\"{}\">{}</failure>\n",
+                        f.severity.as_str(),
+                        xml_escape(&f.message),
+                        xml_escape(&body)
+                    ));
+                } else {
+                    suites.push_str(&format!(
+                        "      <system-out>{}: {}</system-out>\n",
+                        f.severity.as_str(),
+                        xml_escape(&body)
+                    ));
+                }
+                suites.push_str("    </testcase>\n");
+            }
+            suites.push_str("  </testsuite>\n");
+        }
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"flink-ha\" tests=\"{}\" failures=\"{}\" errors=\"0\">\n{suites}</testsuites>\n",
+            total.0, total.1
+        )
+    }
+}
+
+/// Text for XML attributes and elements; characters XML 1.0 cannot carry become U+FFFD.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn sarif_level(s: Severity) -> &'static str {
     match s {
         Severity::Error => "error",

@@ -66,6 +66,8 @@ catalogue! {
         "The legacy parser keeps quotes as part of the value (`\"kubernetes\"` stays quoted) and cuts everything from the first `#`, even inside quotes. The value Flink sees is not the one written."),
     HA005 => (Info, "document not linted",
         "A document of a kind the linter does not know (a Service, a Secret, ...) was skipped."),
+    HA006 => (Warning, "inline suppression that does not apply",
+        "A `# flink-ha: ignore RULE -- reason` comment that names an unknown rule, gives no reason, or suppresses nothing (the finding it was written for is gone or on another line). Suppressions are decisions; the stale and unexplained ones are reported so they do not pile up."),
     HA101 => (Error, "kubernetes.cluster-id missing",
         "Kubernetes HA names its ConfigMaps after `kubernetes.cluster-id`; without it the JobManager stops with \"Configuration option 'kubernetes.cluster-id' is not set.\" A FlinkDeployment is exempt: its name is the cluster id."),
     HA102 => (Error, "invalid cluster id",

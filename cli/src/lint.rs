@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use flink_ha_policy::{InputFormat, LintInput, LintRun, MAX_INPUT_BYTES, lint_inputs};
+use flink_ha_policy::{InputFormat, LintInput, LintRun, MAX_INPUT_BYTES, Severity, lint_inputs};
 
 #[derive(Args)]
 pub struct LintArgs {
@@ -29,6 +29,11 @@ pub struct LintArgs {
     /// Lint the built-in examples (a clean HA setup and the common mistakes) instead of PATHs.
     #[arg(long, conflicts_with = "paths")]
     examples: bool,
+
+    /// The least severity that fails the run (exit 1; a JUnit failure): `error` (the
+    /// default), `warning` (warnings fail too), or `never` (report only, exit 0).
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = FailOn::Error)]
+    fail_on: FailOn,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -36,6 +41,26 @@ enum OutputFormat {
     Text,
     Json,
     Sarif,
+    /// JUnit XML: a test suite per input, a test case per finding.
+    Junit,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FailOn {
+    Error,
+    Warning,
+    Never,
+}
+
+impl FailOn {
+    /// The least severity that fails, if any does.
+    fn threshold(self) -> Option<Severity> {
+        match self {
+            FailOn::Error => Some(Severity::Error),
+            FailOn::Warning => Some(Severity::Warning),
+            FailOn::Never => None,
+        }
+    }
 }
 
 fn parse_input_format(s: &str) -> Result<InputFormat, String> {
@@ -73,6 +98,7 @@ pub fn run(args: &LintArgs) -> Result<ExitCode> {
         OutputFormat::Text => run.to_text(),
         OutputFormat::Json => run.to_json() + "\n",
         OutputFormat::Sarif => run.to_sarif() + "\n",
+        OutputFormat::Junit => run.to_junit(args.fail_on.threshold()),
     };
     let mut stdout = io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth a message.
@@ -80,7 +106,13 @@ pub fn run(args: &LintArgs) -> Result<ExitCode> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         other => other.context("cannot write to standard output")?,
     }
-    Ok(if run.has_errors() {
+    let failing = match args.fail_on.threshold() {
+        None => 0,
+        Some(Severity::Error) => run.summary.errors,
+        Some(Severity::Warning) => run.summary.errors + run.summary.warnings,
+        Some(Severity::Info) => run.summary.errors + run.summary.warnings + run.summary.infos,
+    };
+    Ok(if failing > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

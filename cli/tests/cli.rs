@@ -301,3 +301,56 @@ fn examples_run_on_the_embedded_samples() {
     );
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn fail_on_decides_the_exit_code_and_junit_marks_the_same_findings_failed() {
+    // Three warnings (HA006) and no error.
+    let input = "ha006-inline-suppressions/config.yaml";
+    let code = |args: &[&str]| {
+        bin()
+            .arg("lint")
+            .args(args)
+            .arg(input)
+            .current_dir(fixtures())
+            .output()
+            .expect("runs")
+            .status
+            .code()
+    };
+    assert_eq!(code(&[]), Some(0), "warnings alone pass by default");
+    assert_eq!(code(&["--fail-on", "warning"]), Some(1));
+    assert_eq!(code(&["--fail-on", "never"]), Some(0));
+    assert_eq!(
+        code(&["--fail-on", "sometimes"]),
+        Some(2),
+        "a bad value is a usage error"
+    );
+
+    let junit = |fail_on: &str| {
+        let o = bin()
+            .args([
+                "lint",
+                "--format",
+                "junit",
+                "--fail-on",
+                fail_on,
+                input,
+                "ha109-ha-type-typos/config.yaml",
+            ])
+            .current_dir(fixtures())
+            .output()
+            .expect("runs");
+        stdout(&o)
+    };
+    for (fail_on, failures) in [("error", 1), ("warning", 4), ("never", 0)] {
+        let xml = junit(fail_on);
+        let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("not XML ({e}):\n{xml}"));
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "testsuites");
+        assert_eq!(root.attribute("failures"), Some(failures.to_string().as_str()), "{xml}");
+        let failed = doc.descendants().filter(|n| n.has_tag_name("failure")).count();
+        assert_eq!(failed, failures, "{xml}");
+        let suites: Vec<&str> = root.children().filter_map(|n| n.attribute("name")).collect();
+        assert_eq!(suites, [input, "ha109-ha-type-typos/config.yaml"]);
+    }
+}
