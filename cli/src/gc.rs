@@ -7,8 +7,9 @@
 //! preconditions: nothing that changed since it looked), then — only once every ConfigMap
 //! is gone — the payloads its pointers name, its jobs' `blob/job_<id>/` folders and
 //! job-result-store entries, and its payload folder when the folder is the cluster's own
-//! (named after the cluster id; `default` is shared by standalone clusters and is never
-//! emptied wholesale). With `-A` and storage access it also finds payload folders no HA
+//! (named after the cluster id, seen with `-A` so no namespace hides a cluster with the
+//! same id, no other cluster pointing into it, and the runtime's owner marker, if any,
+//! naming it; `default` is shared by standalone clusters and is never emptied wholesale). With `-A` and storage access it also finds payload folders no HA
 //! ConfigMap anywhere refers to.
 
 use std::collections::BTreeSet;
@@ -133,7 +134,11 @@ async fn gc(args: &GcArgs) -> Result<ExitCode> {
         {
             let folder = location.as_ref().map(|l| l.storage_cluster_id.as_str());
             let jrs = location.as_ref().map(|l| l.job_result_store_path.as_str());
-            plan_storage(&mut plan, cluster, storage, folder, jrs, &gathered.clusters).await?;
+            let scope = Scope {
+                all_namespaces: args.target.source.all_namespaces,
+                clusters: &gathered.clusters,
+            };
+            plan_storage(&mut plan, cluster, storage, folder, jrs, &scope).await?;
         } else if !plan.refused {
             plan.kept
                 .push("payloads: no storage given (--config or --storage); only the ConfigMaps are removed".to_owned());
@@ -243,13 +248,19 @@ fn plan_cluster(
 }
 
 /// The storage residue of an orphaned cluster.
+/// What gc could see: whether every namespace, and the clusters found there.
+struct Scope<'a> {
+    all_namespaces: bool,
+    clusters: &'a [ClusterState],
+}
+
 async fn plan_storage(
     plan: &mut Plan,
     cluster: &ClusterState,
     storage: &StorageAccess,
     configured_folder: Option<&str>,
     job_result_store: Option<&str>,
-    all_clusters: &[ClusterState],
+    scope: &Scope<'_>,
 ) -> Result<()> {
     let mut planned: BTreeSet<String> = BTreeSet::new();
     let mut folders: BTreeSet<String> = BTreeSet::new();
@@ -291,20 +302,29 @@ async fn plan_storage(
         return Ok(());
     };
     let folder = storage.child(&[&folder_name]);
-    // The folder is the cluster's own only if it is named after it and no other cluster
-    // id points into it.
-    let shared_with: Vec<&str> = all_clusters
+    // The folder is the cluster's own only if it is named after it, gc sees every
+    // namespace, no other cluster (another namespace's with the same id included) points
+    // into it or carries its name, and the runtime's owner marker, if there is one, names
+    // this cluster.
+    let shared_with: Vec<String> = scope
+        .clusters
         .iter()
         .filter(|c| !(c.namespace == cluster.namespace && c.cluster_id == cluster.cluster_id))
         .filter(|c| {
-            c.payload_uris().iter().any(|u| {
-                parent_folder(&normalize_uri(u))
-                    .is_some_and(|f| f.trim_end_matches('/').ends_with(&format!("/{folder_name}")))
-            })
+            c.cluster_id == folder_name
+                || c.payload_uris().iter().any(|u| {
+                    parent_folder(&normalize_uri(u))
+                        .is_some_and(|f| f.trim_end_matches('/').ends_with(&format!("/{folder_name}")))
+                })
         })
-        .map(|c| c.cluster_id.as_str())
+        .map(|c| format!("{}/{}", c.namespace, c.cluster_id))
         .collect();
-    let own_folder = folder_name == cluster.cluster_id && shared_with.is_empty();
+    let marker = folder_owner(storage, &folder).await;
+    let this_owner = format!("{}/{}", cluster.namespace, cluster.cluster_id);
+    let own_folder = folder_name == cluster.cluster_id
+        && scope.all_namespaces
+        && shared_with.is_empty()
+        && marker.as_ref().is_none_or(|owner| *owner == this_owner);
     let job_ids: Vec<&str> = cluster.jobs.iter().map(|j| j.job_id.as_str()).collect();
     for object in storage.list(&folder).await? {
         if planned.contains(&object.uri) {
@@ -329,18 +349,18 @@ async fn plan_storage(
         push_object(plan, &mut planned, object, why);
     }
     if !own_folder {
-        plan.kept.push(if shared_with.is_empty() {
-            format!(
-                "other files in {}: the folder is not named after the cluster id (standalone clusters share `{folder_name}`)",
-                storage.uri_of(&folder)
-            )
+        let why = if folder_name != cluster.cluster_id {
+            format!("the folder is not named after the cluster id (standalone clusters share `{folder_name}`)")
+        } else if !shared_with.is_empty() {
+            format!("{} use it too", shared_with.join(", "))
+        } else if let Some(owner) = marker.filter(|owner| *owner != this_owner) {
+            format!("its owner marker names {owner}")
         } else {
-            format!(
-                "other files in {}: cluster id(s) {} point into it too",
-                storage.uri_of(&folder),
-                shared_with.join(", ")
-            )
-        });
+            "a cluster with this id in another namespace may share it; gc empties a whole folder only with -A"
+                .to_owned()
+        };
+        plan.kept
+            .push(format!("other files in {}: {why}", storage.uri_of(&folder)));
     }
     // Job-result-store entries of its jobs.
     let jrs = match job_result_store {
@@ -372,6 +392,15 @@ async fn plan_storage(
         }
     }
     Ok(())
+}
+
+/// The owner the runtime's marker in `folder` names (`<namespace>/<cluster-id>`), if the
+/// folder has one; an unreadable marker names nobody we could match.
+async fn folder_owner(storage: &StorageAccess, folder: &Path) -> Option<String> {
+    let marker = folder.clone().join(flink_ha_runtime::payloads::OWNER_MARKER);
+    let bytes = storage.read(&storage.uri_of(&marker)).await.ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    Some(value["owner"].as_str().unwrap_or("(unreadable)").to_owned())
 }
 
 fn push_object(plan: &mut Plan, planned: &mut BTreeSet<String>, object: ListedObject, why: String) {
@@ -452,7 +481,11 @@ async fn orphaned_folders(
         }
         let objects = storage.list(&path).await?;
         let newest = objects.iter().map(|o| o.last_modified).max();
-        let idle_ms = newest.map_or(i64::MAX, |t| now.as_millisecond().saturating_sub(t.as_millisecond()));
+        // The API server's clock counts whole seconds: a file written this second can look
+        // a little in the future.
+        let idle_ms = newest.map_or(i64::MAX, |t| {
+            now.as_millisecond().saturating_sub(t.as_millisecond()).max(0)
+        });
         if idle_ms < older_than_ms {
             plan.kept.push(format!("{folder}/: written {} ago", human_ms(idle_ms)));
             continue;

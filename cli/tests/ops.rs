@@ -576,6 +576,107 @@ async fn gc_removes_exactly_a_gone_clusters_state_and_refuses_every_protected_on
         root.join("ha/default/completedCheckpoint0123456789ab").exists(),
         "another cluster's payload went"
     );
+
+    // A cluster whose payload folder is named after it: its other files go only when gc
+    // sees every namespace (another namespace may run a cluster with the same id).
+    let own = root.join("ha/own");
+    std::fs::create_dir_all(&own)?;
+    let referenced = format!("completedCheckpoint{}", "1".repeat(24));
+    std::fs::write(own.join(&referenced), b"checkpoint")?;
+    std::fs::write(own.join(format!("submittedExecutionPlan{}", "2".repeat(24))), b"plan")?;
+    let pointer = flink_ha_runtime::payloads::Pointer {
+        path: format!("file://{}/{referenced}", own.display()),
+        marked_for_deletion: false,
+    };
+    create_all(
+        &env,
+        vec![
+            lock_configmap("own", "", 7200),
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": { "name": format!("own-{JOB}-config-map"), "labels": { "app": "own", "type": "flink-native-kubernetes" } },
+                "data": { flink_ha_runtime::checkpoint_store::checkpoint_key(3): pointer.to_json() },
+            }))?,
+        ],
+    )
+    .await?;
+    let out = flink_ha(
+        &["gc", "own", "-n", &env.namespace, "--storage", &storage],
+        Some(&env.kubeconfig),
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("would delete file://{}/{referenced}", own.display())),
+        "{text}"
+    );
+    assert!(!text.contains("submittedExecutionPlan2222"), "{text}");
+    assert!(text.contains("gc empties a whole folder only with -A"), "{text}");
+
+    // With -A (a dry run: other tests' namespaces are in scope too): the own folder is
+    // emptied, and folders no HA ConfigMap anywhere refers to are found (here one of a
+    // cluster whose ConfigMaps were deleted by label, as Flink's docs do it).
+    std::fs::create_dir_all(root.join("ha/stale-cluster/blob"))?;
+    std::fs::write(root.join("ha/stale-cluster/completedCheckpointaaaaaaaaaaaa"), b"old")?;
+    std::fs::create_dir_all(root.join("ha/job-result-store/stale-cluster"))?;
+    std::fs::write(
+        root.join(format!("ha/job-result-store/stale-cluster/{JOB}.json")),
+        b"{}",
+    )?;
+    let out = flink_ha(
+        &[
+            "gc",
+            "-A",
+            "--storage",
+            &storage,
+            "--older-than",
+            "0 s",
+            "--format",
+            "json",
+        ],
+        Some(&env.kubeconfig),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(json["dry_run"], true);
+    let plan_of = |id: &str| {
+        json["plans"]
+            .as_array()
+            .and_then(|plans| {
+                plans
+                    .iter()
+                    .find(|p| p["cluster_id"] == id && (id == "(storage)" || p["namespace"] == env.namespace.as_str()))
+            })
+            .cloned()
+    };
+    let whys: Vec<String> = plan_of("own").ok_or_else(|| describe(&out))?["deletions"]
+        .as_array()
+        .ok_or("deletions")?
+        .iter()
+        .filter_map(|d| d["why"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        whys.iter().any(|w| w == "in its own payload folder own/"),
+        "{}",
+        describe(&out)
+    );
+    let uris: std::collections::BTreeSet<String> = plan_of("(storage)").ok_or_else(|| describe(&out))?["deletions"]
+        .as_array()
+        .ok_or("deletions")?
+        .iter()
+        .filter_map(|d| d["uri"].as_str().map(str::to_owned))
+        .collect();
+    let base = format!("file://{}/ha", root.display());
+    assert_eq!(
+        uris,
+        [
+            format!("{base}/job-result-store/stale-cluster/{JOB}.json"),
+            format!("{base}/stale-cluster/completedCheckpointaaaaaaaaaaaa"),
+        ]
+        .into_iter()
+        .collect(),
+        "{}",
+        describe(&out)
+    );
     Ok(())
 }
 

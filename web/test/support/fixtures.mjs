@@ -21,6 +21,10 @@ export async function fixtureDirs() {
       excluded.push({ name: entry.name, reason: 'an AdmissionReview (review.json), not lint input' });
       continue;
     }
+    if (files.includes('inspect.json')) {
+      excluded.push({ name: entry.name, reason: 'an inspection (inspect.json), not lint input' });
+      continue;
+    }
     included.push({ name: entry.name, dir, inputs: files.filter((f) => /\.ya?ml$/.test(f)) });
   }
   return { included, excluded };
