@@ -10,6 +10,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use flink_ha_policy::{InputFormat, LintInput, LintRun, MAX_INPUT_BYTES, Severity, lint_inputs};
 
+use crate::settings::Settings;
+
 #[derive(Args)]
 pub struct LintArgs {
     /// Files or directories to lint (directories: *.yaml and *.yml, recursively), or `-`
@@ -34,6 +36,15 @@ pub struct LintArgs {
     /// default), `warning` (warnings fail too), or `never` (report only, exit 0).
     #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = FailOn::Error)]
     fail_on: FailOn,
+
+    /// Rule settings (severities, rules off, per path glob) from this file instead of the
+    /// nearest `.flink-ha.yaml` from the working directory upward.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_settings")]
+    settings: Option<std::path::PathBuf>,
+
+    /// Ignore any `.flink-ha.yaml`.
+    #[arg(long)]
+    no_settings: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -92,7 +103,18 @@ pub fn run(args: &LintArgs) -> Result<ExitCode> {
             bytes: &i.bytes,
         })
         .collect();
-    let reports = lint_inputs(&refs, args.input_format);
+    let mut reports = lint_inputs(&refs, args.input_format);
+    let settings = match (&args.settings, args.no_settings) {
+        (Some(path), _) => Some(Settings::load(path)?),
+        (None, true) => None,
+        (None, false) => Settings::discover(Path::new("."))?,
+    };
+    if let Some(settings) = &settings {
+        eprintln!("flink-ha: rule settings from {}", settings.source.display());
+        for (input, report) in inputs.iter().zip(&mut reports) {
+            settings.apply(&input.name, report);
+        }
+    }
     let run = LintRun::new(inputs.iter().map(|i| i.name.clone()).zip(reports));
     let out = match args.format {
         OutputFormat::Text => run.to_text(),

@@ -20,6 +20,7 @@ mod lint;
 mod live;
 mod review;
 mod rule_arg;
+mod settings;
 mod signal;
 mod storage_access;
 mod webhook;

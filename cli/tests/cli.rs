@@ -354,3 +354,83 @@ fn fail_on_decides_the_exit_code_and_junit_marks_the_same_findings_failed() {
         assert_eq!(suites, [input, "ha109-ha-type-typos/config.yaml"]);
     }
 }
+
+#[test]
+fn a_settings_file_found_upward_turns_rules_off_or_changes_severity_per_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("prod")).expect("mkdir");
+    std::fs::create_dir_all(root.join("dev/team")).expect("mkdir");
+    // HA114, HA117 and HA106 (a file:// storageDir), all warnings, on both.
+    let config = "high-availability.type: kubernetes\nhigh-availability.storageDir: file:///mnt/ha\nkubernetes.cluster-id: orders\n";
+    std::fs::write(root.join("prod/config.yaml"), config).expect("write");
+    std::fs::write(root.join("dev/config.yaml"), config).expect("write");
+    std::fs::write(
+        root.join(".flink-ha.yaml"),
+        "rules:\n  HA117: off\n  HA106: error\noverrides:\n  - paths: [\"dev/**\"]\n    rules:\n      HA106: info\n",
+    )
+    .expect("write");
+    let lint = |cwd: &Path, args: &[&str]| {
+        bin()
+            .arg("lint")
+            .args(["--format", "json"])
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .expect("runs")
+    };
+    let rules_of = |o: &Output| -> Vec<(String, String, String)> {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        v["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .flat_map(|f| {
+                f["findings"].as_array().expect("findings").iter().map(move |x| {
+                    (
+                        f["path"].as_str().unwrap_or("").to_string(),
+                        x["rule"].as_str().unwrap_or("").to_string(),
+                        x["severity"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+            })
+            .collect()
+    };
+    // Found from a subfolder upward; paths are matched relative to the settings file.
+    let o = lint(&root.join("dev/team"), &["../config.yaml", "../../prod/config.yaml"]);
+    assert_eq!(o.status.code(), Some(1), "prod's HA106 is still an error");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(".flink-ha.yaml"),
+        "says which settings apply"
+    );
+    assert_eq!(
+        rules_of(&o),
+        [
+            ("../config.yaml".into(), "HA114".into(), "warning".into()),
+            ("../config.yaml".into(), "HA106".into(), "info".into()),
+            ("../../prod/config.yaml".into(), "HA114".into(), "warning".into()),
+            ("../../prod/config.yaml".into(), "HA106".into(), "error".into()),
+        ]
+    );
+    // --no-settings: everything back.
+    let o = lint(root, &["--no-settings", "dev/config.yaml"]);
+    let rules: Vec<String> = rules_of(&o).into_iter().map(|(_, r, _)| r).collect();
+    assert!(
+        rules.contains(&"HA117".to_string()) && rules.contains(&"HA106".to_string()),
+        "{rules:?}"
+    );
+    // A broken settings file is refused with its place, not half applied.
+    std::fs::write(root.join(".flink-ha.yaml"), "rules:\n  HA117: off\n  HA9999: warning\n").expect("write");
+    let o = lint(root, &["dev/config.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(".flink-ha.yaml:3: `HA9999` is not a rule"), "{err}");
+    std::fs::write(root.join(".flink-ha.yaml"), "rulez:\n  HA117: off\n").expect("write");
+    let o = lint(root, &["dev/config.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(".flink-ha.yaml:1:1: unknown field `rulez`"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
