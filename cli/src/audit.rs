@@ -12,8 +12,7 @@ use flink_ha_policy::ha_layout::HaConfigMapName;
 use flink_ha_policy::ha_state::{self, ObjectFinding};
 use flink_ha_policy::{InputFormat, LintInput, LintRun, Report};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, DynamicObject, ListParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{Api, ListParams};
 
 use crate::inspect::OutputFormat;
 use crate::live::{self, Scope};
@@ -71,10 +70,7 @@ async fn audit(args: &AuditArgs) -> Result<ExitCode> {
             )?);
         }
     }
-    let deployments: Api<Deployment> = match &scope {
-        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
-        Scope::All => Api::all(client.clone()),
-    };
+    let deployments: Api<Deployment> = scope.api(&client);
     for d in deployments
         .list(&ListParams::default().labels("component=jobmanager"))
         .await
@@ -88,12 +84,7 @@ async fn audit(args: &AuditArgs) -> Result<ExitCode> {
         )?);
     }
     for kind in ["FlinkDeployment", "FlinkSessionJob"] {
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("flink.apache.org", "v1beta1", kind));
-        let api: Api<DynamicObject> = match &scope {
-            Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-            Scope::All => Api::all_with(client.clone(), &resource),
-        };
-        match api.list(&ListParams::default()).await {
+        match scope.operator_api(&client, kind).list(&ListParams::default()).await {
             Ok(list) => {
                 for o in list {
                     objects.push(render(

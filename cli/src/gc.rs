@@ -363,19 +363,9 @@ async fn plan_storage(
             .push(format!("other files in {}: {why}", storage.uri_of(&folder)));
     }
     // Job-result-store entries of its jobs.
-    let jrs = match job_result_store {
-        Some(path) => {
-            let access_path = normalize_uri(path);
-            match url::Url::parse(&access_path)
-                .ok()
-                .and_then(|u| Path::from_url_path(u.path()).ok())
-            {
-                Some(p) => p,
-                None => storage.child(&["job-result-store", &folder_name]),
-            }
-        }
-        None => storage.child(&["job-result-store", &folder_name]),
-    };
+    let jrs = job_result_store
+        .and_then(|path| storage.path_in_store(path))
+        .unwrap_or_else(|| storage.child(&["job-result-store", &folder_name]));
     for object in storage.list(&jrs).await? {
         let name = object.path.filename().unwrap_or("").to_owned();
         if job_ids
@@ -593,15 +583,12 @@ async fn execute(plan: &mut Plan, client: &kube::Client, storage: Option<&Storag
         let Deletion::Object { uri, path, .. } = deletion else {
             continue;
         };
-        let path = match path {
-            Some(p) => p.clone(),
-            None => match url::Url::parse(uri)
-                .ok()
-                .and_then(|u| Path::from_url_path(u.path()).ok())
-            {
-                Some(p) => p,
-                None => continue,
-            },
+        // A saved plan carries URIs only; one outside this store is not deleted through it.
+        let Some(path) = path.clone().or_else(|| storage.path_in_store(uri)) else {
+            plan.failed = true;
+            plan.outcome
+                .push(format!("NOT deleted: {uri} is not in {}", storage.storage_dir));
+            continue;
         };
         match storage.delete(&path).await {
             Ok(()) => plan.outcome.push(format!("deleted {uri}")),

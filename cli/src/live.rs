@@ -39,7 +39,8 @@ impl Scope {
         }
     }
 
-    fn api<K>(&self, client: &kube::Client) -> Api<K>
+    /// A typed API over this scope.
+    pub fn api<K>(&self, client: &kube::Client) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
         <K as kube::Resource>::DynamicType: Default,
@@ -154,9 +155,16 @@ fn record_of(cm: &ConfigMap) -> ConfigMapRecord {
     }
 }
 
-/// The Flink Kubernetes Operator's FlinkDeployment, read untyped (the CRD may be absent).
-fn flink_deployments() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk("flink.apache.org", "v1beta1", "FlinkDeployment"))
+impl Scope {
+    /// An untyped API over this scope for one of the Flink Kubernetes Operator's kinds
+    /// (`FlinkDeployment`, `FlinkSessionJob`): its CRDs may be absent.
+    pub fn operator_api(&self, client: &kube::Client, kind: &str) -> Api<DynamicObject> {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("flink.apache.org", "v1beta1", kind));
+        match self {
+            Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            Scope::All => Api::all_with(client.clone(), &resource),
+        }
+    }
 }
 
 /// The workloads that keep each cluster id alive: a Deployment named after it or labelled
@@ -186,11 +194,7 @@ pub async fn workloads(client: &kube::Client, scope: &Scope) -> Result<BTreeMap<
                 .push(format!("Deployment/{name}"));
         }
     }
-    let resource = flink_deployments();
-    let api: Api<DynamicObject> = match scope {
-        Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        Scope::All => Api::all_with(client.clone(), &resource),
-    };
+    let api = scope.operator_api(client, "FlinkDeployment");
     match api.list(&ListParams::default()).await {
         Ok(list) => {
             for fd in list {

@@ -68,7 +68,7 @@ impl StorageAccess {
 
     /// The path of `uri` in this store, if it is in this store at all (same scheme and
     /// bucket/account).
-    fn path_in_store(&self, uri: &str) -> Option<Path> {
+    pub fn path_in_store(&self, uri: &str) -> Option<Path> {
         let normalized = normalize_uri(uri);
         let url = url::Url::parse(&normalized).ok()?;
         let store_uri = storage::store_uri(&normalized).ok()?;
