@@ -12,6 +12,8 @@
 //! - [`tls`]: serving certificates. It loads them, reloads them when the files change
 //!   (mounted Secrets rotate), takes an optional client CA for mTLS, and generates a
 //!   self-signed pair for local use.
+//! - [`managed_certs`]: certificates the webhook issues and renews itself in a Secret,
+//!   with the caBundle of its own webhook configuration kept in step.
 //! - [`reload`]: the file watcher behind certificate reload and policy hot swap.
 //! - [`metrics`]: the Prometheus text endpoint.
 //!
@@ -20,6 +22,7 @@
 // Bad input is an error value, never a panic: no unwrap or expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod managed_certs;
 pub mod metrics;
 pub mod policy;
 pub mod reload;

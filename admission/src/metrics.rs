@@ -35,6 +35,8 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// Seconds the current policy took to compile.
     pub policy_compile_seconds: Gauge<f64, AtomicU64>,
+    /// When the served certificate expires (Unix seconds): alert on it nearing now.
+    pub certificate_expiry: Gauge,
 }
 
 impl Default for Metrics {
@@ -54,6 +56,7 @@ impl Metrics {
         let in_flight = Gauge::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
         let policy_compile_seconds = Gauge::<f64, AtomicU64>::default();
+        let certificate_expiry = Gauge::default();
         registry.register("reviews", "AdmissionReviews answered, by outcome", reviews.clone());
         registry.register(
             "review_duration_seconds",
@@ -76,6 +79,11 @@ impl Metrics {
             "Compile time of the policy in use",
             policy_compile_seconds.clone(),
         );
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "When the serving certificate in use expires",
+            certificate_expiry.clone(),
+        );
         Metrics {
             registry,
             reviews,
@@ -84,6 +92,7 @@ impl Metrics {
             in_flight,
             reloads,
             policy_compile_seconds,
+            certificate_expiry,
         }
     }
 

@@ -33,10 +33,11 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
+use crate::managed_certs::CertManager;
 use crate::metrics::Metrics;
 use crate::policy::{Limits, Policy, PolicyEngine, ReviewSettings};
 use crate::reload::FileSetWatch;
-use crate::tls::{ReloadingCert, load_certified_key, server_config};
+use crate::tls::{ReloadingCert, certified_key_from_pem, load_certified_key, server_config};
 use crate::{EMBEDDED_POLICY, WebhookError};
 
 /// Largest body read: the API server sends objects of at most ~3 MiB.
@@ -47,7 +48,15 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
 pub enum TlsSource {
     /// PEM files, reloaded when they change.
     Files { cert: PathBuf, key: PathBuf },
+    /// A CA and certificate the webhook issues into a Secret and renews itself, with the
+    /// caBundle of its webhook configuration kept in step (see [`crate::managed_certs`]).
+    Managed(CertManager),
 }
+
+/// How long the API server is given to see a changed caBundle before a certificate of
+/// a new CA is served: it watches webhook configurations and picks a change up in well
+/// under a second.
+const BUNDLE_PROPAGATION: Duration = Duration::from_secs(2);
 
 /// Which policy component runs.
 #[derive(Clone, Debug)]
@@ -135,8 +144,10 @@ impl Webhook {
     /// Loads the certificate, binds the listeners and creates the engine. The policy
     /// is compiled by [`Webhook::run`] while `/healthz` already answers.
     pub async fn bind(config: ServerConfig) -> Result<Webhook, WebhookError> {
-        let TlsSource::Files { cert, key } = &config.tls;
-        let cert = Arc::new(ReloadingCert::new(load_certified_key(cert, key)?));
+        let cert = Arc::new(match &config.tls {
+            TlsSource::Files { cert, key } => ReloadingCert::new(load_certified_key(cert, key)?),
+            TlsSource::Managed(_) => ReloadingCert::empty(),
+        });
         let tls = server_config(cert.clone(), config.client_ca.as_deref())?;
         let listener = TcpListener::bind(config.address)
             .await
@@ -213,8 +224,20 @@ impl Webhook {
         let accept_probe = probe_listener
             .map(|l| tokio::spawn(accept_loop(l, None, shared.clone(), stop_rx.clone(), graceful.clone())));
 
+        let mut shutdown = std::pin::pin!(shutdown);
         let outcome = async {
-            load_policy(&shared, &config.policy).await?;
+            // A managed certificate may take a while (the Secret or the webhook
+            // configuration not applied yet, RBAC missing): a stop request ends the wait.
+            let started = async {
+                tokio::try_join!(
+                    load_policy(&shared, &config.policy),
+                    first_certificate(&config.tls, &cert, &shared)
+                )
+            };
+            tokio::select! {
+                started = started => { started?; }
+                _ = &mut shutdown => return Ok(()),
+            }
             shared.ready.store(true, Ordering::SeqCst);
             info!(%address, "ready: serving AdmissionReviews on /validate");
             let reloads = tokio::spawn(reload_loop(config.clone(), shared.clone(), cert, stop_rx.clone()));
@@ -282,18 +305,90 @@ fn compile(engine: &PolicyEngine, source: &PolicySource) -> Result<Policy, Webho
     }
 }
 
-/// Reloads the certificate and the policy file when they change.
+/// Waits for a managed certificate to be issued or read; files are loaded at bind.
+/// Failures are logged and retried (1 s doubling to 30 s): the rest of an install may
+/// still be on its way.
+async fn first_certificate(tls: &TlsSource, cert: &ReloadingCert, shared: &Shared) -> Result<(), WebhookError> {
+    let TlsSource::Managed(manager) = tls else {
+        shared
+            .metrics
+            .certificate_expiry
+            .set(cert.not_after_unix().unwrap_or(0));
+        return Ok(());
+    };
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match manager.reconcile().await {
+            Ok(reconciled) => {
+                let key = certified_key_from_pem(&reconciled.certs.cert, &reconciled.certs.key)?;
+                if reconciled.bundle_changed {
+                    tokio::time::sleep(BUNDLE_PROPAGATION).await;
+                }
+                cert.replace(key);
+                shared
+                    .metrics
+                    .certificate_expiry
+                    .set(cert.not_after_unix().unwrap_or(0));
+                info!(
+                    secret = %manager.config().secret,
+                    issued = reconciled.issued.as_deref().unwrap_or("no, reused the Secret's"),
+                    "serving the managed certificate"
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                error!(error = %e, retry_in = ?backoff, "no serving certificate yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// One round of a managed certificate: renew when due, and serve what the Secret holds.
+async fn refresh_managed(manager: &CertManager, cert: &ReloadingCert, shared: &Shared) {
+    match manager.reconcile().await {
+        Ok(reconciled) => match certified_key_from_pem(&reconciled.certs.cert, &reconciled.certs.key) {
+            Ok(key) if cert.serves(&key) => {}
+            Ok(key) => {
+                if reconciled.bundle_changed {
+                    tokio::time::sleep(BUNDLE_PROPAGATION).await;
+                }
+                cert.replace(key);
+                shared
+                    .metrics
+                    .certificate_expiry
+                    .set(cert.not_after_unix().unwrap_or(0));
+                shared.metrics.reloaded("certificate", true);
+                info!(
+                    issued = reconciled.issued.as_deref().unwrap_or("no, another replica did"),
+                    "serving a renewed certificate"
+                );
+            }
+            Err(e) => {
+                shared.metrics.reloaded("certificate", false);
+                error!(error = %e, "the Secret's certificate is unusable; still serving the previous one");
+            }
+        },
+        Err(e) => {
+            shared.metrics.reloaded("certificate", false);
+            error!(error = %e, "certificate check failed; still serving the current one");
+        }
+    }
+}
+
+/// Reloads the certificate and the policy file when they change, and keeps a managed
+/// certificate renewed.
 async fn reload_loop(
     config: ServerConfig,
     shared: Arc<Shared>,
     cert: Arc<ReloadingCert>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let TlsSource::Files {
-        cert: cert_path,
-        key: key_path,
-    } = &config.tls;
-    let mut cert_watch = FileSetWatch::new(vec![cert_path.clone(), key_path.clone()]);
+    let mut cert_watch = match &config.tls {
+        TlsSource::Files { cert, key } => Some(FileSetWatch::new(vec![cert.clone(), key.clone()])),
+        TlsSource::Managed(_) => None,
+    };
     let mut policy_watch = match &config.policy {
         PolicySource::File(path) => Some(FileSetWatch::new(vec![path.clone()])),
         PolicySource::Embedded => None,
@@ -305,10 +400,25 @@ async fn reload_loop(
             _ = interval.tick() => {}
             _ = stop.changed() => return,
         }
-        if cert_watch.changed() {
+        if let TlsSource::Managed(manager) = &config.tls {
+            refresh_managed(manager, &cert, &shared).await;
+        }
+        if let (
+            Some(watch),
+            TlsSource::Files {
+                cert: cert_path,
+                key: key_path,
+            },
+        ) = (cert_watch.as_mut(), &config.tls)
+            && watch.changed()
+        {
             match load_certified_key(cert_path, key_path) {
                 Ok(key) => {
                     cert.replace(key);
+                    shared
+                        .metrics
+                        .certificate_expiry
+                        .set(cert.not_after_unix().unwrap_or(0));
                     shared.metrics.reloaded("certificate", true);
                     info!(cert = %cert_path.display(), "serving certificate reloaded");
                 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use rustls::RootCertStore;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
@@ -11,6 +11,20 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::WebhookError;
+
+/// A certificate chain and key from PEM texts, ready for rustls.
+pub fn certified_key_from_pem(cert: &str, key: &str) -> Result<CertifiedKey, WebhookError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| WebhookError::Tls(format!("bad certificate PEM: {e}")))?;
+    if chain.is_empty() {
+        return Err(WebhookError::Tls("the certificate PEM holds no certificate".into()));
+    }
+    let key_der =
+        PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| WebhookError::Tls(format!("bad key PEM: {e}")))?;
+    CertifiedKey::from_der(chain, key_der, &rustls::crypto::ring::default_provider())
+        .map_err(|e| WebhookError::Tls(format!("the certificate and key do not make a usable pair: {e}")))
+}
 
 /// A certificate chain and key from PEM files, ready for rustls.
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, WebhookError> {
@@ -37,25 +51,52 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, Webho
 /// The serving certificate, swappable while connections are being accepted.
 #[derive(Debug)]
 pub struct ReloadingCert {
-    current: ArcSwap<CertifiedKey>,
+    current: ArcSwapOption<CertifiedKey>,
 }
 
 impl ReloadingCert {
     pub fn new(key: CertifiedKey) -> ReloadingCert {
         ReloadingCert {
-            current: ArcSwap::from_pointee(key),
+            current: ArcSwapOption::from_pointee(key),
+        }
+    }
+
+    /// No certificate yet (a managed one is being fetched): handshakes fail until
+    /// [`ReloadingCert::replace`], and the webhook is not ready.
+    pub fn empty() -> ReloadingCert {
+        ReloadingCert {
+            current: ArcSwapOption::empty(),
         }
     }
 
     /// New handshakes use `key`; established connections keep theirs.
     pub fn replace(&self, key: CertifiedKey) {
-        self.current.store(Arc::new(key));
+        self.current.store(Some(Arc::new(key)));
+    }
+
+    /// True when `key`'s certificate is the one served now.
+    pub fn serves(&self, key: &CertifiedKey) -> bool {
+        self.current
+            .load()
+            .as_ref()
+            .is_some_and(|current| current.cert.first() == key.cert.first())
+    }
+
+    /// True once there is a certificate to serve.
+    pub fn is_loaded(&self) -> bool {
+        self.current.load().is_some()
+    }
+
+    /// When the served certificate expires, as Unix seconds.
+    pub fn not_after_unix(&self) -> Option<i64> {
+        let key = self.current.load_full()?;
+        crate::managed_certs::not_after_unix(key.cert.first()?.as_ref())
     }
 }
 
 impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.load_full())
+        self.current.load_full()
     }
 }
 

@@ -36,7 +36,7 @@ pub struct GcArgs {
 
     /// Only state idle for longer than this: since the lease expired or was released (or,
     /// without a lease, since the newest ConfigMap was created). Flink's duration syntax.
-    #[arg(long, value_name = "DURATION", default_value = "1 h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1 h", value_parser = crate::parse_duration)]
     pub older_than: Duration,
 
     /// Delete. Without it, gc prints what it would delete and why, and changes nothing.
@@ -58,10 +58,6 @@ pub struct GcArgs {
 pub enum GcFormat {
     Text,
     Json,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    flink_ha_policy::duration::parse(s).map_err(|e| e.to_string())
 }
 
 /// One thing gc deletes.

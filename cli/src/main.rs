@@ -135,6 +135,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// A duration argument in Flink's syntax (`90 d`, `1 h`, `30 s`).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    flink_ha_policy::duration::parse(s).map_err(|e| e.to_string())
+}
+
 fn print_rules(format: RulesFormat) {
     let catalogue = flink_ha_policy::rules::catalogue();
     match format {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use flink_ha_admission::managed_certs::{CertManager, ManagedCertConfig};
 use flink_ha_admission::{Limits, PolicySource, ServerConfig, TlsSource, Webhook};
 use tracing::{info, warn};
 
@@ -16,16 +17,18 @@ pub struct WebhookArgs {
     #[arg(long, default_value = "0.0.0.0:8443")]
     address: SocketAddr,
     /// Serving certificate chain (PEM); it must name `<service>.<namespace>.svc`.
-    /// Without --tls-cert and --tls-key, a self-signed pair for localhost is generated
-    /// (for local use only).
+    /// Without --tls-cert/--tls-key or --cert-secret, a self-signed pair for localhost is
+    /// generated (for local use only).
     #[arg(long, requires = "tls_key", value_name = "FILE")]
     tls_cert: Option<PathBuf>,
     /// Private key of the serving certificate (PEM).
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     tls_key: Option<PathBuf>,
     /// Where to write the generated self-signed pair (tls.crt is also its caBundle).
-    #[arg(long, value_name = "DIR", conflicts_with = "tls_cert")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["tls_cert", "cert_secret"])]
     self_signed_dir: Option<PathBuf>,
+    #[command(flatten)]
+    managed: ManagedCertArgs,
     /// Require client certificates signed by this CA (mTLS).
     #[arg(long, value_name = "FILE")]
     client_ca: Option<PathBuf>,
@@ -70,12 +73,95 @@ pub struct WebhookArgs {
     shutdown_grace_secs: u64,
 }
 
+/// Certificates the webhook issues and renews itself (what deploy/ uses).
+#[derive(Args)]
+#[command(next_help_heading = "Managed certificates")]
+struct ManagedCertArgs {
+    /// Keep a CA and the serving certificate in this Secret of --namespace, issuing them
+    /// when it is empty and renewing them after two thirds of their life, and keep the
+    /// caBundle of --webhook-configuration in step. The Secret must exist (deploy/
+    /// creates it empty); the webhook needs get and update on it and on the webhook
+    /// configuration, nothing else. Replicas share the Secret and agree on one
+    /// certificate.
+    #[arg(long, value_name = "NAME", conflicts_with = "tls_cert")]
+    cert_secret: Option<String>,
+    /// The ValidatingWebhookConfiguration whose caBundle names the managed CA.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "flink-ha-webhook",
+        requires = "cert_secret"
+    )]
+    webhook_configuration: String,
+    /// The Service in front of the webhook: the certificate names it as
+    /// `<service>`, `<service>.<namespace>`, `….svc` and `….svc.cluster.local`.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "flink-ha-webhook",
+        requires = "cert_secret"
+    )]
+    service: String,
+    /// Namespace of the Secret and the Service [default: $POD_NAMESPACE, else the
+    /// kubeconfig's namespace].
+    #[arg(long, value_name = "NAMESPACE", requires = "cert_secret")]
+    namespace: Option<String>,
+    /// A further name or IP address for the certificate (repeatable), e.g. for a
+    /// webhook configuration that calls a URL.
+    #[arg(long = "cert-san", value_name = "NAME", requires = "cert_secret")]
+    extra_names: Vec<String>,
+    /// Life of a serving certificate (Flink's duration syntax).
+    #[arg(long, value_name = "DURATION", default_value = "90 d", value_parser = crate::parse_duration, requires = "cert_secret")]
+    cert_validity: Duration,
+    /// Life of the CA (Flink's duration syntax); the previous CA stays trusted until it
+    /// expires.
+    #[arg(long, value_name = "DURATION", default_value = "1095 d", value_parser = crate::parse_duration, requires = "cert_secret")]
+    ca_validity: Duration,
+}
+
+impl ManagedCertArgs {
+    /// The certificate manager, when --cert-secret is given.
+    async fn manager(&self) -> Result<Option<CertManager>> {
+        let Some(secret) = &self.cert_secret else {
+            return Ok(None);
+        };
+        let client = kube::Client::try_default()
+            .await
+            .context("--cert-secret needs the API server: no usable service account token or kubeconfig")?;
+        let namespace = match (&self.namespace, std::env::var("POD_NAMESPACE")) {
+            (Some(namespace), _) => namespace.clone(),
+            (None, Ok(namespace)) if !namespace.is_empty() => namespace,
+            _ => client.default_namespace().to_string(),
+        };
+        let mut dns_names = ManagedCertConfig::service_names(&self.service, &namespace);
+        dns_names.extend(self.extra_names.iter().cloned());
+        let config = ManagedCertConfig {
+            namespace,
+            secret: secret.clone(),
+            webhook_configuration: self.webhook_configuration.clone(),
+            dns_names,
+            cert_validity: self.cert_validity,
+            ca_validity: self.ca_validity,
+        };
+        info!(
+            secret = %format!("{}/{}", config.namespace, config.secret),
+            webhook_configuration = %config.webhook_configuration,
+            names = ?config.dns_names,
+            "managing the serving certificate"
+        );
+        Ok(Some(CertManager::new(client, config)?))
+    }
+}
+
 pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
     if args.memory_cap_mib == 0 || args.reload_interval_secs == 0 || args.client_timeout_secs == 0 {
         bail!("--memory-cap-mib, --client-timeout-secs and --reload-interval-secs must be above zero");
     }
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => TlsSource::Files {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let managed = runtime.block_on(args.managed.manager())?;
+    let tls = match (&args.tls_cert, &args.tls_key, managed) {
+        (_, _, Some(manager)) => TlsSource::Managed(manager),
+        (Some(cert), Some(key), None) => TlsSource::Files {
             cert: cert.clone(),
             key: key.clone(),
         },
@@ -114,7 +200,6 @@ pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
     config.drain_delay = Duration::from_secs(args.drain_delay_secs);
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
 
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let webhook = Webhook::bind(config).await?;
         info!(address = %webhook.local_addr(), probe = ?webhook.probe_addr(), "listening");

@@ -165,8 +165,8 @@ async fn deleting_an_ha_configmap_with_plans_under_a_live_leader_is_denied_and_f
     Ok(())
 }
 
-/// deploy/ as kustomize renders it, with `caBundle` filled in the way the README does.
-fn rendered(overlay: &str, ca_pem: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
+/// deploy/ as kustomize renders it.
+fn rendered(overlay: &str) -> Result<String, Box<dyn std::error::Error>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(overlay);
@@ -174,17 +174,7 @@ fn rendered(overlay: &str, ca_pem: &[u8]) -> Result<String, Box<dyn std::error::
     if !out.status.success() {
         return Err(format!("kubectl kustomize {overlay}: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
-    let mut base64 = Command::new("base64")
-        .arg("-w0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    {
-        use std::io::Write;
-        base64.stdin.take().expect("stdin").write_all(ca_pem)?;
-    }
-    let bundle = String::from_utf8(base64.wait_with_output()?.stdout)?;
-    Ok(String::from_utf8(out.stdout)?.replace("CA_BUNDLE_PLACEHOLDER", bundle.trim()))
+    Ok(String::from_utf8(out.stdout)?)
 }
 
 /// The objects of a rendered stream, as JSON.
@@ -203,14 +193,14 @@ fn objects(yaml: &str) -> Result<Vec<serde_json::Value>, Box<dyn std::error::Err
 #[tokio::test]
 async fn the_deploy_manifests_follow_the_conventions_and_pass_the_api_servers_validation() -> TestResult {
     let env = TestEnv::new("webhook-deploy").await?;
-    let certs = tempfile::tempdir()?;
-    let (cert, _) = flink_ha_admission::tls::write_self_signed(certs.path())?;
-    let ca = &std::fs::read(cert)?;
-    let enforce = objects(&rendered("deploy", ca)?)?;
+    let enforce = objects(&rendered("deploy")?)?;
     let kinds: Vec<&str> = enforce.iter().filter_map(|o| o["kind"].as_str()).collect();
     for kind in [
         "Namespace",
         "ServiceAccount",
+        "Secret",
+        "Role",
+        "ClusterRole",
         "Deployment",
         "PodDisruptionBudget",
         "Service",
@@ -228,12 +218,8 @@ async fn the_deploy_manifests_follow_the_conventions_and_pass_the_api_servers_va
     let timeout = hook["timeoutSeconds"].as_i64().expect("timeoutSeconds");
     assert!((2..=5).contains(&timeout), "timeoutSeconds {timeout}");
     assert_eq!(hook["clientConfig"]["service"]["path"], "/validate");
-    assert!(
-        !hook["clientConfig"]["caBundle"]
-            .as_str()
-            .unwrap_or("")
-            .contains("PLACEHOLDER")
-    );
+    // The webhook fills it in (--cert-secret); a re-apply must not reset it.
+    assert!(hook["clientConfig"]["caBundle"].is_null());
     let rules = hook["rules"].to_string();
     for needle in [
         "configmaps",
@@ -260,10 +246,48 @@ async fn the_deploy_manifests_follow_the_conventions_and_pass_the_api_servers_va
         container["resources"]["limits"]["memory"].is_string(),
         "no memory limit"
     );
-    // A subPath mount never sees a rotated Secret; the reload needs the directory.
-    assert!(container["volumeMounts"].to_string().find("subPath").is_none());
+    let args = container["args"].to_string();
+    assert!(
+        args.contains("--cert-secret") && args.contains("flink-ha-webhook-tls"),
+        "{args}"
+    );
+    // The least RBAC: get and update of the one Secret and the one configuration.
+    for kind in ["Role", "ClusterRole"] {
+        let rules = &of(kind)["rules"];
+        assert_eq!(rules.as_array().map(Vec::len), Some(1), "{kind}: {rules}");
+        assert_eq!(rules[0]["verbs"], serde_json::json!(["get", "update"]), "{kind}");
+        assert_eq!(rules[0]["resourceNames"].as_array().map(Vec::len), Some(1), "{kind}");
+    }
+    assert!(of("Secret")["data"].is_null(), "the Secret is created empty");
 
-    let audit = objects(&rendered("deploy/audit", ca)?)?;
+    // Bring your own certificates: cert-manager issues them and injects the CA; the
+    // webhook reads files and has no API access.
+    let own = objects(&rendered("deploy/cert-manager")?)?;
+    let own_kinds: Vec<&str> = own.iter().filter_map(|o| o["kind"].as_str()).collect();
+    for gone in ["Secret", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"] {
+        assert!(!own_kinds.contains(&gone), "cert-manager/ keeps a {gone}");
+    }
+    let own_of = |kind: &str| own.iter().find(|o| o["kind"] == kind).cloned().expect("present");
+    assert_eq!(
+        own_of("ValidatingWebhookConfiguration")["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "flink-ha-system/flink-ha-webhook"
+    );
+    let own_pod = &own_of("Deployment")["spec"]["template"]["spec"];
+    let own_args = own_pod["containers"][0]["args"].to_string();
+    assert!(
+        own_args.contains("--tls-cert") && !own_args.contains("--cert-secret"),
+        "{own_args}"
+    );
+    // A subPath mount never sees a rotated Secret; the reload needs the directory.
+    assert!(
+        own_pod["containers"][0]["volumeMounts"]
+            .to_string()
+            .find("subPath")
+            .is_none()
+    );
+    assert_eq!(own_pod["automountServiceAccountToken"], false);
+
+    let audit = objects(&rendered("deploy/audit")?)?;
     let audit_hook = audit
         .iter()
         .find(|o| o["kind"] == "ValidatingWebhookConfiguration")

@@ -257,6 +257,10 @@ fn start_apiserver(
             "--service-cluster-ip-range=10.0.0.0/24".into(),
             // No kubelets, no Endpoints for the `kubernetes` Service.
             "--endpoint-reconciler-type=none".into(),
+            // A webhook named by a Service is called at the Service's Endpoints, not its
+            // ClusterIP (there is no kube-proxy here): a test that runs a webhook from
+            // the deploy manifests writes those Endpoints itself.
+            "--enable-aggregator-routing=true".into(),
             // Pods are never run; the ServiceAccount admission plugin would only get in the way.
             "--disable-admission-plugins=ServiceAccount".into(),
             "--v=1".into(),
