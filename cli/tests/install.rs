@@ -315,6 +315,7 @@ async fn kubectl_apply_k_deploy_is_the_whole_install_and_the_webhook_keeps_its_c
     assert_eq!(served_certificate(first.port, &ca).await?, der_of(&cert)?);
     wait_reviewed(&env).await?;
     assert_eq!(issued_count(&[&first]), 1, "{}", first.log_text());
+    eprintln!("first replica's log:\n{}", first.log_text());
 
     // 2. A restart reuses the Secret: same certificate, nothing written.
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), NAMESPACE);
