@@ -11,6 +11,9 @@ use kube_core::DynamicObject;
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use crate::exemptions::{self, Exempted, Exemption, RequestFacts};
 use crate::finding::{Finding, Severity};
 use crate::leader_record::{self, LeaderRecord};
 use crate::objects::{self, DocOut};
@@ -32,6 +35,11 @@ pub struct ReviewSettings {
     /// Admit everything and send what would have denied as warnings, marked
     /// `(not enforced)`: a dry run of the policy on a live cluster before enforcing it.
     pub warn_only: bool,
+    /// Rules waived for some requests (see [`crate::exemptions`]).
+    pub exemptions: Vec<Exemption>,
+    /// The labels of the request's namespace, when an exemption selects namespaces by
+    /// label and the host looked them up (the AdmissionReview does not carry them).
+    pub namespace_labels: Option<BTreeMap<String, String>>,
 }
 
 impl ReviewSettings {
@@ -66,6 +74,8 @@ pub struct Reviewed {
     pub operation: String,
     pub allowed: bool,
     pub findings: Vec<Finding>,
+    /// What exemptions waived; not in `findings`.
+    pub exempted: Vec<Exempted>,
     /// The AdmissionReview to send back, as JSON.
     pub response: String,
 }
@@ -104,6 +114,18 @@ pub fn review(json: &str, now_unix_ms: i64, settings: &ReviewSettings) -> Result
         Operation::Connect => Vec::new(),
     };
     findings.retain(|f| settings.enabled(f.rule));
+    let reviewed_object = match request.operation {
+        Operation::Delete => request.old_object.as_ref(),
+        _ => request.object.as_ref(),
+    };
+    let facts = RequestFacts {
+        namespace: request.namespace.as_deref().unwrap_or_default(),
+        namespace_labels: settings.namespace_labels.as_ref(),
+        user: request.user_info.username.as_deref().unwrap_or_default(),
+        groups: request.user_info.groups.as_deref().unwrap_or_default(),
+        annotations: reviewed_object.and_then(|o| o.metadata.annotations.as_ref()),
+    };
+    let (findings, exempted) = exemptions::apply(findings, &settings.exemptions, &facts);
 
     let errors: Vec<String> = findings
         .iter()
@@ -124,6 +146,13 @@ pub fn review(json: &str, now_unix_ms: i64, settings: &ReviewSettings) -> Result
             .iter()
             .filter(|f| f.severity == Severity::Warning)
             .map(warning_line),
+    );
+    // An exempted denial is admitted, and says so; an exempted warning is silenced.
+    warnings.extend(
+        exempted
+            .iter()
+            .filter(|e| e.severity == Severity::Error)
+            .map(|e| shorten(&format!("[{}] exempted by {} ({})", e.rule, e.exemption, e.why))),
     );
 
     let mut response = AdmissionResponse::from(&request);
@@ -146,6 +175,7 @@ pub fn review(json: &str, now_unix_ms: i64, settings: &ReviewSettings) -> Result
         operation: format!("{:?}", request.operation).to_uppercase(),
         allowed,
         findings,
+        exempted,
         response,
     })
 }

@@ -26,6 +26,7 @@ pub mod admission;
 pub mod bundle;
 pub mod config;
 pub mod duration;
+pub mod exemptions;
 pub mod finding;
 pub mod flink_state;
 pub mod ha_config;
@@ -39,6 +40,8 @@ pub mod options;
 pub mod render;
 pub mod rules;
 pub mod schema;
+#[cfg(feature = "settings")]
+pub mod settings;
 pub mod storage_uri;
 mod suppress;
 pub mod typecheck;

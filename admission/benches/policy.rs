@@ -59,6 +59,8 @@ fn compare(c: &mut Criterion) {
     let settings = ReviewSettings {
         disabled_rules: Vec::new(),
         warn_only: false,
+        exemptions_json: String::new(),
+        namespace_labels: None,
     };
     g.bench_function("component", |b| {
         b.iter(|| {

@@ -14,6 +14,8 @@
 //!   self-signed pair for local use.
 //! - [`managed_certs`]: certificates the webhook issues and renews itself in a Secret,
 //!   with the caBundle of its own webhook configuration kept in step.
+//! - [`settings`]: `--settings` (exemptions, rules off) with `--disable-rule` and
+//!   `--warn-only`, and the namespace labels a `namespaceSelector` exemption needs.
 //! - [`reload`]: the file watcher behind certificate reload and policy hot swap.
 //! - [`metrics`]: the Prometheus text endpoint.
 //!
@@ -27,6 +29,7 @@ pub mod metrics;
 pub mod policy;
 pub mod reload;
 pub mod server;
+pub mod settings;
 pub mod tls;
 
 pub use policy::{EMBEDDED_POLICY, Limits, Policy, PolicyEngine};
@@ -70,6 +73,8 @@ pub enum WebhookError {
     Policy(#[from] PolicyError),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("settings: {0}")]
+    Settings(String),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: std::net::SocketAddr,

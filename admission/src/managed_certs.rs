@@ -155,6 +155,11 @@ impl CertManager {
         Ok(CertManager { client, config })
     }
 
+    /// The API server client it uses.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     pub fn config(&self) -> &ManagedCertConfig {
         &self.config
     }

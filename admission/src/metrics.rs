@@ -18,10 +18,17 @@ pub struct OutcomeLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
-    /// policy or certificate.
+    /// policy, certificate or settings.
     pub what: &'static str,
     /// ok or failed.
     pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExemptionLabels {
+    pub rule: String,
+    /// The exemption's name in the settings file.
+    pub exemption: String,
 }
 
 pub struct Metrics {
@@ -33,6 +40,8 @@ pub struct Metrics {
     pub policy_seconds: Histogram,
     pub in_flight: Gauge,
     pub reloads: Family<ReloadLabels, Counter>,
+    /// Findings waived by an exemption, by rule and exemption.
+    pub exemptions: Family<ExemptionLabels, Counter>,
     /// Seconds the current policy took to compile.
     pub policy_compile_seconds: Gauge<f64, AtomicU64>,
     /// When the served certificate expires (Unix seconds): alert on it nearing now.
@@ -57,6 +66,12 @@ impl Metrics {
         let reloads = Family::<ReloadLabels, Counter>::default();
         let policy_compile_seconds = Gauge::<f64, AtomicU64>::default();
         let certificate_expiry = Gauge::default();
+        let exemptions = Family::<ExemptionLabels, Counter>::default();
+        registry.register(
+            "exemptions",
+            "Findings waived by an exemption of the settings, by rule and exemption",
+            exemptions.clone(),
+        );
         registry.register("reviews", "AdmissionReviews answered, by outcome", reviews.clone());
         registry.register(
             "review_duration_seconds",
@@ -93,6 +108,7 @@ impl Metrics {
             reloads,
             policy_compile_seconds,
             certificate_expiry,
+            exemptions,
         }
     }
 

@@ -26,7 +26,7 @@ mod bindings {
     });
 }
 
-pub use bindings::{InputFormat, ReviewSettings, Reviewed};
+pub use bindings::{ExemptionApplied, InputFormat, ReviewSettings, Reviewed};
 
 /// The policy the webhook was built with: the core as a component (see build.rs).
 pub const EMBEDDED_POLICY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/policy.wasm"));

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -34,9 +34,11 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
 use crate::managed_certs::CertManager;
+use crate::metrics::ExemptionLabels;
 use crate::metrics::Metrics;
-use crate::policy::{Limits, Policy, PolicyEngine, ReviewSettings};
+use crate::policy::{Limits, Policy, PolicyEngine};
 use crate::reload::FileSetWatch;
+use crate::settings::{ApiClient, HostSettings, NamespaceLabels};
 use crate::tls::{ReloadingCert, certified_key_from_pem, load_certified_key, server_config};
 use crate::{EMBEDDED_POLICY, WebhookError};
 
@@ -79,6 +81,10 @@ pub struct ServerConfig {
     pub policy: PolicySource,
     /// Rule ids that never deny or warn (e.g. HA205).
     pub disabled_rules: Vec<String>,
+    /// The settings file (exemptions, rules off), reloaded when it changes.
+    pub settings_file: Option<PathBuf>,
+    /// The API server, for the namespace labels of `namespaceSelector` exemptions.
+    pub kube_client: Option<ApiClient>,
     /// Admit everything and send would-be denials as warnings (a dry run).
     pub warn_only: bool,
     pub limits: Limits,
@@ -105,6 +111,8 @@ impl ServerConfig {
             probe_address: None,
             policy: PolicySource::Embedded,
             disabled_rules: Vec::new(),
+            settings_file: None,
+            kube_client: None,
             warn_only: false,
             limits: Limits::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -120,7 +128,8 @@ impl ServerConfig {
 struct Shared {
     engine: PolicyEngine,
     policy: ArcSwapOption<Policy>,
-    settings: ReviewSettings,
+    settings: ArcSwap<HostSettings>,
+    namespace_labels: Option<NamespaceLabels>,
     permits: Semaphore,
     metrics: Metrics,
     ready: AtomicBool,
@@ -164,14 +173,16 @@ impl Webhook {
             ),
         };
         let engine = PolicyEngine::new(config.limits.clone())?;
+        let settings = load_settings(&config)?;
         let shared = Arc::new(Shared {
             permits: Semaphore::new(config.limits.max_concurrency as usize),
             engine,
             policy: ArcSwapOption::empty(),
-            settings: ReviewSettings {
-                disabled_rules: config.disabled_rules.clone(),
-                warn_only: config.warn_only,
-            },
+            settings: ArcSwap::from_pointee(settings),
+            namespace_labels: config
+                .kube_client
+                .clone()
+                .map(|client| NamespaceLabels::new(client.0, NAMESPACE_LABELS_TTL)),
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
             max_body_bytes: config.max_body_bytes,
@@ -305,6 +316,24 @@ fn compile(engine: &PolicyEngine, source: &PolicySource) -> Result<Policy, Webho
     }
 }
 
+/// How long a namespace's labels are reused for `namespaceSelector` exemptions.
+const NAMESPACE_LABELS_TTL: Duration = Duration::from_secs(30);
+
+/// The flags and the settings file, checked: a selector needs the API server.
+fn load_settings(config: &ServerConfig) -> Result<HostSettings, WebhookError> {
+    let settings = crate::settings::load(
+        &config.disabled_rules,
+        config.warn_only,
+        config.settings_file.as_deref(),
+    )?;
+    if settings.needs_namespace_labels && config.kube_client.is_none() {
+        return Err(WebhookError::Settings(
+            "a namespaceSelector exemption needs the API server (a kubeconfig or the pod's service account token) to read namespace labels".into(),
+        ));
+    }
+    Ok(settings)
+}
+
 /// Waits for a managed certificate to be issued or read; files are loaded at bind.
 /// Failures are logged and retried (1 s doubling to 30 s): the rest of an install may
 /// still be on its way.
@@ -389,6 +418,10 @@ async fn reload_loop(
         TlsSource::Files { cert, key } => Some(FileSetWatch::new(vec![cert.clone(), key.clone()])),
         TlsSource::Managed(_) => None,
     };
+    let mut settings_watch = config
+        .settings_file
+        .as_ref()
+        .map(|path| FileSetWatch::new(vec![path.clone()]));
     let mut policy_watch = match &config.policy {
         PolicySource::File(path) => Some(FileSetWatch::new(vec![path.clone()])),
         PolicySource::Embedded => None,
@@ -425,6 +458,21 @@ async fn reload_loop(
                 Err(e) => {
                     shared.metrics.reloaded("certificate", false);
                     error!(error = %e, "certificate reload failed; still serving the previous one");
+                }
+            }
+        }
+        if let Some(watch) = settings_watch.as_mut()
+            && watch.changed()
+        {
+            match load_settings(&config) {
+                Ok(settings) => {
+                    info!(exemptions = ?settings.exemption_names, "settings reloaded");
+                    shared.settings.store(Arc::new(settings));
+                    shared.metrics.reloaded("settings", true);
+                }
+                Err(e) => {
+                    shared.metrics.reloaded("settings", false);
+                    error!(error = %e, "settings reload refused; the settings in use keep serving");
                 }
             }
         }
@@ -600,10 +648,24 @@ async fn review_body(request: Request<Incoming>, shared: &Shared, started: Insta
         );
     };
 
+    let host = shared.settings.load_full();
+    let with_labels;
+    let settings = match (&shared.namespace_labels, host.needs_namespace_labels) {
+        (Some(lookup), true) => {
+            let mut settings = host.review.clone();
+            if let Some(namespace) = crate::settings::request_namespace(body) {
+                settings.namespace_labels = lookup.get(&namespace).await.map(|labels| labels.into_iter().collect());
+            }
+            with_labels = settings;
+            &with_labels
+        }
+        _ => &host.review,
+    };
+
     shared.metrics.in_flight.inc();
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let policy_started = Instant::now();
-    let outcome = policy.review(body, now_ms, &shared.settings);
+    let outcome = policy.review(body, now_ms, settings);
     shared
         .metrics
         .policy_seconds
@@ -614,6 +676,27 @@ async fn review_body(request: Request<Incoming>, shared: &Shared, started: Insta
         Ok(Ok(reviewed)) => {
             let decision = if reviewed.allowed { "allowed" } else { "denied" };
             shared.metrics.count(decision);
+            for exempted in &reviewed.exempted {
+                shared
+                    .metrics
+                    .exemptions
+                    .get_or_create(&ExemptionLabels {
+                        rule: exempted.rule.clone(),
+                        exemption: exempted.exemption.clone(),
+                    })
+                    .inc();
+                info!(
+                    uid = %reviewed.uid,
+                    kind = %reviewed.kind,
+                    namespace = %reviewed.namespace,
+                    name = %reviewed.name,
+                    operation = %reviewed.operation,
+                    rule = %exempted.rule,
+                    exemption = %exempted.exemption,
+                    why = %exempted.why,
+                    "exempted"
+                );
+            }
             info!(
                 uid = %reviewed.uid,
                 kind = %reviewed.kind,

@@ -53,32 +53,49 @@ fn native_lint(name: &str, bytes: &[u8]) -> String {
     LintRun::of_one(name, bytes, flink_ha_policy::InputFormat::Auto).to_json()
 }
 
+/// What a review yields that both sides must agree on: the decision, the rules that
+/// stood, what exemptions waived (rule, exemption, why) and the response.
+type Outcome = (bool, Vec<String>, Vec<(String, String, String)>, String);
+
 /// The native review as the component's WIT result would carry it.
-fn native_review(body: &str, settings: &Settings) -> Result<(bool, Vec<String>, String), String> {
-    let settings = flink_ha_policy::ReviewSettings {
-        disabled_rules: settings.0.clone(),
-        warn_only: settings.1,
-    };
-    flink_ha_policy::review(body, NOW_MS, &settings)
+fn native_review(body: &str, settings: &Settings) -> Result<Outcome, String> {
+    flink_ha_policy::review(body, NOW_MS, settings)
         .map(|r| {
             let rules = r.findings.iter().map(|f| f.rule.as_str().to_string()).collect();
-            (r.allowed, rules, r.response)
+            let exempted = r
+                .exempted
+                .into_iter()
+                .map(|e| (e.rule.as_str().to_string(), e.exemption, e.why))
+                .collect();
+            (r.allowed, rules, exempted, r.response)
         })
         .map_err(|e| e.to_string())
 }
 
-/// Disabled rules and warn-only, as a fixture's settings.json gives them.
-type Settings = (Vec<String>, bool);
+/// A fixture's settings.json: disabled rules, warn-only, exemptions, namespace labels.
+type Settings = flink_ha_policy::ReviewSettings;
 
-fn component_review(body: &str, settings: &Settings) -> Result<(bool, Vec<String>, String), String> {
+fn component_review(body: &str, settings: &Settings) -> Result<Outcome, String> {
     let settings = ReviewSettings {
-        disabled_rules: settings.0.clone(),
-        warn_only: settings.1,
+        disabled_rules: settings.disabled_rules.clone(),
+        warn_only: settings.warn_only,
+        exemptions_json: if settings.exemptions.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&settings.exemptions).expect("serializable")
+        },
+        namespace_labels: settings
+            .namespace_labels
+            .as_ref()
+            .map(|labels| labels.clone().into_iter().collect()),
     };
     policy()
         .review(body, NOW_MS, &settings)
         .expect("the policy answers")
-        .map(|r| (r.allowed, r.rules, r.response))
+        .map(|r| {
+            let exempted = r.exempted.into_iter().map(|e| (e.rule, e.exemption, e.why)).collect();
+            (r.allowed, r.rules, exempted, r.response)
+        })
 }
 
 #[test]
@@ -142,15 +159,19 @@ fn review_is_byte_identical_over_review_fixtures_and_the_review_fuzz_corpus() {
     let mut bodies: Vec<(PathBuf, Settings)> = Vec::new();
     for dir in files_under(&root.join("tests/fixtures")) {
         if dir.file_name().and_then(|n| n.to_str()) == Some("review.json") {
-            let v: serde_json::Value = fs::read_to_string(dir.with_file_name("settings.json"))
-                .ok()
-                .and_then(|s| serde_json::from_str(&s).ok())
-                .unwrap_or_default();
-            let disabled: Vec<String> = serde_json::from_value(v["disabledRules"].clone()).unwrap_or_default();
-            let warn_only = v["warnOnly"].as_bool().unwrap_or(false);
-            bodies.push((dir.clone(), (disabled.clone(), warn_only)));
+            let settings: Settings = match fs::read_to_string(dir.with_file_name("settings.json")) {
+                Ok(text) => serde_json::from_str(&text).expect("a valid settings.json"),
+                Err(_) => Settings::default(),
+            };
+            bodies.push((dir.clone(), settings.clone()));
             // Every review fixture once more in warn-only mode.
-            bodies.push((dir, (disabled, true)));
+            bodies.push((
+                dir,
+                Settings {
+                    warn_only: true,
+                    ..settings
+                },
+            ));
         }
     }
     assert!(!bodies.is_empty(), "no review fixtures");

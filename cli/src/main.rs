@@ -53,7 +53,11 @@ enum Command {
         format: RulesFormat,
     },
     /// Print the JSON Schema of the HA options (for yaml-language-server and editors).
-    Schema,
+    Schema {
+        /// The schema of the settings file instead (.flink-ha.yaml, webhook --settings).
+        #[arg(long)]
+        settings: bool,
+    },
     /// Read an AdmissionReview and print the response the webhook would send.
     Review(review::ReviewArgs),
     /// Show a cluster's HA state, live or from a `kubectl get cm -o yaml` dump: its HA
@@ -111,11 +115,13 @@ fn main() -> ExitCode {
             print_rules(format);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&flink_ha_policy::schema::schema()).unwrap_or_default()
-            );
+        Command::Schema { settings } => {
+            let schema = if settings {
+                flink_ha_policy::settings::schema()
+            } else {
+                flink_ha_policy::schema::schema()
+            };
+            println!("{}", serde_json::to_string_pretty(&schema).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
         Command::Review(args) => review::run(&args),

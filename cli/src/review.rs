@@ -25,6 +25,24 @@ pub struct ReviewArgs {
     /// Admit, and send what would deny as warnings (the webhook's --warn-only).
     #[arg(long)]
     warn_only: bool,
+
+    /// The webhook's settings file: its rules set to `off` and its exemptions apply as
+    /// in the webhook.
+    #[arg(long, value_name = "FILE")]
+    settings: Option<std::path::PathBuf>,
+
+    /// Labels of the request's namespace (`key=value`, repeatable), for exemptions with
+    /// a namespaceSelector; without them those exemptions do not apply, as in a webhook
+    /// that cannot read the namespace.
+    #[arg(long = "namespace-label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    namespace_labels: Vec<(String, String)>,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
 }
 
 pub fn run(args: &ReviewArgs) -> Result<ExitCode> {
@@ -37,10 +55,22 @@ pub fn run(args: &ReviewArgs) -> Result<ExitCode> {
         body = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file))?;
     }
     let now = args.now.unwrap_or_else(jiff::Timestamp::now).as_millisecond();
-    let settings = ReviewSettings {
+    let mut settings = ReviewSettings {
         disabled_rules: args.disabled.ids(),
         warn_only: args.warn_only,
+        exemptions: Vec::new(),
+        namespace_labels: (!args.namespace_labels.is_empty()).then(|| args.namespace_labels.iter().cloned().collect()),
     };
+    if let Some(path) = &args.settings {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file = flink_ha_policy::settings::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
+        for (rule, level) in file.rules {
+            if level == flink_ha_policy::settings::Level::Off {
+                settings.disabled_rules.push(rule.as_str().to_string());
+            }
+        }
+        settings.exemptions = file.exemptions;
+    }
     let reviewed = review(&body, now, &settings).with_context(|| format!("cannot review {}", args.file))?;
     println!("{}", reviewed.response);
     Ok(if reviewed.allowed {

@@ -13,45 +13,19 @@
 //! ```
 //!
 //! A file that cannot be read as this is refused with its place (exit 2), never half
-//! applied.
+//! applied. The format is the core's (`flink_ha_policy::settings`), shared with
+//! `flink-ha webhook --settings`, whose `exemptions` lint leaves aside.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use flink_ha_policy::settings::{self, Level};
 use flink_ha_policy::{Report, RuleId, Severity};
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use serde::Deserialize;
 
 /// The file name looked for.
 pub const FILE_NAME: &str = ".flink-ha.yaml";
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SettingsFile {
-    #[serde(default)]
-    rules: BTreeMap<String, Level>,
-    #[serde(default)]
-    overrides: Vec<OverrideFile>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OverrideFile {
-    paths: Vec<String>,
-    #[serde(default)]
-    rules: BTreeMap<String, Level>,
-}
-
-/// What a setting does to a rule's findings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Level {
-    Error,
-    Warning,
-    Info,
-    Off,
-}
 
 /// Loaded settings.
 pub struct Settings {
@@ -76,35 +50,13 @@ impl Settings {
         Ok(None)
     }
 
-    /// Reads and checks one settings file.
+    /// Reads and checks one settings file (the core's format; its `exemptions` are the
+    /// webhook's and are checked here too, so CI catches a broken file).
     pub fn load(path: &Path) -> Result<Settings> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let file: SettingsFile = serde_yaml::from_str(&text).map_err(|e| {
-            let place = e
-                .location()
-                .map(|l| format!("{}:{}:{}", path.display(), l.line(), l.column()))
-                .unwrap_or_else(|| path.display().to_string());
-            anyhow::anyhow!("{place}: {e}")
-        })?;
-        let rules_of = |rules: &BTreeMap<String, Level>| -> Result<Vec<(RuleId, Level)>> {
-            rules
-                .iter()
-                .map(|(id, level)| match RuleId::parse(id) {
-                    Some(rule) => Ok((rule, *level)),
-                    None => bail!(
-                        "{}:{}: `{id}` is not a rule (`flink-ha rules` lists them)",
-                        path.display(),
-                        line_of(&text, id)
-                    ),
-                })
-                .collect()
-        };
-        let rules = rules_of(&file.rules)?;
+        let file = settings::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
         let mut overrides = Vec::new();
-        for o in &file.overrides {
-            if o.paths.is_empty() {
-                bail!("{}: an override without `paths`", path.display());
-            }
+        for o in file.overrides {
             let mut set = GlobSetBuilder::new();
             for pattern in &o.paths {
                 let glob = Glob::new(pattern).map_err(|e| {
@@ -119,8 +71,9 @@ impl Settings {
             let set = set
                 .build()
                 .with_context(|| format!("{}: the override globs", path.display()))?;
-            overrides.push((set, rules_of(&o.rules)?));
+            overrides.push((set, o.rules));
         }
+        let rules = file.rules;
         let root = std::path::absolute(path)
             .ok()
             .map(|p| lexically_normal(&p))

@@ -42,6 +42,12 @@ pub struct WebhookArgs {
     policy: Option<PathBuf>,
     #[command(flatten)]
     disabled: crate::rule_arg::DisabledRules,
+    /// Policy settings (YAML, `flink-ha schema --settings`): scoped exemptions and rules
+    /// set to `off`. Checked at start (a bad file stops the webhook, naming its line) and
+    /// reloaded when it changes (a bad change is refused and the settings in use keep
+    /// serving). namespaceSelector exemptions read namespace labels from the API server.
+    #[arg(long, value_name = "FILE")]
+    settings: Option<PathBuf>,
     /// Admit everything and send what would deny as warnings marked "(not enforced)":
     /// a dry run of the policy on a live cluster before enforcing it.
     #[arg(long)]
@@ -159,6 +165,13 @@ pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let managed = runtime.block_on(args.managed.manager())?;
+    // Settings may select namespaces by label: then the webhook reads them from the API
+    // server. Without a kubeconfig that is refused when the settings are loaded.
+    let kube_client = match (&managed, &args.settings) {
+        (Some(manager), _) => Some(manager.client()),
+        (None, Some(_)) => runtime.block_on(kube::Client::try_default()).ok(),
+        (None, None) => None,
+    };
     let tls = match (&args.tls_cert, &args.tls_key, managed) {
         (_, _, Some(manager)) => TlsSource::Managed(manager),
         (Some(cert), Some(key), None) => TlsSource::Files {
@@ -187,6 +200,8 @@ pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
         None => PolicySource::Embedded,
     };
     config.disabled_rules = args.disabled.ids();
+    config.settings_file = args.settings.clone();
+    config.kube_client = kube_client.map(flink_ha_admission::settings::ApiClient);
     config.warn_only = args.warn_only;
     config.limits = Limits {
         max_concurrency: args.max_concurrency,

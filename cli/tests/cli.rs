@@ -288,6 +288,52 @@ fn review_exit_codes_follow_the_decision() {
 }
 
 #[test]
+fn review_applies_a_settings_files_exemptions_as_the_webhook_does() {
+    let dir = fixtures();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let settings = tmp.path().join("settings.yaml");
+    std::fs::write(
+        &settings,
+        "# as in deploy/base/settings.yaml\nexemptions:\n  - name: operator-teardown\n    rules: [HA205]\n    users: [\"system:serviceaccount:flink-operator:flink-operator\"]\n",
+    )
+    .expect("write");
+    let review = |fixture: &str| {
+        bin()
+            .arg("review")
+            .arg(dir.join(fixture).join("review.json"))
+            .args(["--now", "2026-11-24T01:34:40Z", "--settings"])
+            .arg(&settings)
+            .output()
+            .expect("runs")
+    };
+    let o = review("review-ha205-exempted-operator-admitted");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(
+        v["response"]["warnings"][0],
+        "[HA205] exempted by operator-teardown (user system:serviceaccount:flink-operator:flink-operator)"
+    );
+    assert_eq!(
+        review("review-ha205-exemption-other-user-denied").status.code(),
+        Some(1)
+    );
+
+    std::fs::write(&settings, "exemptions:\n  - name: everything\n    rules: [HA205]\n").expect("write");
+    let o = review("review-ha205-exempted-operator-admitted");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("settings.yaml:2:") && stderr(&o).contains("has no condition"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = bin().args(["schema", "--settings"]).output().expect("runs");
+    assert_eq!(o.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(schema["properties"]["exemptions"]["items"]["properties"]["namespaceSelector"].is_object());
+}
+
+#[test]
 fn examples_run_on_the_embedded_samples() {
     let o = bin().args(["lint", "--examples"]).output().expect("runs");
     let text = stdout(&o);
@@ -424,7 +470,7 @@ fn a_settings_file_found_upward_turns_rules_off_or_changes_severity_per_path() {
     let o = lint(root, &["dev/config.yaml"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(".flink-ha.yaml:3: `HA9999` is not a rule"), "{err}");
+    assert!(err.contains(".flink-ha.yaml:3:3: `HA9999` is not a rule"), "{err}");
     std::fs::write(root.join(".flink-ha.yaml"), "rulez:\n  HA117: off\n").expect("write");
     let o = lint(root, &["dev/config.yaml"]);
     assert_eq!(o.status.code(), Some(2));

@@ -132,6 +132,34 @@ impl Replica {
             // 0.0.0.0, as in the pod: the API server reaches it at the Endpoints address.
             args[at + 1] = format!("0.0.0.0:{value}");
         }
+        // ConfigMap volumes (the settings) as the kubelet would mount them: their keys
+        // as files in a folder, the args pointing there.
+        let config_maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), NAMESPACE);
+        for mount in container.volume_mounts.iter().flatten() {
+            let volume = pod
+                .volumes
+                .iter()
+                .flatten()
+                .find(|v| v.name == mount.name)
+                .ok_or("a mount without a volume")?;
+            let Some(source) = &volume.config_map else {
+                return Err(format!(
+                    "volume {} is not a ConfigMap: the webhook should need no other files",
+                    volume.name
+                )
+                .into());
+            };
+            let folder = dir.join(format!("{name}-{}", volume.name));
+            std::fs::create_dir_all(&folder)?;
+            for (key, value) in config_maps.get(&source.name).await?.data.unwrap_or_default() {
+                std::fs::write(folder.join(key), value)?;
+            }
+            for arg in args.iter_mut() {
+                if let Some(rest) = arg.strip_prefix(&mount.mount_path) {
+                    *arg = format!("{}{rest}", folder.display());
+                }
+            }
+        }
         args.extend(["--reload-interval-secs", "1"].map(String::from));
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = dir.join(format!("{name}.log"));

@@ -23,13 +23,28 @@ impl Guest for Policy {
     }
 
     fn review(admission_review: String, now_unix_ms: i64, settings: ReviewSettings) -> Result<Reviewed, String> {
+        let exemptions = match settings.exemptions_json.trim() {
+            "" => Vec::new(),
+            json => serde_json::from_str(json).map_err(|e| format!("the host sent unusable exemptions: {e}"))?,
+        };
         let settings = CoreSettings {
             disabled_rules: settings.disabled_rules,
             warn_only: settings.warn_only,
+            exemptions,
+            namespace_labels: settings.namespace_labels.map(|labels| labels.into_iter().collect()),
         };
         let reviewed = flink_ha_policy::review(&admission_review, now_unix_ms, &settings).map_err(|e| e.to_string())?;
         Ok(Reviewed {
             rules: reviewed.findings.iter().map(|f| f.rule.as_str().to_string()).collect(),
+            exempted: reviewed
+                .exempted
+                .into_iter()
+                .map(|e| ExemptionApplied {
+                    rule: e.rule.as_str().to_string(),
+                    exemption: e.exemption,
+                    why: e.why,
+                })
+                .collect(),
             uid: reviewed.uid,
             kind: reviewed.kind,
             namespace: reviewed.namespace,

@@ -48,6 +48,7 @@ impl Guest for Faulty {
             operation: String::new(),
             allowed: true,
             rules: Vec::new(),
+            exempted: Vec::new(),
         })
     }
 

@@ -84,7 +84,9 @@ async fn wait_ready(client: &reqwest::Client, url: String) {
 }
 
 async fn launch(config: ServerConfig, dir: tempfile::TempDir) -> Running {
-    let TlsSource::Files { cert, key } = config.tls.clone();
+    let TlsSource::Files { cert, key } = config.tls.clone() else {
+        panic!("these tests serve certificate files");
+    };
     let ca_pem = std::fs::read(&cert).expect("cert");
     let webhook = Webhook::bind(config).await.expect("bind");
     let addr = webhook.local_addr();

@@ -31,6 +31,17 @@ pub struct Running {
 }
 
 impl Running {
+    /// `/metrics` as text.
+    pub fn metrics(&self) -> std::io::Result<String> {
+        flink_ha_testenv::process::http_exchange(
+            self.probe,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(5),
+        )
+    }
+}
+
+impl Running {
     /// The webhook's log: one `review` line per AdmissionReview, with its decision.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("webhook.log")).unwrap_or_default()
@@ -43,40 +54,51 @@ static WEBHOOK: OnceCell<Running> = OnceCell::const_new();
 /// it (once per test binary).
 pub async fn webhook(env: &TestEnv) -> Result<&'static Running, Box<dyn std::error::Error>> {
     WEBHOOK
-        .get_or_try_init(|| async {
-            let dir = tempfile::tempdir()?;
-            let (port, probe) = (free_port()?, free_port()?);
-            let log = std::fs::File::create(dir.path().join("webhook.log"))?;
-            let child = Command::new(env!("CARGO_BIN_EXE_flink-ha"))
-                .args(["webhook", "--address", &format!("127.0.0.1:{port}")])
-                .args(["--probe-address", &format!("127.0.0.1:{probe}")])
-                .arg("--self-signed-dir")
-                .arg(dir.path())
-                .args(["--deadline-ms", "1000"])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()?;
-            env.plane.adopt(child.id());
-            let started = Instant::now();
-            while !http_get_ok(probe, "/readyz", "ready") {
-                if started.elapsed() > Duration::from_secs(120) {
-                    let log = std::fs::read_to_string(dir.path().join("webhook.log")).unwrap_or_default();
-                    return Err(format!("the webhook did not become ready:\n{log}").into());
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            register(env, port, std::fs::read(dir.path().join("tls.crt"))?).await?;
-            Ok::<_, Box<dyn std::error::Error>>(Running {
-                _child: child,
-                _dir: dir,
-                probe,
-            })
-        })
+        .get_or_try_init(|| start_registered(env, "flink-ha-e2e", SELECTOR_LABEL, &[]))
         .await
 }
 
+/// Starts a `flink-ha webhook` process with `extra` flags (the admin kubeconfig in its
+/// environment) and registers it as `name` for the namespaces labelled `label: on`.
+pub async fn start_registered(
+    env: &TestEnv,
+    name: &str,
+    label: &str,
+    extra: &[&str],
+) -> Result<Running, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (port, probe) = (free_port()?, free_port()?);
+    let log = std::fs::File::create(dir.path().join("webhook.log"))?;
+    let child = Command::new(env!("CARGO_BIN_EXE_flink-ha"))
+        .args(["webhook", "--address", &format!("127.0.0.1:{port}")])
+        .args(["--probe-address", &format!("127.0.0.1:{probe}")])
+        .arg("--self-signed-dir")
+        .arg(dir.path())
+        .args(["--deadline-ms", "1000"])
+        .args(extra)
+        .env("KUBECONFIG", &env.kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?;
+    env.plane.adopt(child.id());
+    let started = Instant::now();
+    while !http_get_ok(probe, "/readyz", "ready") {
+        if started.elapsed() > Duration::from_secs(120) {
+            let log = std::fs::read_to_string(dir.path().join("webhook.log")).unwrap_or_default();
+            return Err(format!("the webhook did not become ready:\n{log}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    register(env, name, label, port, std::fs::read(dir.path().join("tls.crt"))?).await?;
+    Ok(Running {
+        _child: child,
+        _dir: dir,
+        probe,
+    })
+}
+
 /// The ValidatingWebhookConfiguration of deploy/, pointed at the local process by URL.
-async fn register(env: &TestEnv, port: u16, ca_pem: Vec<u8>) -> Result<(), kube::Error> {
+async fn register(env: &TestEnv, name: &str, label: &str, port: u16, ca_pem: Vec<u8>) -> Result<(), kube::Error> {
     let rule = |group: &str, resources: &[&str], operations: &[&str]| RuleWithOperations {
         api_groups: Some(vec![group.to_string()]),
         api_versions: Some(vec!["*".to_string()]),
@@ -86,7 +108,7 @@ async fn register(env: &TestEnv, port: u16, ca_pem: Vec<u8>) -> Result<(), kube:
     };
     let config = ValidatingWebhookConfiguration {
         metadata: ObjectMeta {
-            name: Some("flink-ha-e2e".to_string()),
+            name: Some(name.to_string()),
             ..ObjectMeta::default()
         },
         webhooks: Some(vec![ValidatingWebhook {
@@ -102,7 +124,7 @@ async fn register(env: &TestEnv, port: u16, ca_pem: Vec<u8>) -> Result<(), kube:
                 service: None,
             },
             namespace_selector: Some(LabelSelector {
-                match_labels: Some([(SELECTOR_LABEL.to_string(), "on".to_string())].into()),
+                match_labels: Some([(label.to_string(), "on".to_string())].into()),
                 ..LabelSelector::default()
             }),
             rules: Some(vec![
