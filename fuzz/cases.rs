@@ -60,3 +60,26 @@ pub fn flink_state(data: &[u8]) -> usize {
     }
     decoded
 }
+
+/// Any bytes as a policy settings file (`.flink-ha.yaml`, `webhook --settings`): it is
+/// read whole, with every exemption it keeps usable, or refused at a place inside the
+/// text; never a panic.
+pub fn settings(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    match flink_ha_policy::settings::parse(text) {
+        Ok(parsed) => {
+            for exemption in &parsed.exemptions {
+                assert!(exemption.check().is_ok(), "kept an unusable exemption: {exemption:?}");
+            }
+            true
+        }
+        Err(e) => {
+            assert!(e.line >= 1 && e.column >= 1, "{e}");
+            let lines = flink_ha_policy::settings::yaml_lines(text).len();
+            assert!(e.line <= lines + 1, "line {} of {lines}", e.line);
+            false
+        }
+    }
+}

@@ -354,13 +354,21 @@ mod tests {
         exemption.check().unwrap();
         let groups = vec!["system:serviceaccounts".to_string()];
         let as_operator = facts("flink", None, OPERATOR, &groups, None);
-        let (standing, exempted) = apply(vec![finding(RuleId::HA205)], &[exemption.clone()], &as_operator);
+        let (standing, exempted) = apply(
+            vec![finding(RuleId::HA205)],
+            std::slice::from_ref(&exemption),
+            &as_operator,
+        );
         assert!(standing.is_empty());
         assert_eq!(exempted[0].exemption, "operator-teardown");
         assert!(exempted[0].why.contains(OPERATOR), "{}", exempted[0].why);
 
         let as_someone = facts("flink", None, "alice", &[], None);
-        let (standing, exempted) = apply(vec![finding(RuleId::HA205)], &[exemption.clone()], &as_someone);
+        let (standing, exempted) = apply(
+            vec![finding(RuleId::HA205)],
+            std::slice::from_ref(&exemption),
+            &as_someone,
+        );
         assert_eq!(standing.len(), 1);
         assert!(exempted.is_empty());
         // Another rule for the operator stands.

@@ -153,9 +153,32 @@ pub fn parse(text: &str) -> Result<PolicySettings, SettingsError> {
     })
 }
 
+/// The lines of `text` as the YAML parser counts them in its error lines: LF, CRLF, and
+/// also a lone CR, NEL, LS and PS (YAML 1.1 line breaks), which `str::lines` does not
+/// know (found by the `settings` fuzz target).
+pub fn yaml_lines(text: &str) -> Vec<&str> {
+    let (mut lines, mut start) = (Vec::new(), 0);
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}') {
+            lines.push(&text[start..i]);
+            start = i + c.len_utf8();
+            if c == '\r' && chars.peek().map(|&(_, next)| next) == Some('\n') {
+                chars.next();
+                start += 1;
+            }
+        }
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
+}
+
 /// The 1-based line and column of the first non-comment line holding `needle`.
 fn place_of(text: &str, needle: &str) -> (usize, usize) {
-    text.lines()
+    yaml_lines(text)
+        .into_iter()
         .enumerate()
         .filter(|(_, l)| !l.trim_start().starts_with('#'))
         .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, l[..c].chars().count() + 1)))
@@ -275,6 +298,13 @@ mod tests {
         assert!(parse(twice).unwrap_err().message.contains("two exemptions"));
 
         assert_eq!(parse("# nothing yet\n").unwrap(), PolicySettings::default());
+    }
+
+    #[test]
+    fn lines_end_at_lf_crlf_and_a_lone_cr_as_in_yaml() {
+        assert_eq!(yaml_lines("a\nb\r\nc\rd\u{85}e"), vec!["a", "b", "c", "d", "e"]);
+        let e = parse("exemptions:\r  - name: a\r    rules: [HA999]\r    users: [u]\r").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
     }
 
     #[test]

@@ -89,3 +89,21 @@ fn flink_state_corpus_and_crashers_replay() {
     // The four raw pointers, four Base64 pointers, one checkpoint and one plan (at least).
     assert!(decoded >= 10, "only {decoded} corpus files decoded");
 }
+
+#[test]
+fn settings_corpus_and_crashers_replay() {
+    let cases: Vec<_> = files("fuzz/corpus/settings")
+        .into_iter()
+        .chain(files("fuzz/artifacts/settings"))
+        .collect();
+    assert!(
+        cases.len() >= 7,
+        "the settings corpus is committed ({} files)",
+        cases.len()
+    );
+    let parsed = cases
+        .iter()
+        .filter(|path| cases::settings(&std::fs::read(path).expect("readable")))
+        .count();
+    assert!(parsed >= 2, "the corpus holds files that parse ({parsed})");
+}

@@ -79,12 +79,15 @@ impl std::fmt::Debug for ApiClient {
     }
 }
 
+/// When a namespace's labels were read, and what they were (`None`: unreadable).
+type CachedLabels = (Instant, Option<BTreeMap<String, String>>);
+
 /// Namespace labels from the API server, kept for a while: labels change rarely, and a
 /// review must not wait on the API server each time.
 pub struct NamespaceLabels {
     client: kube::Client,
     ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, Option<BTreeMap<String, String>>)>>,
+    cache: Mutex<HashMap<String, CachedLabels>>,
 }
 
 impl NamespaceLabels {

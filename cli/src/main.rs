@@ -77,7 +77,7 @@ enum Command {
     Jobmanager(jobmanager::JobManagerArgs),
     /// Run the admission webhook: an HTTPS server that reviews AdmissionReviews with
     /// the policy component in wasmtime (/validate, /healthz, /readyz, /metrics).
-    Webhook(webhook::WebhookArgs),
+    Webhook(Box<webhook::WebhookArgs>),
     /// Show HA at work on this machine: a local control plane, two JobManagers, a leader
     /// killed, the Deployment deleted, every job recovered at its latest checkpoint.
     /// Needs the control plane's binaries (scripts/provision-kube-test-assets).

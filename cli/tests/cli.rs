@@ -480,3 +480,48 @@ fn a_settings_file_found_upward_turns_rules_off_or_changes_severity_per_path() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `.pre-commit-hooks.yaml` as a user's repository runs it: `pre-commit try-repo` against
+/// this repository, with the `flink-ha` built here on PATH.
+#[test]
+fn the_pre_commit_hook_fails_a_commit_with_an_error_and_passes_a_clean_one() {
+    let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_flink-ha")).parent().expect("a folder");
+    let user = tempfile::tempdir().expect("tempdir");
+    let work = user.path().join("flink-configs");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let run = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .current_dir(&work)
+            .env("PATH", &path)
+            .env("PRE_COMMIT_HOME", user.path().join("cache"))
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program} ({e}); scripts/setup installs pre-commit"))
+    };
+    assert!(run("git", &["init", "-q"]).status.success());
+    let typo = "kubernetes.cluster-id: orders\nhigh-availability.type: kubernets\nhigh-availability.storageDir: s3://flink/ha\n";
+    std::fs::write(work.join("config.yaml"), typo).expect("write");
+    assert!(run("git", &["add", "config.yaml"]).status.success());
+    let repo = repo_root.display().to_string();
+    let try_repo = ["try-repo", repo.as_str(), "flink-ha-lint", "--all-files"];
+    let o = run("pre-commit", &try_repo);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{}", stderr(&o));
+    assert!(
+        out.contains("flink-ha lint") && out.contains("Failed") && out.contains("HA109"),
+        "{out}"
+    );
+
+    std::fs::write(work.join("config.yaml"), typo.replace("kubernets", "kubernetes")).expect("write");
+    assert!(run("git", &["add", "config.yaml"]).status.success());
+    let o = run("pre-commit", &try_repo);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(out.contains("Passed"), "{out}");
+}
