@@ -350,14 +350,7 @@ async fn first_certificate(tls: &TlsSource, cert: &ReloadingCert, shared: &Share
         match manager.reconcile().await {
             Ok(reconciled) => {
                 let key = certified_key_from_pem(&reconciled.certs.cert, &reconciled.certs.key)?;
-                if reconciled.bundle_changed {
-                    tokio::time::sleep(BUNDLE_PROPAGATION).await;
-                }
-                cert.replace(key);
-                shared
-                    .metrics
-                    .certificate_expiry
-                    .set(cert.not_after_unix().unwrap_or(0));
+                serve_managed(cert, key, reconciled.bundle_changed, shared).await;
                 info!(
                     secret = %manager.config().secret,
                     issued = reconciled.issued.as_deref().unwrap_or("no, reused the Secret's"),
@@ -374,20 +367,25 @@ async fn first_certificate(tls: &TlsSource, cert: &ReloadingCert, shared: &Share
     }
 }
 
+/// Serves `key`, once the API server has had time to see a changed caBundle.
+async fn serve_managed(cert: &ReloadingCert, key: rustls::sign::CertifiedKey, bundle_changed: bool, shared: &Shared) {
+    if bundle_changed {
+        tokio::time::sleep(BUNDLE_PROPAGATION).await;
+    }
+    cert.replace(key);
+    shared
+        .metrics
+        .certificate_expiry
+        .set(cert.not_after_unix().unwrap_or(0));
+}
+
 /// One round of a managed certificate: renew when due, and serve what the Secret holds.
 async fn refresh_managed(manager: &CertManager, cert: &ReloadingCert, shared: &Shared) {
     match manager.reconcile().await {
         Ok(reconciled) => match certified_key_from_pem(&reconciled.certs.cert, &reconciled.certs.key) {
             Ok(key) if cert.serves(&key) => {}
             Ok(key) => {
-                if reconciled.bundle_changed {
-                    tokio::time::sleep(BUNDLE_PROPAGATION).await;
-                }
-                cert.replace(key);
-                shared
-                    .metrics
-                    .certificate_expiry
-                    .set(cert.not_after_unix().unwrap_or(0));
+                serve_managed(cert, key, reconciled.bundle_changed, shared).await;
                 shared.metrics.reloaded("certificate", true);
                 info!(
                     issued = reconciled.issued.as_deref().unwrap_or("no, another replica did"),

@@ -377,6 +377,22 @@ fn dry_run_apply(env: &TestEnv, namespace: &str, cm: &ConfigMap) -> Result<(bool
     Ok((out.status.success(), String::from_utf8_lossy(&out.stderr).to_string()))
 }
 
+/// Retries `dry_run_apply` until it is denied with `rule` (a new registration or a
+/// settings reload takes a moment to apply).
+async fn wait_until_denied(env: &TestEnv, namespace: &str, cm: &ConfigMap, rule: &str, secs: u64) -> TestResult {
+    let started = std::time::Instant::now();
+    loop {
+        let (admitted, stderr) = dry_run_apply(env, namespace, cm)?;
+        if !admitted && stderr.contains(rule) {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(secs) {
+            return Err(format!("not denied with {rule} within {secs} s: {stderr}").into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test]
 async fn exemptions_waive_exactly_what_the_settings_say_and_a_bad_reload_keeps_them() -> TestResult {
     const LABEL: &str = "flink-ha-e2e/exemptions";
@@ -435,18 +451,7 @@ async fn exemptions_waive_exactly_what_the_settings_say_and_a_bad_reload_keeps_t
     // HA201 by namespace label: denied here, admitted with a warning there. The API
     // server takes a moment to start calling a new registration.
     let owned = owned_ha_configmap("migrated");
-    let started = std::time::Instant::now();
-    loop {
-        let (admitted, stderr) = dry_run_apply(&env, &env.namespace, &owned)?;
-        if !admitted && stderr.contains("[HA201]") {
-            break;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "never denied: {stderr}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    wait_until_denied(&env, &env.namespace, &owned, "[HA201]", 30).await?;
     let (admitted, stderr) = dry_run_apply(&env, &migrating, &owned)?;
     assert!(admitted, "{stderr}");
     assert!(stderr.contains("[HA201] exempted by migration"), "{stderr}");
@@ -523,17 +528,6 @@ async fn exemptions_waive_exactly_what_the_settings_say_and_a_bad_reload_keeps_t
     let without_migration = good.replace("  - name: migration\n    rules: [HA201]\n    namespaceSelector:\n      matchLabels: {flink-ha.io/migration: \"true\"}\n", "");
     assert_ne!(without_migration, good);
     std::fs::write(&settings, without_migration)?;
-    let started = std::time::Instant::now();
-    loop {
-        let (admitted, stderr) = dry_run_apply(&env, &migrating, &owned)?;
-        if !admitted && stderr.contains("[HA201]") {
-            break;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(15),
-            "not reloaded: {stderr}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    }
+    wait_until_denied(&env, &migrating, &owned, "[HA201]", 15).await?;
     Ok(())
 }
