@@ -273,18 +273,37 @@ async fn served_certificate(port: u16, ca_pem: &str) -> Result<Vec<u8>, Box<dyn 
     Ok(chain[0].to_vec())
 }
 
-/// One review through the API server: a dry-run create the policy denies with HA201.
-/// `Ok(true)` when the webhook answered, `Ok(false)` when the API server could not call it.
-async fn reviewed(env: &TestEnv) -> Result<bool, Box<dyn std::error::Error>> {
+/// What the API server answered a dry-run create the policy denies with HA201.
+#[derive(Debug, PartialEq, Eq)]
+enum Probe {
+    /// The webhook answered (HA201).
+    Reviewed,
+    /// The API server could not call the webhook (`failurePolicy: Fail`).
+    Refused,
+    /// Admitted: the API server has not picked the registration up yet.
+    Unregistered,
+}
+
+async fn probe(env: &TestEnv) -> Result<Probe, Box<dyn std::error::Error>> {
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let dry_run = PostParams {
         dry_run: true,
         ..PostParams::default()
     };
     match api.create(&dry_run, &owned_ha_configmap("install-probe")).await {
-        Err(kube::Error::Api(e)) if e.message.contains("[HA201]") => Ok(true),
-        Err(kube::Error::Api(e)) if e.message.contains("failed calling webhook") => Ok(false),
+        Err(kube::Error::Api(e)) if e.message.contains("[HA201]") => Ok(Probe::Reviewed),
+        Err(kube::Error::Api(e)) if e.message.contains("failed calling webhook") => Ok(Probe::Refused),
+        Ok(_) => Ok(Probe::Unregistered),
         other => Err(format!("unexpected answer to the probe: {other:?}").into()),
+    }
+}
+
+/// `Ok(true)` when the webhook answered, `Ok(false)` when the API server could not call it.
+async fn reviewed(env: &TestEnv) -> Result<bool, Box<dyn std::error::Error>> {
+    match probe(env).await? {
+        Probe::Reviewed => Ok(true),
+        Probe::Refused => Ok(false),
+        Probe::Unregistered => Err("the registration is in place, yet the request was admitted".into()),
     }
 }
 
@@ -323,7 +342,17 @@ async fn kubectl_apply_k_deploy_is_the_whole_install_and_the_webhook_keeps_its_c
         assert!(applied.contains(object), "{object} missing from:\n{applied}");
     }
     assert!(ca_bundle(&env).await.is_err(), "the manifests carry no caBundle");
-    assert!(!reviewed(&env).await?, "no replica yet: refused, as in an outage");
+    // No replica yet: refused, as in an outage (once the API server has the registration).
+    let started = Instant::now();
+    loop {
+        match probe(&env).await? {
+            Probe::Refused => break,
+            Probe::Unregistered if started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            other => return Err(format!("before any replica: {other:?}").into()),
+        }
+    }
 
     // The replica's credential: its service account's token, nothing more.
     let token = kubectl(&env, &["-n", NAMESPACE, "create", "token", HOOKS, "--duration=1h"])?;
