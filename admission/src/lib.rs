@@ -21,6 +21,7 @@
 //!
 //! `flink-ha webhook` (cli/) is the command in front of [`server::Webhook`] (`bind`, then `run`).
 
+#![warn(missing_docs)]
 // Bad input is an error value, never a panic: no unwrap or expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -43,16 +44,32 @@ pub const FAULTY_POLICY_PATH: &str = env!("FLINK_HA_FAULTY_POLICY");
 /// Why a policy could not be loaded or did not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// The engine's limits cannot work (a zero pool, deadline or tick).
     #[error("invalid policy engine settings: {0}")]
     Config(String),
+    /// A component that does not compile, link or answer its first call.
     #[error("cannot load the policy from {source_name}: {reason}")]
-    Load { source_name: String, reason: String },
+    Load {
+        /// `embedded` or the file's path.
+        source_name: String,
+        /// What went wrong, with its causes.
+        reason: String,
+    },
+    /// The policy trapped (a panic in the guest is one).
     #[error("the policy trapped: {0}")]
     Trap(String),
+    /// The epoch deadline stopped the call.
     #[error("the policy ran past its {deadline_ms} ms deadline and was stopped")]
-    Deadline { deadline_ms: u64 },
+    Deadline {
+        /// The deadline it ran past.
+        deadline_ms: u64,
+    },
+    /// The memory limiter refused to grow the instance's memory.
     #[error("the policy reached its memory cap of {cap_mib} MiB and was stopped")]
-    MemoryCap { cap_mib: usize },
+    MemoryCap {
+        /// The cap it reached.
+        cap_mib: usize,
+    },
 }
 
 impl PolicyError {
@@ -69,20 +86,29 @@ impl PolicyError {
 /// Why the webhook cannot start or go on.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
+    /// The policy could not be loaded.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// A certificate, key or client CA that cannot be used.
     #[error("TLS: {0}")]
     Tls(String),
+    /// A settings file refused (with its place), or settings that cannot work together.
     #[error("settings: {0}")]
     Settings(String),
+    /// A listener that cannot be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {
+        /// The address asked for.
         address: std::net::SocketAddr,
+        /// Why the bind failed.
         source: std::io::Error,
     },
+    /// A file that cannot be read or written.
     #[error("{path}: {source}")]
     File {
+        /// The file.
         path: std::path::PathBuf,
+        /// Why.
         source: std::io::Error,
     },
 }

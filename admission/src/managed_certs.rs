@@ -37,8 +37,11 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 /// The Secret's keys. `tls.crt`, `tls.key` and `ca.crt` are the names cert-manager and
 /// `kubernetes.io/tls` Secrets use, so other tools read it as they expect.
 pub const CA_CERT_KEY: &str = "ca.crt";
+/// The CA's private key (PEM).
 pub const CA_KEY_KEY: &str = "ca.key";
+/// The serving certificate (PEM).
 pub const CERT_KEY: &str = "tls.crt";
+/// The serving certificate's private key (PEM).
 pub const KEY_KEY: &str = "tls.key";
 /// The CAs the API server is told to trust: the current one, then the previous one
 /// while it is still valid.
@@ -91,22 +94,37 @@ impl ManagedCertConfig {
 /// Why a managed certificate could not be read, issued or published.
 #[derive(Debug, thiserror::Error)]
 pub enum ManagedCertError {
+    /// Names or validities that cannot work.
     #[error("invalid certificate settings: {0}")]
     Config(String),
+    /// The Secret is not there (the webhook may not create it).
     #[error(
         "Secret {namespace}/{name} does not exist: create it empty (deploy/ does) and give the webhook get and update on it"
     )]
-    SecretMissing { namespace: String, name: String },
+    SecretMissing {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The webhook configuration to keep the caBundle of is not there.
     #[error(
         "ValidatingWebhookConfiguration {name} does not exist: apply it (deploy/ does) and give the webhook get and update on it"
     )]
-    WebhookConfigurationMissing { name: String },
+    WebhookConfigurationMissing {
+        /// Its name.
+        name: String,
+    },
+    /// An API call failed (RBAC, the network, a conflict that kept recurring).
     #[error("cannot {action}: {source}")]
     Kube {
+        /// What was being done, e.g. `read Secret ns/name`.
         action: String,
+        /// The client's error.
         #[source]
         source: kube::Error,
     },
+    /// rcgen could not make a key or a certificate.
     #[error("cannot issue a certificate: {0}")]
     Issue(#[from] rcgen::Error),
 }
@@ -114,9 +132,13 @@ pub enum ManagedCertError {
 /// The PEM texts of one issued set, as the Secret stores them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssuedCerts {
+    /// The CA certificate.
     pub ca_cert: String,
+    /// The CA's private key.
     pub ca_key: String,
+    /// The serving certificate.
     pub cert: String,
+    /// The serving certificate's private key.
     pub key: String,
     /// The CAs to trust, current first.
     pub ca_bundle: String,
@@ -150,6 +172,7 @@ impl std::fmt::Debug for CertManager {
 }
 
 impl CertManager {
+    /// A manager for `config`, refused when its names or validities cannot work.
     pub fn new(client: kube::Client, config: ManagedCertConfig) -> Result<CertManager, ManagedCertError> {
         config.check()?;
         Ok(CertManager { client, config })
@@ -160,6 +183,7 @@ impl CertManager {
         self.client.clone()
     }
 
+    /// What it manages, and where.
     pub fn config(&self) -> &ManagedCertConfig {
         &self.config
     }
@@ -271,14 +295,20 @@ fn unreachable_incomplete(secret: &str) -> ManagedCertError {
 /// The Secret's texts, each as it was found (absent or not UTF-8: `None`).
 #[derive(Clone, Debug, Default)]
 pub struct StoredCerts {
+    /// [`CA_CERT_KEY`].
     pub ca_cert: Option<String>,
+    /// [`CA_KEY_KEY`].
     pub ca_key: Option<String>,
+    /// [`CERT_KEY`].
     pub cert: Option<String>,
+    /// [`KEY_KEY`].
     pub key: Option<String>,
+    /// [`BUNDLE_KEY`].
     pub ca_bundle: Option<String>,
 }
 
 impl StoredCerts {
+    /// The texts of `secret`; an empty value counts as absent.
     pub fn from_secret(secret: &Secret) -> StoredCerts {
         let get = |key: &str| {
             secret

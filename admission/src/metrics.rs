@@ -9,6 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+/// The label of `reviews_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     /// allowed, denied, bad_request, policy_trap, policy_deadline, policy_memory_cap,
@@ -16,6 +17,7 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// The labels of `reloads_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
     /// policy, certificate or settings.
@@ -24,21 +26,27 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
+/// The labels of `exemptions_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ExemptionLabels {
+    /// The rule waived.
     pub rule: String,
     /// The exemption's name in the settings file.
     pub exemption: String,
 }
 
+/// Every metric of the webhook, registered under the prefix `flink_ha_webhook`.
 pub struct Metrics {
     registry: Registry,
+    /// AdmissionReviews answered, by outcome.
     pub reviews: Family<OutcomeLabels, Counter>,
     /// Seconds from the request's arrival to the answer, body read included.
     pub review_seconds: Histogram,
     /// Seconds inside the policy: instantiate + call.
     pub policy_seconds: Histogram,
+    /// Reviews being evaluated now.
     pub in_flight: Gauge,
+    /// Reloads of the policy, the certificate or the settings, by result.
     pub reloads: Family<ReloadLabels, Counter>,
     /// Findings waived by an exemption, by rule and exemption.
     pub exemptions: Family<ExemptionLabels, Counter>,
@@ -55,6 +63,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// All metrics at zero.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("flink_ha_webhook");
         let reviews = Family::<OutcomeLabels, Counter>::default();
@@ -112,10 +121,12 @@ impl Metrics {
         }
     }
 
+    /// Counts one review with `outcome`.
     pub fn count(&self, outcome: &'static str) {
         self.reviews.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
+    /// Counts one reload of `what` (`policy`, `certificate`, `settings`).
     pub fn reloaded(&self, what: &'static str, ok: bool) {
         let result = if ok { "ok" } else { "failed" };
         self.reloads.get_or_create(&ReloadLabels { what, result }).inc();

@@ -19,6 +19,9 @@ use wasmtime::{
 
 use crate::PolicyError;
 
+// Generated from wit/policy.wit, whose doc comments become the docs; the few items the
+// generator leaves undocumented are the WIT's own.
+#[allow(missing_docs)]
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -72,6 +75,8 @@ pub struct PolicyEngine {
 }
 
 impl PolicyEngine {
+    /// The engine, its instance pool and its epoch thread, refused when `limits` cannot
+    /// work.
     pub fn new(limits: Limits) -> Result<PolicyEngine, PolicyError> {
         if limits.max_concurrency == 0 {
             return Err(PolicyError::Config("max concurrency must be at least 1".into()));
@@ -125,6 +130,7 @@ impl PolicyEngine {
         })
     }
 
+    /// The limits every evaluation runs under.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

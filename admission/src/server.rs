@@ -49,7 +49,12 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
 #[derive(Clone, Debug)]
 pub enum TlsSource {
     /// PEM files, reloaded when they change.
-    Files { cert: PathBuf, key: PathBuf },
+    Files {
+        /// The certificate chain.
+        cert: PathBuf,
+        /// Its private key.
+        key: PathBuf,
+    },
     /// A CA and certificate the webhook issues into a Secret and renews itself, with the
     /// caBundle of its webhook configuration kept in step (see [`crate::managed_certs`]).
     Managed(CertManager),
@@ -72,12 +77,15 @@ pub enum PolicySource {
 /// Everything `flink-ha webhook` can set.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
+    /// Where HTTPS is served.
     pub address: SocketAddr,
+    /// Where the serving certificate comes from.
     pub tls: TlsSource,
     /// Require client certificates signed by this CA (mTLS).
     pub client_ca: Option<PathBuf>,
     /// Plain-HTTP listener for `/healthz`, `/readyz` and `/metrics` only.
     pub probe_address: Option<SocketAddr>,
+    /// Which policy component runs.
     pub policy: PolicySource,
     /// Rule ids that never deny or warn (e.g. HA205).
     pub disabled_rules: Vec<String>,
@@ -87,7 +95,9 @@ pub struct ServerConfig {
     pub kube_client: Option<ApiClient>,
     /// Admit everything and send would-be denials as warnings (a dry run).
     pub warn_only: bool,
+    /// Pool size, memory cap and deadline of the policy.
     pub limits: Limits,
+    /// Largest request body read.
     pub max_body_bytes: usize,
     /// Budget for a client's TLS handshake, headers and body.
     pub client_timeout: Duration,
@@ -103,6 +113,7 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The defaults of `flink-ha webhook`, serving on `address` with `tls`.
     pub fn new(address: SocketAddr, tls: TlsSource) -> ServerConfig {
         ServerConfig {
             address,

@@ -21,6 +21,7 @@ use crate::policy::ReviewSettings;
 /// What every review is given, and what the host must add per request.
 #[derive(Clone, Debug)]
 pub struct HostSettings {
+    /// What the policy's `review` is given (namespace labels added per request).
     pub review: ReviewSettings,
     /// Some exemption selects namespaces by label: look the labels up per request.
     pub needs_namespace_labels: bool,
@@ -91,6 +92,7 @@ pub struct NamespaceLabels {
 }
 
 impl NamespaceLabels {
+    /// Lookups through `client`, each answer kept for `ttl`.
     pub fn new(client: kube::Client, ttl: Duration) -> NamespaceLabels {
         NamespaceLabels {
             client,

@@ -55,6 +55,7 @@ pub struct ReloadingCert {
 }
 
 impl ReloadingCert {
+    /// Serving `key` from the start.
     pub fn new(key: CertifiedKey) -> ReloadingCert {
         ReloadingCert {
             current: ArcSwapOption::from_pointee(key),

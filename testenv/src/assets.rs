@@ -14,18 +14,22 @@ pub const PROVISION_COMMAND: &str = "scripts/provision-kube-test-assets";
 /// The binaries of one control plane.
 #[derive(Clone, Debug)]
 pub struct Assets {
+    /// The folder holding `etcd`, `kube-apiserver` and `kube-controller-manager`.
     pub dir: PathBuf,
 }
 
 impl Assets {
+    /// The etcd binary.
     pub fn etcd(&self) -> PathBuf {
         self.dir.join("etcd")
     }
 
+    /// The kube-apiserver binary.
     pub fn kube_apiserver(&self) -> PathBuf {
         self.dir.join("kube-apiserver")
     }
 
+    /// The kube-controller-manager binary.
     pub fn kube_controller_manager(&self) -> PathBuf {
         self.dir.join("kube-controller-manager")
     }

@@ -61,6 +61,7 @@ impl ControlPlane {
         self.dir.path()
     }
 
+    /// The CA that signed the API server's serving certificate.
     pub fn ca_cert(&self) -> &Path {
         &self.pki.ca_cert
     }

@@ -27,6 +27,7 @@
 //! For storageDir tests, [`S3Server`] runs a real S3-compatible server on loopback.
 
 // Bad input is an error value, never a panic: no unwrap or expect outside tests.
+#![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod assets;
@@ -54,31 +55,50 @@ pub enum Error {
         "Kubernetes test assets (etcd, kube-apiserver, kube-controller-manager) not found in {}: run `{PROVISION_COMMAND}` (or set KUBEBUILDER_ASSETS to a folder holding them)",
         display_paths(.looked)
     )]
-    AssetsMissing { looked: Vec<PathBuf> },
+    /// The binaries are in none of the folders looked in.
+    AssetsMissing {
+        /// The folders looked in.
+        looked: Vec<PathBuf>,
+    },
+    /// A file or process operation failed.
     #[error("{what}: {source}")]
     Io {
+        /// What was being done.
         what: String,
+        /// Why it failed.
         #[source]
         source: std::io::Error,
     },
+    /// etcd, the API server or the controller manager exited while starting.
     #[error("{name} exited during startup ({status}); the end of its log:\n{log_tail}")]
     ProcessDied {
+        /// Which process.
         name: &'static str,
+        /// Its exit status.
         status: String,
+        /// The last lines of its log.
         log_tail: String,
     },
+    /// A process did not answer its readiness check in time.
     #[error("{name} was not ready after {waited:?}; the end of its log:\n{log_tail}")]
     NotReady {
+        /// Which process.
         name: &'static str,
+        /// How long it was given.
         waited: Duration,
+        /// The last lines of its log.
         log_tail: String,
     },
+    /// rcgen could not make the control plane's certificates.
     #[error("generating the control plane's certificates: {0}")]
     Certificates(#[from] rcgen::Error),
+    /// A kubeconfig that kube-rs cannot use.
     #[error("reading the kubeconfig: {0}")]
     Kubeconfig(String),
+    /// An API call failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// Startup failed earlier in this process (the message of that failure).
     #[error("{0}")]
     Startup(String),
 }
@@ -125,9 +145,13 @@ pub fn shared() -> Result<&'static ControlPlane, Error> {
 /// What one test gets: a client with full rights, a namespace of its own on the shared
 /// control plane, and a kubeconfig for `kubectl`.
 pub struct TestEnv {
+    /// A client with the admin token (`system:masters`).
     pub client: kube::Client,
+    /// The test's own namespace, already created.
     pub namespace: String,
+    /// A kubeconfig with the admin token, for `kubectl` and child processes.
     pub kubeconfig: PathBuf,
+    /// The control plane shared by the tests of this process.
     pub plane: &'static ControlPlane,
 }
 

@@ -17,14 +17,22 @@ pub const NOBODY_TOKEN: &str = "flink-ha-nobody-token";
 /// Paths of the files [`write()`] produced.
 #[derive(Clone, Debug)]
 pub struct Pki {
+    /// The CA of the serving certificate (clients trust it).
     pub ca_cert: PathBuf,
+    /// The API server's serving certificate, for 127.0.0.1 and localhost.
     pub serving_cert: PathBuf,
+    /// Its key.
     pub serving_key: PathBuf,
+    /// The key service-account tokens are signed with.
     pub service_account_key: PathBuf,
+    /// Its public half, which the API server verifies tokens with.
     pub service_account_public_key: PathBuf,
+    /// The static bearer tokens (`--token-auth-file`).
     pub token_file: PathBuf,
 }
 
+/// Writes a CA, the API server's serving certificate, a service-account key pair and
+/// the token file into `dir`.
 pub fn write(dir: &Path) -> Result<Pki, Error> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;

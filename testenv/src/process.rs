@@ -39,6 +39,8 @@ pub struct Reaper {
 }
 
 impl Reaper {
+    /// Starts the reaper: a shell that kills every registered pid once this process
+    /// is gone, however it ended.
     pub fn start(dir: &Path) -> Result<Reaper, Error> {
         // Pids arrive one per line; EOF means the owner is gone.
         let script = r#"pids=""
@@ -67,6 +69,7 @@ rm -rf -- "$1""#;
         Ok(Reaper { child, stdin })
     }
 
+    /// Hands `pid` to the reaper.
     pub fn register(&mut self, pid: u32) {
         // If the reaper is gone, Drop still kills the process; nothing more to do here.
         let _ = writeln!(self.stdin, "{pid}");
@@ -84,12 +87,15 @@ impl Drop for Reaper {
 
 /// One running child with its log.
 pub struct ManagedProcess {
+    /// What it is (`etcd`, `kube-apiserver`), for messages.
     pub name: &'static str,
     child: Child,
+    /// Where its stdout and stderr go.
     pub log: PathBuf,
 }
 
 impl ManagedProcess {
+    /// Starts `command` with its output in `log`, registered with `reaper`.
     pub fn spawn(
         name: &'static str,
         mut command: Command,
@@ -119,6 +125,7 @@ impl ManagedProcess {
         Ok(ManagedProcess { name, child, log })
     }
 
+    /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -139,6 +146,7 @@ impl ManagedProcess {
         }
     }
 
+    /// The last lines of its log.
     pub fn log_tail(&self) -> String {
         log_tail(&self.log)
     }
