@@ -29,6 +29,7 @@ pub enum Change {
 /// Compare-and-set writes to the ConfigMaps of one namespace.
 #[derive(Clone)]
 pub struct ConfigMapCas {
+    /// The ConfigMap API of the namespace.
     pub api: Api<ConfigMap>,
     /// Retries after the first attempt (Flink's `kubernetes.transactional-operation.max-retries`).
     pub max_retries: u32,
@@ -37,6 +38,8 @@ pub struct ConfigMapCas {
 }
 
 impl ConfigMapCas {
+    /// Writes through `api`, retrying a conflict `max_retries` times, each request bounded
+    /// by `request_timeout`.
     pub fn new(api: Api<ConfigMap>, max_retries: u32, request_timeout: Duration) -> Self {
         ConfigMapCas {
             api,

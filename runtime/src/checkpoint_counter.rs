@@ -13,6 +13,8 @@ pub use flink_ha_policy::ha_layout::RUNTIME_COUNTER_KEY as COUNTER_KEY;
 /// The first checkpoint id (Flink's `INITIAL_CHECKPOINT_ID`).
 pub const INITIAL_CHECKPOINT_ID: u64 = 1;
 
+/// The checkpoint id counter of one job, in its job ConfigMap, written under this
+/// leader's fence.
 pub struct CheckpointIdCounter {
     cas: ConfigMapCas,
     name: String,

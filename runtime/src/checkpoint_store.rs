@@ -51,6 +51,7 @@ pub struct Added {
 /// How often, and how patiently, recovery reads a payload before it gives up.
 #[derive(Clone, Copy, Debug)]
 pub struct ReadRetries {
+    /// How many reads at most, the first one included.
     pub attempts: u32,
     /// The pause after the first failure; it doubles after each further one.
     pub first_backoff: Duration,

@@ -67,12 +67,15 @@ impl ExecutionPlanStore {
         }
     }
 
+    /// Stores `plan` as the job's execution plan: the payload in `storageDir`, its pointer
+    /// under the job's plan key, written only while the lock names this process.
     pub async fn put(&self, job_id: &str, plan: Bytes) -> Result<()> {
         self.store
             .add(&execution_plan_key(job_id), EXECUTION_PLAN_KIND, plan)
             .await
     }
 
+    /// The job's stored plan; `None` if it has none (or it is being removed).
     pub async fn get(&self, job_id: &str) -> Result<Option<Bytes>> {
         self.store.get(&execution_plan_key(job_id)).await
     }
@@ -117,10 +120,15 @@ impl ExecutionPlanStore {
 
 /// Everything a job's HA data is made of, for its cleanup.
 pub struct JobHa<'a> {
+    /// Compare-and-set on the cluster's ConfigMaps.
     pub cas: &'a ConfigMapCas,
+    /// The Flink cluster id (`kubernetes.cluster-id`).
     pub cluster_id: &'a str,
+    /// The job id (32 lower-case hex digits).
     pub job_id: &'a str,
+    /// The payload store in `storageDir` that holds the job's checkpoints and plan.
     pub payloads: &'a PayloadStore,
+    /// This leader's fence on the job's ConfigMap.
     pub fence: &'a Fence,
     /// This process's identity in the lock (for the plan and the leader entry).
     pub identity: &'a str,

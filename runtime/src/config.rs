@@ -18,13 +18,21 @@ pub enum ConfigError {
     /// The lint found errors; `report` is what `flink-ha lint` prints for the file.
     #[error("{name}: the configuration has {errors} error(s); the HA runtime does not start with it\n{report}")]
     Rejected {
+        /// The configuration file's name, as given.
         name: String,
+        /// How many errors the lint found.
         errors: usize,
+        /// The lint's report, as text.
         report: String,
     },
     /// Not a configuration the runtime can run with (a manifest, HA off).
     #[error("{name}: {reason}")]
-    Unusable { name: String, reason: String },
+    Unusable {
+        /// The configuration file's name, as given.
+        name: String,
+        /// Why the runtime cannot run with it.
+        reason: String,
+    },
 }
 
 /// What the HA services need from a Flink configuration.
@@ -41,6 +49,7 @@ pub struct HaSettings {
     /// `default` when unset (Flink's default `/default`; native deployments and the
     /// operator write the cluster id into the JobManager's configuration).
     pub storage_cluster_id: String,
+    /// The election's cluster id, timings and retry limit, from the same configuration.
     pub election: ElectionConfig,
     /// The options of Flink's file-system plugins (`s3.endpoint`, `s3.access-key`, …)
     /// that configure the storageDir's object store; `Debug` hides their values.

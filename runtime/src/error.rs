@@ -4,18 +4,26 @@
 
 use std::time::Duration;
 
+/// Everything that can go wrong in the runtime, split by what the caller must do next.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The compare-and-set lost every attempt to concurrent writers.
     #[error("ConfigMap {name}: still conflicting after {attempts} attempts")]
-    Conflict { name: String, attempts: u32 },
+    Conflict {
+        /// The ConfigMap's name.
+        name: String,
+        /// How many compare-and-set attempts were made.
+        attempts: u32,
+    },
     /// A write was sent and its outcome is unknown (timeout, connection lost, 5xx):
     /// the change may be in the ConfigMap. Payloads it points to must be kept. Whatever
     /// happened after the unknown outcome (a conflict, a fence that moved on) does not
     /// turn it into "not written": only a read that proves the change absent does.
     #[error("ConfigMap {name}: the write may or may not have happened ({reason})")]
     PossiblyWritten {
+        /// The ConfigMap's name.
         name: String,
+        /// Why the outcome is unknown, and what happened after.
         reason: String,
         /// The resourceVersions the unanswered writes were conditioned on. Once the
         /// ConfigMap has moved past all of them without the change, none of those
@@ -25,39 +33,74 @@ pub enum Error {
     /// A write whose outcome was unknown, proven absent by reading the ConfigMap back:
     /// the ConfigMap moved past every version the write was conditioned on without it.
     #[error("ConfigMap {name}: not written ({reason})")]
-    NotWritten { name: String, reason: String },
+    NotWritten {
+        /// The ConfigMap's name.
+        name: String,
+        /// Why the outcome was first unknown.
+        reason: String,
+    },
     /// The leadership check in the same write failed: the lock names someone else (or
     /// the job's fencing epoch moved on). Nothing was written.
     #[error("ConfigMap {name}: not written, this process does not lead ({reason})")]
-    NotLeader { name: String, reason: String },
+    NotLeader {
+        /// The ConfigMap's name.
+        name: String,
+        /// Who holds the lock or the job instead, in words.
+        reason: String,
+    },
     /// The ConfigMap does not exist (and the operation does not create it).
     #[error("ConfigMap {name} does not exist")]
-    Missing { name: String },
+    Missing {
+        /// The ConfigMap's name.
+        name: String,
+    },
     /// Data in a ConfigMap is not what this key must hold; nothing was written.
     #[error("ConfigMap {name}: key `{key}` is corrupt: {reason}")]
-    Corrupt { name: String, key: String, reason: String },
+    Corrupt {
+        /// The ConfigMap's name.
+        name: String,
+        /// The data key that holds the bad value.
+        key: String,
+        /// What is wrong with the value.
+        reason: String,
+    },
     /// The API server refused or could not be reached before anything was sent.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     /// A request did not finish in time (and was not a write).
     #[error("{what}: no answer from the API server within {waited:?}")]
-    Timeout { what: String, waited: Duration },
+    Timeout {
+        /// The request that timed out, in words.
+        what: String,
+        /// How long it was given.
+        waited: Duration,
+    },
     /// The key exists with another value: an add never overwrites a live entry.
     #[error("ConfigMap {name}: `{key}` already holds another entry")]
-    AlreadyExists { name: String, key: String },
+    AlreadyExists {
+        /// The ConfigMap's name.
+        name: String,
+        /// The data key that already holds another entry.
+        key: String,
+    },
     /// Reading or writing a payload in storageDir failed.
     #[error("storageDir: {0}")]
     Storage(String),
     /// The object store answered a payload request with an error.
     #[error("storageDir: cannot {what}: {source}")]
     StorageIo {
+        /// What the request tried to do, in words (for example which payload it read).
         what: String,
+        /// The object store's error.
         #[source]
         source: object_store::Error,
     },
     /// A pointer names a payload that the object store says does not exist.
     #[error("storageDir: the payload {path} does not exist")]
-    PayloadMissing { path: String },
+    PayloadMissing {
+        /// The payload's path in `storageDir`, as the pointer names it.
+        path: String,
+    },
     /// An operation that would lose data the caller did not mean to lose.
     #[error("refused: {0}")]
     Refused(String),
@@ -68,7 +111,12 @@ pub enum Error {
         "ConfigMap {name} holds plans this JobManager cannot read ({}): a Flink JobManager's (Java-serialized) or corrupt; they are left untouched for a JobManager that can run them",
         keys.join(", ")
     )]
-    UnreadablePlans { name: String, keys: Vec<String> },
+    UnreadablePlans {
+        /// The ConfigMap's name.
+        name: String,
+        /// The data keys whose plans cannot be read.
+        keys: Vec<String>,
+    },
     /// The configuration is not one the runtime can run with.
     #[error("configuration: {0}")]
     Config(String),
@@ -98,4 +146,5 @@ impl Error {
     }
 }
 
+/// The runtime's `Result`, with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

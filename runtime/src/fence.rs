@@ -27,11 +27,14 @@ pub const FENCE_ANNOTATION: &str = "flink-ha/leader-fence";
 /// One leader's claim on the job ConfigMaps: its grant's epoch and its identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fence {
+    /// The grant's epoch: the lock's `leaderTransitions` as the grant wrote it.
     pub epoch: u64,
+    /// The leader's identity in the lock.
     pub holder: String,
 }
 
 impl Fence {
+    /// The fence of the grant with `epoch`, held by the leader `holder`.
     pub fn new(epoch: u64, holder: impl Into<String>) -> Fence {
         Fence {
             epoch,

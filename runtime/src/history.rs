@@ -26,34 +26,62 @@ pub enum Event {
     Started,
     /// Leadership granted; the process may act until `valid_until_ns` unless it renews.
     Granted {
+        /// The grant's session id.
         session: String,
+        /// The fence epoch of the grant.
         epoch: u64,
+        /// The step-down deadline (`CLOCK_MONOTONIC`, ns); `None` if none was known then.
         valid_until_ns: Option<u64>,
     },
     /// A renewal moved the step-down deadline.
-    Renewed { session: String, valid_until_ns: u64 },
+    Renewed {
+        /// The grant's session id.
+        session: String,
+        /// The new step-down deadline (`CLOCK_MONOTONIC`, ns).
+        valid_until_ns: u64,
+    },
     /// The grant is over (revoked, expired, given up or released); the process's jobs
     /// were stopped before this line.
-    Revoked { session: String },
+    Revoked {
+        /// The grant's session id.
+        session: String,
+    },
     /// The process gives up the grant (it could not take up its jobs): written after its
     /// jobs stopped and before the lock is released.
-    GaveUp { session: String },
+    GaveUp {
+        /// The grant's session id.
+        session: String,
+    },
     /// The job's ConfigMap was claimed for `epoch`: from here on, no lower epoch writes it.
-    JobClaimed { job: String, epoch: u64 },
+    JobClaimed {
+        /// The job id.
+        job: String,
+        /// The fence epoch of the grant.
+        epoch: u64,
+    },
     /// A job was submitted (its plan written). Decided on at `acted_ns`, after a lease
     /// check against `valid_until_ns`, as every leader action.
     JobSubmitted {
+        /// The job id.
         job: String,
+        /// The fence epoch of the grant.
         epoch: u64,
+        /// When the action was decided on (`CLOCK_MONOTONIC`, ns).
         acted_ns: u64,
+        /// The step-down deadline at that moment (`CLOCK_MONOTONIC`, ns).
         valid_until_ns: u64,
     },
     /// A job was recovered from `checkpoint` (`None`: it had none) and starts running.
     Recovered {
+        /// The job id.
         job: String,
+        /// The fence epoch of the grant.
         epoch: u64,
+        /// The id of the checkpoint it resumes from; `None` if it had none.
         checkpoint: Option<u64>,
+        /// When the action was decided on (`CLOCK_MONOTONIC`, ns).
         acted_ns: u64,
+        /// The step-down deadline at that moment (`CLOCK_MONOTONIC`, ns).
         valid_until_ns: u64,
     },
     /// The counter gave `id` to a checkpoint about to be added (written before the add,
@@ -61,42 +89,77 @@ pub enum Event {
     /// decided on at `sent_ns`: a process frozen after the increment landed writes this
     /// line late, so order by `sent_ns`, not by the line's time.
     CheckpointStarted {
+        /// The job id.
         job: String,
+        /// The fence epoch of the grant.
         epoch: u64,
+        /// The checkpoint id.
         id: u64,
+        /// When the counter increment was decided on (`CLOCK_MONOTONIC`, ns).
         sent_ns: u64,
     },
     /// Checkpoint `id` is in the job's ConfigMap, pointing at `path`. The write was
     /// decided on at `sent_ns` (after the lease check, before the counter increment).
     CheckpointAcked {
+        /// The job id.
         job: String,
+        /// The fence epoch of the grant.
         epoch: u64,
+        /// The checkpoint id.
         id: u64,
+        /// The payload the pointer names in `storageDir`.
         path: String,
+        /// When the write was decided on (`CLOCK_MONOTONIC`, ns).
         sent_ns: u64,
+        /// The step-down deadline at `sent_ns` (`CLOCK_MONOTONIC`, ns).
         valid_until_ns: u64,
     },
     /// A write for the job failed; `fenced` when a newer leader or epoch refused it.
     WriteFailed {
+        /// The job id.
         job: String,
+        /// The fence epoch of the grant.
         epoch: u64,
+        /// Whether a newer leader or epoch refused the write.
         fenced: bool,
+        /// The error, as text.
         error: String,
     },
     /// The job reached its end: its result and cleanup come next (they delete its
     /// checkpoints).
-    JobEnding { job: String, epoch: u64 },
+    JobEnding {
+        /// The job id.
+        job: String,
+        /// The fence epoch of the grant.
+        epoch: u64,
+    },
     /// The job reached its end; its result is in the job-result store (dirty) and its
     /// cleanup ran (`cleaned`) or is left for the next leader.
-    JobFinished { job: String, epoch: u64, cleaned: bool },
+    JobFinished {
+        /// The job id.
+        job: String,
+        /// The fence epoch of the grant.
+        epoch: u64,
+        /// Whether the job's cleanup ran; if not, the next leader does it.
+        cleaned: bool,
+    },
     /// A cleanup a crash interrupted was finished.
-    CleanupFinished { job: String, epoch: u64 },
+    CleanupFinished {
+        /// The job id.
+        job: String,
+        /// The fence epoch of the grant.
+        epoch: u64,
+    },
     /// An orphan sweep whose listing of the payload folder began at `listed_ns`
     /// deleted `deleted` (payload URIs); orphans younger than the minimum age stay.
     Swept {
+        /// The fence epoch of the grant.
         epoch: u64,
+        /// When the listing of the payload folder began (`CLOCK_MONOTONIC`, ns).
         listed_ns: u64,
+        /// The URIs of the payloads deleted.
         deleted: Vec<String>,
+        /// How many orphans were kept for being younger than the minimum age.
         young: usize,
     },
     /// The process stopped gracefully.
@@ -106,10 +169,15 @@ pub enum Event {
 /// One line of a history file: the event with both clocks and who wrote it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Line {
+    /// `CLOCK_MONOTONIC` when the line was written, in ns.
     pub mono_ns: u64,
+    /// The wall clock when the line was written, in ms since the Unix epoch.
     pub wall_ms: i64,
+    /// The writing process's id.
     pub pid: u32,
+    /// The writing process's identity in the lock (empty if not set).
     pub identity: String,
+    /// What happened (its fields are flattened into the line).
     #[serde(flatten)]
     pub event: Event,
 }
@@ -146,6 +214,7 @@ impl History {
         History::default()
     }
 
+    /// Whether this history writes to a file (`false` for [`History::disabled`]).
     pub fn is_enabled(&self) -> bool {
         self.file.is_some()
     }

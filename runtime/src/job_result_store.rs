@@ -34,13 +34,18 @@ pub const CLEAN_SUFFIX: &str = ".json";
 /// Flink's `ApplicationStatus`, the job's final state as the store records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApplicationStatus {
+    /// `SUCCEEDED`: the job finished normally.
     Succeeded,
+    /// `FAILED`: the job failed for good.
     Failed,
+    /// `CANCELED`: the job was cancelled.
     Canceled,
+    /// `UNKNOWN`: the final state is not known (also read when an entry has no status).
     Unknown,
 }
 
 impl ApplicationStatus {
+    /// The status as Flink writes it: `SUCCEEDED`, `FAILED`, `CANCELED` or `UNKNOWN`.
     pub fn as_str(self) -> &'static str {
         match self {
             ApplicationStatus::Succeeded => "SUCCEEDED",
@@ -50,6 +55,7 @@ impl ApplicationStatus {
         }
     }
 
+    /// The status Flink's name `text` stands for (exact, upper-case); `None` otherwise.
     pub fn parse(text: &str) -> Option<ApplicationStatus> {
         [
             ApplicationStatus::Succeeded,
@@ -67,6 +73,7 @@ impl ApplicationStatus {
 pub struct JobResult {
     /// 32 lower-case hex digits.
     pub job_id: String,
+    /// `application-status`: the job's final state.
     pub status: ApplicationStatus,
     /// `net-runtime` in milliseconds (-1 when absent, as Flink's reader defaults it).
     pub net_runtime_ms: i64,
@@ -77,23 +84,31 @@ pub struct JobResult {
 /// Why a job-result entry cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum JobResultError {
+    /// The file is not JSON; holds the parser's message.
     #[error("not JSON: {0}")]
     NotJson(String),
+    /// There is no `result` object at the top level.
     #[error("no `result` object")]
     NoResult,
+    /// `result.id` is absent or not a string.
     #[error("no `result.id` string")]
     NoJobId,
+    /// `result.id` (held here) is not a job id.
     #[error("`result.id` `{0}` is not a job id (32 lower-case hex digits)")]
     NotAJobId(String),
+    /// `application-status` (held here) is a string but not a Flink status.
     #[error("`application-status` `{0}` is not a Flink application status")]
     UnknownStatus(String),
+    /// `application-status` is not a string; holds the value as JSON.
     #[error("`application-status` is {0}, not a string")]
     StatusNotAString(String),
+    /// `net-runtime` is not a whole number; holds the value as JSON.
     #[error("`net-runtime` is {0}, not a whole number")]
     RuntimeNotANumber(String),
 }
 
 impl JobResult {
+    /// A result for `job_id` with its status and `net-runtime` (ms), no failure cause.
     pub fn new(job_id: &str, status: ApplicationStatus, net_runtime_ms: i64) -> JobResult {
         JobResult {
             job_id: job_id.to_string(),

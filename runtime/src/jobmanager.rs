@@ -39,6 +39,7 @@ pub struct JobManagerOptions {
     pub rest_address: String,
     /// Jobs to submit when the cluster has none (and to keep running, with `finish_after`).
     pub jobs: usize,
+    /// How often each running job completes a checkpoint.
     pub checkpoint_interval: Duration,
     /// A job ends (succeeds) once it completed a checkpoint with this id or higher, and
     /// a new job is submitted in its place. `None`: jobs run until the process stops.
@@ -53,7 +54,9 @@ pub struct JobManagerOptions {
 /// up, then every `interval`, deleting orphans older than `min_age`.
 #[derive(Clone, Copy, Debug)]
 pub struct OrphanSweep {
+    /// The time between two sweeps of one grant.
     pub interval: Duration,
+    /// The youngest an orphan may be to be deleted; younger ones are kept for later.
     pub min_age: Duration,
 }
 

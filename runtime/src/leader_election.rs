@@ -66,6 +66,7 @@ const RELEASED_LEASE: Duration = Duration::from_secs(1);
 /// Timings and names of one election.
 #[derive(Clone, Debug)]
 pub struct ElectionConfig {
+    /// `kubernetes.cluster-id`: the lock is on `<cluster-id>-cluster-config-map`.
     pub cluster_id: String,
     /// `high-availability.kubernetes.leader-election.lease-duration` (15 s).
     pub lease_duration: Duration,
@@ -94,17 +95,21 @@ impl ElectionConfig {
 /// What this process is, as the election sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Leadership {
+    /// Not leading: another process holds the lock, or no one does yet.
     Follower,
     /// Leading. The session id is fresh for every grant and goes into leader entries;
     /// the epoch is the lock's `leaderTransitions` as this grant wrote it, higher than
     /// every earlier grant's, and fences the job ConfigMaps ([`crate::fence`]).
     Leader {
+        /// This grant's session id.
         session_id: Uuid,
+        /// This grant's epoch (the lock's `leaderTransitions`).
         epoch: u64,
     },
 }
 
 impl Leadership {
+    /// The grant's session id while leading; `None` for a follower.
     pub fn session_id(&self) -> Option<Uuid> {
         match self {
             Leadership::Leader { session_id, .. } => Some(*session_id),
@@ -112,6 +117,7 @@ impl Leadership {
         }
     }
 
+    /// The grant's epoch while leading; `None` for a follower.
     pub fn epoch(&self) -> Option<u64> {
         match self {
             Leadership::Leader { epoch, .. } => Some(*epoch),

@@ -20,7 +20,9 @@ use crate::names;
 /// The leader of a component as its entry names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaderInfo {
+    /// The leader's session id: fresh for every grant.
     pub session_id: Uuid,
+    /// The component's address as published (an RPC address, or a URL for `restserver`).
     pub address: String,
 }
 

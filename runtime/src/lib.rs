@@ -39,6 +39,7 @@
 //! | [`jobmanager`] | a JobManager-like process on all of the above (failover tests, demo) |
 //! | [`error`] | what callers must tell apart: not written, possibly written, not leader |
 
+#![warn(missing_docs)]
 // Bad input is an error value, never a panic: no unwrap or expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

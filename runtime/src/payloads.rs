@@ -27,8 +27,10 @@ use crate::storage::{self, StorageOptions};
 /// a sentence about the value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PointerError {
+    /// The value is not JSON; holds the parser's message.
     #[error("is not a pointer (not JSON: {0})")]
     NotJson(String),
+    /// The JSON has no `path` string, or an empty one.
     #[error("is not a pointer (no `path`)")]
     NoPath,
 }
@@ -36,11 +38,14 @@ pub enum PointerError {
 /// Where a ConfigMap entry's payload is, and whether it is being removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pointer {
+    /// `path`: the payload's full URI (a bare object path in earlier versions' pointers).
     pub path: String,
+    /// `markedForDeletion`: the entry is in the middle of a two-phase removal.
     pub marked_for_deletion: bool,
 }
 
 impl Pointer {
+    /// The pointer as the ConfigMap value holds it; `markedForDeletion` only when set.
     pub fn to_json(&self) -> String {
         if self.marked_for_deletion {
             serde_json::json!({ "path": self.path, "markedForDeletion": true }).to_string()

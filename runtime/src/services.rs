@@ -71,10 +71,12 @@ impl HaServices {
         })
     }
 
+    /// The settings these services were built from.
     pub fn settings(&self) -> &HaSettings {
         &self.settings
     }
 
+    /// The Flink cluster id (`kubernetes.cluster-id`).
     pub fn cluster_id(&self) -> &str {
         &self.settings.cluster_id
     }
@@ -241,6 +243,7 @@ pub struct JobHaServices {
 }
 
 impl JobHaServices {
+    /// The job's id.
     pub fn job_id(&self) -> &str {
         &self.job_id
     }
@@ -250,10 +253,12 @@ impl JobHaServices {
         &self.fence
     }
 
+    /// The job's checkpoint id counter.
     pub fn counter(&self) -> &CheckpointIdCounter {
         &self.counter
     }
 
+    /// The job's completed checkpoints.
     pub fn checkpoints(&self) -> &CompletedCheckpointStore {
         &self.checkpoints
     }

@@ -31,12 +31,17 @@ use crate::payloads::{PayloadStore, Pointer};
 #[derive(Clone, Debug)]
 pub enum Guard {
     /// The cluster ConfigMap: its lock names this identity.
-    Lock { identity: String },
+    Lock {
+        /// This process's identity in the lock.
+        identity: String,
+    },
     /// A job ConfigMap: its fence is this one.
     Fence(Fence),
 }
 
 impl Guard {
+    /// `Ok` if `cm` (named `name`) proves what this guard requires, else
+    /// [`Error::NotLeader`] saying why not.
     pub fn check(&self, cm: &ConfigMap, name: &str) -> Result<()> {
         match self {
             Guard::Lock { identity } => check_holds_lock(cm, identity, name),
@@ -48,9 +53,13 @@ impl Guard {
 /// The entries of one ConfigMap.
 #[derive(Clone)]
 pub struct StateHandleStore {
+    /// Compare-and-set on the ConfigMap.
     pub cas: ConfigMapCas,
+    /// The ConfigMap's name.
     pub name: String,
+    /// Where the entries' payloads live in `storageDir`.
     pub payloads: PayloadStore,
+    /// What every write must prove in the ConfigMap: the lock or the job's fence.
     pub guard: Guard,
     /// Adds whose outcome is still unknown, to settle before the next add.
     unsettled: Arc<UnsettledAdds>,
@@ -106,6 +115,8 @@ struct Unsettled {
 }
 
 impl StateHandleStore {
+    /// The store of the ConfigMap `name`, its payloads in `payloads`, every write
+    /// guarded by `guard`.
     pub fn new(cas: ConfigMapCas, name: impl Into<String>, payloads: PayloadStore, guard: Guard) -> StateHandleStore {
         StateHandleStore {
             cas,

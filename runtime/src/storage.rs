@@ -49,6 +49,7 @@ impl StorageOptions {
         StorageOptions(options)
     }
 
+    /// Whether no file-system option was given.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

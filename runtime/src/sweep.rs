@@ -62,9 +62,11 @@ pub struct SweepReport {
 /// How a sweep ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Sweep {
+    /// The sweep ran; the report says what it deleted and what it kept.
     Done(SweepReport),
     /// The folder's owner marker names another cluster: nothing was touched.
     NotOurFolder {
+        /// The owner the marker names (this runtime writes `<namespace>/<cluster-id>`).
         owner: String,
     },
 }
