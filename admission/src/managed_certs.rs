@@ -577,12 +577,8 @@ fn split_pem(text: &str) -> Vec<String> {
 fn still_valid(pem: &str, now: OffsetDateTime) -> bool {
     first_der(pem)
         .ok()
-        .and_then(|der| {
-            X509Certificate::from_der(&der)
-                .ok()
-                .map(|(_, cert)| cert.validity().not_after.timestamp() > now.unix_timestamp())
-        })
-        .unwrap_or(false)
+        .and_then(|der| not_after_unix(&der))
+        .is_some_and(|not_after| not_after > now.unix_timestamp())
 }
 
 /// When a PEM certificate expires, as Unix seconds (for the expiry metric).

@@ -8,7 +8,7 @@
 //! stops the webhook, on a reload the settings in use keep serving.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -149,11 +149,6 @@ pub fn request_namespace(body: &str) -> Option<String> {
         namespace: Option<String>,
     }
     serde_json::from_str::<Review>(body).ok()?.request?.namespace
-}
-
-/// The settings file's path, if any, for the reload watch.
-pub fn watched(file: Option<&Path>) -> Vec<PathBuf> {
-    file.map(|p| vec![p.to_path_buf()]).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -83,11 +83,6 @@ impl ReloadingCert {
             .is_some_and(|current| current.cert.first() == key.cert.first())
     }
 
-    /// True once there is a certificate to serve.
-    pub fn is_loaded(&self) -> bool {
-        self.current.load().is_some()
-    }
-
     /// When the served certificate expires, as Unix seconds.
     pub fn not_after_unix(&self) -> Option<i64> {
         let key = self.current.load_full()?;

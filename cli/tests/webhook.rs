@@ -117,30 +117,7 @@ async fn deleting_an_ha_configmap_with_plans_under_a_live_leader_is_denied_and_f
 -> TestResult {
     let env = enforced_env("webhook-ha205").await?;
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
-    let now = jiff::Timestamp::now();
-    let record = serde_json::json!({
-        "holderIdentity": "72194ce9-ba00-45d8-92ae-a8574f6f53dd",
-        "leaseDuration": "PT60S",
-        "acquireTime": now.to_string(),
-        "renewTime": now.to_string(),
-        "leaderTransitions": 0
-    });
-    let mut cm = owned_ha_configmap("orders");
-    cm.metadata.owner_references = None;
-    cm.metadata.annotations = Some(
-        [(
-            "control-plane.alpha.kubernetes.io/leader".to_string(),
-            record.to_string(),
-        )]
-        .into(),
-    );
-    cm.data = Some(
-        [(
-            "executionPlan-25fc957960a1789dd1ef3466290fa995".to_string(),
-            "rO0ABXNyAGNvcmcuYXBhY2hlLmZsaW5r".to_string(),
-        )]
-        .into(),
-    );
+    let cm = led_ha_configmap("orders", &[]);
     api.create(&PostParams::default(), &cm).await?;
     let name = "orders-cluster-config-map";
 
