@@ -54,12 +54,16 @@ impl ReviewSettings {
 /// A body that is not a usable AdmissionReview (the webhook answers HTTP 400).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReviewError {
+    /// The body is larger than [`MAX_REVIEW_BYTES`]; the value is its size in bytes.
     #[error("the body is {0} bytes; at most {MAX_REVIEW_BYTES} are read")]
     TooLarge(usize),
+    /// The body is not JSON of an AdmissionReview, or its `kind` is not `AdmissionReview`.
     #[error("the body is not an AdmissionReview: {0}")]
     NotAdmissionReview(String),
+    /// The AdmissionReview has no `request` to review.
     #[error("the AdmissionReview has no `request`")]
     NoRequest,
+    /// The `apiVersion` is not `admission.k8s.io/v1`; the value is the one sent.
     #[error("unsupported AdmissionReview apiVersion `{0}` (expected admission.k8s.io/v1)")]
     UnsupportedVersion(String),
 }
@@ -67,12 +71,19 @@ pub enum ReviewError {
 /// The decision and what it was about, for logs and metrics.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Reviewed {
+    /// The request's `uid`, echoed in the response.
     pub uid: String,
+    /// The `kind` of the reviewed object (for example `ConfigMap`).
     pub kind: String,
+    /// The request's namespace; empty for cluster-scoped objects.
     pub namespace: String,
+    /// The name of the reviewed object.
     pub name: String,
+    /// The operation, upper case: `CREATE`, `UPDATE`, `DELETE` or `CONNECT`.
     pub operation: String,
+    /// Whether the request is admitted (always true with `warnOnly`).
     pub allowed: bool,
+    /// What the rules found, after disabled rules and exemptions are taken out.
     pub findings: Vec<Finding>,
     /// What exemptions waived; not in `findings`.
     pub exempted: Vec<Exempted>,

@@ -12,8 +12,12 @@ use crate::yaml::Pos;
 /// One Flink configuration seen in the bundle.
 #[derive(Clone, Debug)]
 pub struct ConfigFact {
+    /// The cluster id, if known: a FlinkDeployment's name, else `kubernetes.cluster-id`,
+    /// else the id in the ConfigMap's name.
     pub cluster_id: Option<String>,
+    /// Which HA services the configuration turns on.
     pub kind: HaKind,
+    /// The `high-availability.storageDir` value and where it is set, if set.
     pub storage_dir: Option<(String, Option<Pos>)>,
     /// From a `flink-config-<id>` ConfigMap (what a JobManager Deployment mounts).
     pub from_configmap: bool,
@@ -22,17 +26,22 @@ pub struct ConfigFact {
 /// One Deployment seen in the bundle.
 #[derive(Clone, Debug)]
 pub struct DeploymentFact {
+    /// The Deployment's `metadata.name`.
     pub name: String,
     /// The `app` label, else the name (native Flink names the Deployment after the id).
     pub cluster_id: String,
+    /// `spec.replicas` (1 when absent or not a number).
     pub replicas: i64,
+    /// Where `spec.replicas` is, else where the Deployment starts.
     pub pos: Option<Pos>,
 }
 
 /// The pointer entries of one HA ConfigMap, by whose format they are in.
 #[derive(Clone, Debug)]
 pub struct PointerFormatFact {
+    /// The cluster id the ConfigMap belongs to (from its name).
     pub cluster_id: String,
+    /// The ConfigMap's name.
     pub config_map: String,
     /// A key of Flink's (`executionPlan-…`, `checkpointID-…`), if any.
     pub flink_key: Option<String>,
@@ -40,10 +49,14 @@ pub struct PointerFormatFact {
     pub runtime_key: Option<(String, Option<Pos>)>,
 }
 
+/// What one document leaves behind for the bundle rules.
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
+    /// The Flink configurations in the document.
     pub configs: Vec<ConfigFact>,
+    /// The Deployments in the document.
     pub deployments: Vec<DeploymentFact>,
+    /// The HA ConfigMaps in the document that hold pointer entries.
     pub pointer_formats: Vec<PointerFormatFact>,
 }
 

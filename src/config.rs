@@ -10,15 +10,20 @@ use crate::yaml::{Node, Pos, Value};
 /// One `key: value` as written.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
+    /// The key; in a `config.yaml`, nested maps flattened to a dotted key.
     pub key: String,
+    /// The value as Flink reads it; in a `config.yaml`, a list in flow form (`[a, b]`).
     pub value: String,
+    /// Where the key is, if known.
     pub key_pos: Option<Pos>,
+    /// Where the value is, if known.
     pub value_pos: Option<Pos>,
 }
 
 /// Entries in input order; for a repeated key the last one is in force.
 #[derive(Clone, Debug, Default)]
 pub struct FlinkConfig {
+    /// Every entry, in input order (repeated keys included).
     pub entries: Vec<Entry>,
     /// Entry indices sorted by (key, input order): lookups by binary search, no hashing
     /// (a config has tens of keys; sorting beats a hash map's setup and hashing here).
@@ -26,6 +31,7 @@ pub struct FlinkConfig {
 }
 
 impl FlinkConfig {
+    /// Appends an entry; a later entry for the same key overrides earlier ones.
     pub fn push(&mut self, entry: Entry) {
         let at = self
             .index
@@ -53,6 +59,7 @@ impl FlinkConfig {
         self.effective(option).map(|e| e.value.as_str()).or(option.default)
     }
 
+    /// Whether the configuration has no entries.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -17,14 +17,19 @@ const NANOS_PER: &[(&[&str], u128)] = &[
 /// ("`15 fortnights` has an unknown unit `fortnights`").
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
+    /// The value is empty or only blanks.
     #[error("is empty")]
     Empty,
+    /// The value does not start with a digit (a sign counts as not a digit).
     #[error("does not start with a number")]
     NoNumber,
+    /// The number has a decimal point or comma.
     #[error("is not a whole number (Flink durations take no fractions; use a smaller unit)")]
     Fraction,
+    /// The text after the number is not a unit Flink knows; the value is that text.
     #[error("has an unknown unit `{0}`")]
     UnknownUnit(String),
+    /// The duration does not fit in a Java `long` of nanoseconds.
     #[error("is too large (numeric overflow)")]
     TooLarge,
 }

@@ -54,8 +54,10 @@ pub struct Exemption {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelector {
+    /// Labels the namespace must have, with these exact values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub match_labels: BTreeMap<String, String>,
+    /// Further requirements on the namespace's labels; all must hold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub match_expressions: Vec<LabelRequirement>,
 }
@@ -64,9 +66,11 @@ pub struct LabelSelector {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelRequirement {
+    /// The label key the requirement is about.
     pub key: String,
     /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
     pub operator: String,
+    /// The values `In` and `NotIn` compare with; empty for `Exists` and `DoesNotExist`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
 }
@@ -75,8 +79,11 @@ pub struct LabelRequirement {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("exemption `{exemption}`: {field}: {problem}")]
 pub struct ExemptionError {
+    /// The exemption's name (empty when it has none).
     pub exemption: String,
+    /// The field at fault, e.g. `rules` or `namespaceSelector.matchExpressions`.
     pub field: String,
+    /// What is wrong, as the rest of a sentence about the field.
     pub problem: String,
     /// The value at fault, to find its line in the settings file.
     pub value: String,
@@ -253,10 +260,13 @@ impl LabelSelector {
 /// What an exemption looks at in one request.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestFacts<'a> {
+    /// The request's namespace; empty for cluster-scoped objects.
     pub namespace: &'a str,
     /// The namespace's labels when the host looked them up.
     pub namespace_labels: Option<&'a BTreeMap<String, String>>,
+    /// The requesting user (`userInfo.username`).
     pub user: &'a str,
+    /// The requesting user's groups (`userInfo.groups`).
     pub groups: &'a [String],
     /// The annotations of the object reviewed (the old object of a DELETE).
     pub annotations: Option<&'a BTreeMap<String, String>>,
@@ -265,12 +275,15 @@ pub struct RequestFacts<'a> {
 /// A finding an exemption waived.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Exempted {
+    /// The rule of the waived finding.
     pub rule: RuleId,
+    /// The severity the finding had.
     pub severity: Severity,
     /// The exemption's name.
     pub exemption: String,
     /// What matched, in words.
     pub why: String,
+    /// The finding's message.
     pub message: String,
 }
 

@@ -11,8 +11,11 @@ pub use crate::rules::Severity;
 /// One problem, with everything a person needs to act on it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// The rule that found the problem.
     pub rule: RuleId,
+    /// How serious it is; the rule's severity, except where a rule has two levels (HA204).
     pub severity: Severity,
+    /// What is wrong, in one sentence.
     pub message: String,
     /// The Flink option the finding is about, when it is about one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -27,6 +30,7 @@ pub struct Finding {
     /// 1-based column (in characters) in the input, when the input is text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<u32>,
+    /// What to do about it.
     pub hint: String,
 }
 
@@ -68,6 +72,7 @@ impl Finding {
         self
     }
 
+    /// Where the finding is, when it has both a line and a column.
     pub fn pos(&self) -> Option<Pos> {
         Some(Pos {
             line: self.line?,
@@ -79,18 +84,23 @@ impl Finding {
 /// The findings for one input.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// The findings, in reading order (line, column, rule).
     pub findings: Vec<Finding>,
 }
 
 /// Counts by severity.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// The number of error findings.
     pub errors: usize,
+    /// The number of warning findings.
     pub warnings: usize,
+    /// The number of info findings.
     pub infos: usize,
 }
 
 impl Summary {
+    /// Adds `findings` to the counts.
     pub fn add(&mut self, findings: &[Finding]) {
         for f in findings {
             match f.severity {
@@ -103,10 +113,12 @@ impl Summary {
 }
 
 impl Report {
+    /// Whether any finding is an error.
     pub fn has_errors(&self) -> bool {
         self.findings.iter().any(|f| f.severity == Severity::Error)
     }
 
+    /// The findings counted by severity.
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
         s.add(&self.findings);

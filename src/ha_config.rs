@@ -18,10 +18,16 @@ pub enum Origin {
     /// A `config.yaml` / `flink-conf.yaml` on its own.
     File,
     /// The config inside `flink-config-<cluster_id>`.
-    ConfigMap { cluster_id: String },
+    ConfigMap {
+        /// The cluster id in the ConfigMap's name.
+        cluster_id: String,
+    },
     /// `spec.flinkConfiguration` of a FlinkDeployment: the operator derives the cluster ids
     /// from the resource name.
-    FlinkDeployment { name: String },
+    FlinkDeployment {
+        /// The FlinkDeployment's `metadata.name`.
+        name: String,
+    },
     /// `spec.flinkConfiguration` of a FlinkSessionJob: job-level options only.
     FlinkSessionJob,
 }
@@ -29,8 +35,11 @@ pub enum Origin {
 /// Which HA services a configuration turns on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HaKind {
+    /// HA is off (`NONE`, `standalone` or no `high-availability.type`).
     None,
+    /// ZooKeeper HA.
     ZooKeeper,
+    /// Kubernetes HA (`kubernetes` or the factory class).
     Kubernetes,
     /// A factory class of a custom HA service.
     Custom,
@@ -39,6 +48,7 @@ pub enum HaKind {
 }
 
 impl HaKind {
+    /// Whether any HA services are on (ZooKeeper, Kubernetes or a custom factory).
     pub fn is_on(&self) -> bool {
         matches!(self, HaKind::ZooKeeper | HaKind::Kubernetes | HaKind::Custom)
     }
@@ -49,11 +59,16 @@ pub use crate::options::KUBERNETES_FACTORY;
 /// What the cross-document rules need to know about one configuration.
 #[derive(Clone, Debug)]
 pub struct HaFacts {
+    /// Which HA services the configuration turns on.
     pub kind: HaKind,
+    /// The cluster id, if known: a FlinkDeployment's name, else `kubernetes.cluster-id`,
+    /// else the id in the ConfigMap's name.
     pub cluster_id: Option<String>,
+    /// The `high-availability.storageDir` value and where the value is, if set.
     pub storage_dir: Option<(String, Option<Pos>)>,
 }
 
+/// What a `high-availability.type` value turns on (names are case-insensitive).
 pub fn classify(value: &str) -> HaKind {
     let v = value.trim();
     match v.to_ascii_lowercase().as_str() {

@@ -14,10 +14,12 @@ use std::time::Duration;
 pub const LABEL_APP: &str = "app";
 /// Label every HA ConfigMap carries: `type=flink-native-kubernetes`.
 pub const LABEL_TYPE: &str = "type";
+/// The value of [`LABEL_TYPE`] on every HA ConfigMap.
 pub const LABEL_TYPE_VALUE: &str = "flink-native-kubernetes";
 /// `configmap-type=high-availability`: set and selected on by Flink 1.12–1.20; 2.x
 /// dropped it (extra labels are harmless).
 pub const LABEL_CONFIGMAP_TYPE: &str = "configmap-type";
+/// The value of [`LABEL_CONFIGMAP_TYPE`].
 pub const LABEL_CONFIGMAP_TYPE_VALUE: &str = "high-availability";
 
 /// A ConfigMap holds at most this many bytes of keys and values.
@@ -34,11 +36,14 @@ pub const LEADER_ENTRY_PREFIX: &str = "org.apache.flink.k8s.leader.";
 
 /// Components whose leader entries the cluster ConfigMap carries.
 pub const DISPATCHER: &str = "dispatcher";
+/// The ResourceManager's component name in its leader entry key.
 pub const RESOURCE_MANAGER: &str = "resourcemanager";
+/// The REST server's component name in its leader entry key.
 pub const REST_SERVER: &str = "restserver";
 
 /// The key of a job's completed checkpoint: this prefix and the id in 19 digits.
 pub const CHECKPOINT_KEY_PREFIX: &str = "checkpointID-";
+/// How many digits the checkpoint id has in a checkpoint key (zero-padded).
 pub const CHECKPOINT_ID_DIGITS: usize = 19;
 
 /// The key of a job's execution plan in the cluster ConfigMap: this prefix and the job id.
@@ -73,8 +78,14 @@ pub const LEGACY_LEADER_ADDRESS_KEY: &str = "address";
 /// `kubernetes.transactional-operation.max-retries`); `options.rs` holds the same values
 /// as option defaults, and a test keeps the two equal.
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
+/// How long a leader keeps trying to renew its lease before it steps down
+/// (`high-availability.kubernetes.leader-election.renew-deadline`).
 pub const DEFAULT_RENEW_DEADLINE: Duration = Duration::from_secs(15);
+/// The pause between attempts to acquire or renew the lease
+/// (`high-availability.kubernetes.leader-election.retry-period`).
 pub const DEFAULT_RETRY_PERIOD: Duration = Duration::from_secs(5);
+/// Retries of a ConfigMap compare-and-set after the first attempt
+/// (`kubernetes.transactional-operation.max-retries`).
 pub const DEFAULT_MAX_RETRIES: u32 = 15;
 
 /// `<cluster-id>-cluster-config-map`: the lock, the leader entries, the execution plans.
@@ -102,12 +113,23 @@ pub fn is_job_id(s: &str) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HaConfigMapName<'a> {
     /// `<cluster-id>-cluster-config-map`.
-    Cluster { cluster_id: &'a str },
+    Cluster {
+        /// The cluster id.
+        cluster_id: &'a str,
+    },
     /// `<cluster-id>-<job-id>-config-map`.
-    Job { cluster_id: &'a str, job_id: &'a str },
+    Job {
+        /// The cluster id.
+        cluster_id: &'a str,
+        /// The job id: 32 lower-case hex digits.
+        job_id: &'a str,
+    },
     /// A name of Flink before 1.15 (`<cluster-id>-dispatcher-leader`,
     /// `<cluster-id>-<job-id>-jobmanager-leader`, ...).
-    Legacy { cluster_id: &'a str },
+    Legacy {
+        /// The cluster id.
+        cluster_id: &'a str,
+    },
 }
 
 impl<'a> HaConfigMapName<'a> {

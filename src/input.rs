@@ -39,8 +39,10 @@ impl InputFormat {
         }
     }
 
+    /// Every format's name, as [`InputFormat::as_str`] gives it.
     pub const NAMES: &[&str] = &["auto", "flink-conf", "config-yaml", "kubernetes"];
 
+    /// The format's name (`flink-conf`), as [`InputFormat::parse`] reads it.
     pub fn as_str(self) -> &'static str {
         match self {
             InputFormat::Auto => "auto",
@@ -50,6 +52,8 @@ impl InputFormat {
         }
     }
 
+    /// The format a name means: one of [`InputFormat::NAMES`] or an alias such as
+    /// `config.yaml` or `k8s`.
     pub fn parse(s: &str) -> Option<InputFormat> {
         match s {
             "auto" => Some(InputFormat::Auto),
@@ -181,6 +185,7 @@ fn push_file_facts(out: &mut DocOut, facts: HaFacts) {
 pub struct LintInput<'a> {
     /// The file name (decides the format under `Auto` and appears in messages).
     pub name: &'a str,
+    /// The input's content; the lint checks its size and that it is UTF-8.
     pub bytes: &'a [u8],
 }
 

@@ -13,13 +13,18 @@ use serde_json::Value;
 /// The annotation that carries the record.
 pub const ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
 
+/// The record in the leader annotation: who holds the lock, and since when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaderRecord {
     /// Empty when the lock was released.
     pub holder_identity: String,
+    /// How long the lock is held without renewal (`leaseDuration`).
     pub lease_duration: Duration,
+    /// When the holder took the lock (`acquireTime`).
     pub acquire_time: Timestamp,
+    /// When the holder last renewed the lock (`renewTime`).
     pub renew_time: Timestamp,
+    /// How often the lock changed holders (`leaderTransitions`; 0 when absent).
     pub leader_transitions: u64,
 }
 
@@ -27,22 +32,31 @@ pub struct LeaderRecord {
 /// ("the leader annotation has no `renewTime`").
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LeaderRecordError {
+    /// The text is not JSON; the value is the parser's message.
     #[error("is not JSON ({0})")]
     NotJson(String),
+    /// The JSON is not an object.
     #[error("is not a JSON object")]
     NotAnObject,
+    /// `holderIdentity` is neither a string nor null.
     #[error("has a `holderIdentity` that is not a string")]
     HolderNotAString,
+    /// A numeric `leaseDuration` is negative, not finite or too large.
     #[error("has a negative or huge `leaseDuration`")]
     LeaseOutOfRange,
+    /// A string `leaseDuration` is not an ISO-8601 duration.
     #[error("has a `leaseDuration` that is not an ISO-8601 duration such as PT15S")]
     LeaseNotIso8601,
+    /// `leaseDuration` is missing or neither a number nor a string.
     #[error("has no `leaseDuration`")]
     NoLease,
+    /// A time field is missing or not a string; the value is its name.
     #[error("has no `{0}`")]
     NoTime(&'static str),
+    /// A time field is not an RFC 3339 time; the value is its name.
     #[error("has a `{0}` that is not an RFC 3339 time")]
     TimeNotRfc3339(&'static str),
+    /// `leaderTransitions` is not a non-negative integer.
     #[error("has a `leaderTransitions` that is not a count")]
     TransitionsNotACount,
 }

@@ -20,6 +20,7 @@
 
 // Bad input is an error value, never a panic: no unwrap or expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
 
 #[cfg(feature = "admission")]
 pub mod admission;

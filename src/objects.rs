@@ -19,7 +19,9 @@ use crate::yaml::{Node, Pos, Style, Value};
 /// Where findings of one document go.
 #[derive(Default)]
 pub struct DocOut {
+    /// What the rules found in the document.
     pub findings: Vec<Finding>,
+    /// What the document leaves behind for the bundle rules.
     pub facts: Facts,
 }
 

@@ -6,28 +6,37 @@
 /// What a value must look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OptionType {
+    /// Any text.
     String,
     /// Flink `TimeUtils` duration (checked by HA110, not by the type check).
     Duration,
     /// A decimal integer no smaller than `min`.
     Integer {
+        /// The smallest value allowed.
         min: i64,
     },
+    /// `true` or `false`, case-insensitive.
     Boolean,
 }
 
+/// One Flink option: its key, older spellings, default, type and description.
 #[derive(Debug)]
 pub struct OptionSpec {
+    /// The current key.
     pub key: &'static str,
     /// Older keys Flink still reads, highest precedence first.
     pub deprecated: &'static [&'static str],
+    /// Flink's default value, as text, if there is one.
     pub default: Option<&'static str>,
     /// The Flink version that introduced `key`, when its deprecated keys are older.
     pub since: Option<&'static str>,
+    /// What a value must look like.
     pub ty: OptionType,
+    /// One sentence on what the option does (shown in the JSON Schema).
     pub description: &'static str,
 }
 
+/// `high-availability.type`: which HA services run.
 pub const HA_TYPE: &OptionSpec = &OptionSpec {
     key: "high-availability.type",
     deprecated: &["high-availability", "recovery.mode"],
@@ -37,6 +46,7 @@ pub const HA_TYPE: &OptionSpec = &OptionSpec {
     description: "High-availability mode: NONE, ZOOKEEPER, KUBERNETES (case-insensitive) or the factory class of a custom HA service.",
 };
 
+/// `high-availability.storageDir`: where HA metadata is written.
 pub const STORAGE_DIR: &OptionSpec = &OptionSpec {
     key: "high-availability.storageDir",
     deprecated: &[
@@ -49,6 +59,7 @@ pub const STORAGE_DIR: &OptionSpec = &OptionSpec {
     description: "Durable storage for JobManager metadata (an absolute URI such as s3://bucket/flink/recovery). Kubernetes holds only pointers to it.",
 };
 
+/// `high-availability.cluster-id`: the cluster's directory under the storage dir.
 pub const HA_CLUSTER_ID: &OptionSpec = &OptionSpec {
     key: "high-availability.cluster-id",
     deprecated: &[
@@ -61,6 +72,7 @@ pub const HA_CLUSTER_ID: &OptionSpec = &OptionSpec {
     description: "Id of the cluster in HA storage: payloads go to <storageDir>/<this id>/. Native Kubernetes deployments set it to kubernetes.cluster-id; standalone ones do not.",
 };
 
+/// `kubernetes.cluster-id`: the cluster id on Kubernetes, which names the HA ConfigMaps.
 pub const K8S_CLUSTER_ID: &OptionSpec = &OptionSpec {
     key: "kubernetes.cluster-id",
     deprecated: &[],
@@ -70,6 +82,7 @@ pub const K8S_CLUSTER_ID: &OptionSpec = &OptionSpec {
     description: "Cluster id on Kubernetes: names the HA ConfigMaps. [a-z]([-a-z0-9]*[a-z0-9])?, at most 45 characters.",
 };
 
+/// `kubernetes.namespace`: the namespace of the cluster's Kubernetes objects.
 pub const K8S_NAMESPACE: &OptionSpec = &OptionSpec {
     key: "kubernetes.namespace",
     deprecated: &[],
@@ -79,6 +92,7 @@ pub const K8S_NAMESPACE: &OptionSpec = &OptionSpec {
     description: "Namespace of the cluster's Kubernetes objects.",
 };
 
+/// `kubernetes.jobmanager.replicas`: how many JobManager pods run.
 pub const JM_REPLICAS: &OptionSpec = &OptionSpec {
     key: "kubernetes.jobmanager.replicas",
     deprecated: &[],
@@ -88,6 +102,7 @@ pub const JM_REPLICAS: &OptionSpec = &OptionSpec {
     description: "Number of JobManager pods; more than one needs HA (standbys).",
 };
 
+/// `high-availability.kubernetes.leader-election.lease-duration`.
 pub const LEASE_DURATION: &OptionSpec = &OptionSpec {
     key: "high-availability.kubernetes.leader-election.lease-duration",
     deprecated: &[],
@@ -97,6 +112,7 @@ pub const LEASE_DURATION: &OptionSpec = &OptionSpec {
     description: "How long a leader lease is valid without renewal.",
 };
 
+/// `high-availability.kubernetes.leader-election.renew-deadline`.
 pub const RENEW_DEADLINE: &OptionSpec = &OptionSpec {
     key: "high-availability.kubernetes.leader-election.renew-deadline",
     deprecated: &[],
@@ -106,6 +122,7 @@ pub const RENEW_DEADLINE: &OptionSpec = &OptionSpec {
     description: "How long a leader keeps trying to renew before it steps down.",
 };
 
+/// `high-availability.kubernetes.leader-election.retry-period`.
 pub const RETRY_PERIOD: &OptionSpec = &OptionSpec {
     key: "high-availability.kubernetes.leader-election.retry-period",
     deprecated: &[],
@@ -115,6 +132,7 @@ pub const RETRY_PERIOD: &OptionSpec = &OptionSpec {
     description: "Pause between attempts to acquire or renew the lease.",
 };
 
+/// `kubernetes.transactional-operation.max-retries`: retries of a ConfigMap compare-and-set.
 pub const MAX_RETRIES: &OptionSpec = &OptionSpec {
     key: "kubernetes.transactional-operation.max-retries",
     deprecated: &[],
@@ -124,6 +142,7 @@ pub const MAX_RETRIES: &OptionSpec = &OptionSpec {
     description: "Retries of a ConfigMap compare-and-set after the first attempt (15 since Flink 1.20, 5 before).",
 };
 
+/// `execution.checkpointing.num-retained`: how many completed checkpoints are kept.
 pub const NUM_RETAINED: &OptionSpec = &OptionSpec {
     key: "execution.checkpointing.num-retained",
     deprecated: &["state.checkpoints.num-retained"],
@@ -133,6 +152,7 @@ pub const NUM_RETAINED: &OptionSpec = &OptionSpec {
     description: "Completed checkpoints kept; each adds a pointer to the job ConfigMap.",
 };
 
+/// `execution.checkpointing.interval`: checkpointing is off when it is unset.
 pub const CHECKPOINT_INTERVAL: &OptionSpec = &OptionSpec {
     key: "execution.checkpointing.interval",
     deprecated: &[],
@@ -142,6 +162,7 @@ pub const CHECKPOINT_INTERVAL: &OptionSpec = &OptionSpec {
     description: "Checkpoint interval; unset means checkpointing is off and recovered jobs start from scratch.",
 };
 
+/// `execution.checkpointing.dir`: where checkpoint data is written.
 pub const CHECKPOINT_DIR: &OptionSpec = &OptionSpec {
     key: "execution.checkpointing.dir",
     deprecated: &["state.checkpoints.dir"],
@@ -151,6 +172,7 @@ pub const CHECKPOINT_DIR: &OptionSpec = &OptionSpec {
     description: "Where checkpoint data is written.",
 };
 
+/// `job-result-store.storage-path`: where job results are stored.
 pub const JOB_RESULT_STORE_PATH: &OptionSpec = &OptionSpec {
     key: "job-result-store.storage-path",
     deprecated: &[],
@@ -160,6 +182,7 @@ pub const JOB_RESULT_STORE_PATH: &OptionSpec = &OptionSpec {
     description: "Where job results are stored; defaults to <storageDir>/job-result-store/<ha cluster-id>.",
 };
 
+/// `job-result-store.delete-on-commit`: whether a job result is deleted after cleanup.
 pub const JOB_RESULT_STORE_DELETE: &OptionSpec = &OptionSpec {
     key: "job-result-store.delete-on-commit",
     deprecated: &[],
@@ -169,6 +192,7 @@ pub const JOB_RESULT_STORE_DELETE: &OptionSpec = &OptionSpec {
     description: "Whether a job result is deleted once its cleanup has finished.",
 };
 
+/// `fs.default-scheme`: the scheme used for paths without one.
 pub const DEFAULT_SCHEME: &OptionSpec = &OptionSpec {
     key: "fs.default-scheme",
     deprecated: &[],
@@ -213,8 +237,10 @@ const SENSITIVE: &[&str] = &[
     "http-headers",
 ];
 
+/// What a sensitive value is shown as.
 pub const MASK: &str = "******";
 
+/// Whether Flink masks the values of `key` in its logs (so the linter never prints them).
 pub fn is_sensitive(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     SENSITIVE.iter().any(|s| key.contains(s))
@@ -239,6 +265,7 @@ pub fn current_for(key: &str) -> Option<&'static OptionSpec> {
     ALL.iter().copied().find(|o| o.deprecated.contains(&key))
 }
 
+/// The option whose current key is `key`, if the linter knows it.
 pub fn by_key(key: &str) -> Option<&'static OptionSpec> {
     ALL.iter().copied().find(|o| o.key == key)
 }

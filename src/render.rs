@@ -11,14 +11,18 @@ use crate::rules;
 /// The findings of one input under the name it was given.
 #[derive(Clone, Debug, Serialize)]
 pub struct FileFindings {
+    /// The input's name, as given.
     pub path: String,
+    /// The input's findings, in reading order.
     pub findings: Vec<Finding>,
 }
 
 /// A whole lint run.
 #[derive(Clone, Debug, Serialize)]
 pub struct LintRun {
+    /// Each input's findings, in the order the inputs were given.
     pub files: Vec<FileFindings>,
+    /// The findings of all inputs counted by severity.
     pub summary: Summary,
 }
 
@@ -31,6 +35,7 @@ impl LintRun {
         LintRun::new([name.to_string()].into_iter().zip(reports))
     }
 
+    /// A run from each input's name and report, in that order.
     pub fn new(files: impl IntoIterator<Item = (String, Report)>) -> LintRun {
         let mut summary = Summary::default();
         let files = files
@@ -46,6 +51,7 @@ impl LintRun {
         LintRun { files, summary }
     }
 
+    /// Whether any finding of the run is an error.
     pub fn has_errors(&self) -> bool {
         self.summary.errors > 0
     }

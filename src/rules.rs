@@ -10,12 +10,16 @@ use serde::{Serialize, Serializer};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Blocks: `flink-ha lint` exits 1 and the webhook denies.
     Error,
+    /// Shown, but does not block (an admission warning in the webhook).
     Warning,
+    /// Appears only in reports.
     Info,
 }
 
 impl Severity {
+    /// The severity's name in lower case (`error`), as reports write it.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Error => "error",
@@ -29,12 +33,18 @@ macro_rules! catalogue {
     ($( $variant:ident => ($sev:ident, $title:literal, $explanation:literal), )*) => {
         /// A rule's stable identifier, serialized as its id (`"HA103"`).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum RuleId { $( $variant, )* }
+        pub enum RuleId {
+            $(
+                #[doc = concat!("`", stringify!($variant), "`: ", $title, ".")]
+                $variant,
+            )*
+        }
 
         /// Every rule, in catalogue order.
         pub const ALL: &[RuleId] = &[ $( RuleId::$variant, )* ];
 
         impl RuleId {
+            /// The rule's id (`HA103`).
             pub fn as_str(self) -> &'static str {
                 match self { $( RuleId::$variant => stringify!($variant), )* }
             }
@@ -44,10 +54,12 @@ macro_rules! catalogue {
                 match self { $( RuleId::$variant => Severity::$sev, )* }
             }
 
+            /// A short title of what the rule finds.
             pub fn title(self) -> &'static str {
                 match self { $( RuleId::$variant => $title, )* }
             }
 
+            /// What the rule checks and why it matters, in a few sentences.
             pub fn explanation(self) -> &'static str {
                 match self { $( RuleId::$variant => $explanation, )* }
             }
@@ -145,6 +157,7 @@ catalogue! {
 }
 
 impl RuleId {
+    /// The rule with this id, ignoring case (`ha103` is `HA103`).
     pub fn parse(id: &str) -> Option<RuleId> {
         ALL.iter().copied().find(|r| r.as_str().eq_ignore_ascii_case(id))
     }
@@ -165,9 +178,13 @@ impl std::fmt::Display for RuleId {
 /// One catalogue entry, as `flink-ha rules --format json` prints it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Rule {
+    /// The rule's id.
     pub id: RuleId,
+    /// The severity the rule reports with.
     pub severity: Severity,
+    /// A short title of what the rule finds.
     pub title: &'static str,
+    /// What the rule checks and why it matters.
     pub explanation: &'static str,
 }
 

@@ -33,17 +33,24 @@ use crate::rules::RuleId;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
+    /// Report the rule's findings as errors (lint).
     Error,
+    /// Report the rule's findings as warnings (lint).
     Warning,
+    /// Report the rule's findings as infos (lint).
     Info,
+    /// Turn the rule off: its findings are dropped.
     Off,
 }
 
 /// A settings file, checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PolicySettings {
+    /// The level of each rule listed under `rules`, for every input.
     pub rules: Vec<(RuleId, Level)>,
+    /// The `overrides` entries, in file order (later ones win).
     pub overrides: Vec<Override>,
+    /// The `exemptions` (webhook only), each checked.
     pub exemptions: Vec<Exemption>,
 }
 
@@ -52,6 +59,7 @@ pub struct PolicySettings {
 pub struct Override {
     /// Globs relative to the settings file's folder (compiled by the CLI).
     pub paths: Vec<String>,
+    /// The level of each rule listed under the override's `rules`.
     pub rules: Vec<(RuleId, Level)>,
 }
 
@@ -63,6 +71,7 @@ pub struct SettingsError {
     pub line: usize,
     /// 1-based.
     pub column: usize,
+    /// What is wrong there.
     pub message: String,
 }
 

@@ -5,14 +5,18 @@
 //! split, not a full URI parser (and not WHATWG URL semantics, which treat `file:` and
 //! unknown schemes differently from Java).
 
+/// A storage URI cut into scheme, authority and path; the parts borrow from the text.
 #[derive(Debug, PartialEq, Eq)]
 pub struct StorageUri<'a> {
+    /// The scheme before the first `:` (`s3`), `None` for a plain path or a Windows drive.
     pub scheme: Option<&'a str>,
     /// `Some("")` for `s3:///path`, `None` when there is no `//` at all.
     pub authority: Option<&'a str>,
+    /// The rest after the authority (or the scheme): the path, with any query and fragment.
     pub path: &'a str,
 }
 
+/// Splits a storage URI where `java.net.URI` would, without checking the parts.
 pub fn split(text: &str) -> StorageUri<'_> {
     let scheme_end = text.find(':').filter(|&i| {
         let s = &text[..i];

@@ -68,11 +68,13 @@ pub fn check_direct(config: &FlinkConfig, out: &mut Vec<Finding>) {
     }
 }
 
+/// Runs HA118 on the integer and boolean options set in `config` (`jsonschema` crate).
 #[cfg(feature = "schema-validation")]
 pub fn check(config: &FlinkConfig, out: &mut Vec<Finding>) {
     check_with_schema(config, out)
 }
 
+/// Runs HA118 on the integer and boolean options set in `config` (direct checks).
 #[cfg(not(feature = "schema-validation"))]
 pub fn check(config: &FlinkConfig, out: &mut Vec<Finding>) {
     check_direct(config, out)

@@ -13,11 +13,14 @@ pub const MAX_NODES: usize = 500_000;
 /// A 1-based line and column (columns count characters, not bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pos {
+    /// The 1-based line.
     pub line: u32,
+    /// The 1-based column, in characters.
     pub column: u32,
 }
 
 impl Pos {
+    /// A position from 1-based numbers; values past `u32::MAX` become `u32::MAX`.
     pub fn new(line: usize, column: usize) -> Pos {
         Pos {
             line: u32::try_from(line).unwrap_or(u32::MAX),
@@ -29,27 +32,43 @@ impl Pos {
 /// How a scalar was written; decides how embedded text maps back to positions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {
+    /// Unquoted (`key: value`); also every non-string JSON value.
     Plain,
+    /// Single- or double-quoted; also JSON strings.
     Quoted,
+    /// A literal block scalar (`|`).
     Literal,
+    /// A folded block scalar (`>`).
     Folded,
 }
 
+/// What a node holds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
-    Scalar { text: String, style: Style },
+    /// A scalar, as text (numbers, booleans and nulls included), and how it was written.
+    Scalar {
+        /// The content, quotes and escapes resolved; a null keeps its spelling (`~`).
+        text: String,
+        /// How it was written.
+        style: Style,
+    },
+    /// A sequence, in order.
     Seq(Vec<Node>),
+    /// A map's entries in the order read, repeated keys kept.
     Map(Vec<(Node, Node)>),
 }
 
 /// One node; `pos` is `None` for trees built from JSON objects (admission requests).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
+    /// What the node holds.
     pub value: Value,
+    /// Where the node starts, when it comes from text.
     pub pos: Option<Pos>,
 }
 
 impl Node {
+    /// A plain scalar with the given text.
     pub fn scalar(text: impl Into<String>, pos: Option<Pos>) -> Node {
         Node {
             value: Value::Scalar {
@@ -79,6 +98,7 @@ impl Node {
         }
     }
 
+    /// The entries of a map, in input order.
     pub fn as_map(&self) -> Option<&[(Node, Node)]> {
         match &self.value {
             Value::Map(entries) => Some(entries),
@@ -86,6 +106,7 @@ impl Node {
         }
     }
 
+    /// The items of a sequence.
     pub fn as_seq(&self) -> Option<&[Node]> {
         match &self.value {
             Value::Seq(items) => Some(items),
@@ -102,6 +123,7 @@ impl Node {
             .map(|(k, v)| (k, v))
     }
 
+    /// The value under `key` in a map (the last one if the key repeats).
     pub fn get(&self, key: &str) -> Option<&Node> {
         self.entry(key).map(|(_, v)| v)
     }
@@ -111,6 +133,7 @@ impl Node {
         keys.iter().try_fold(self, |node, key| node.get(key))
     }
 
+    /// The scalar text at a path of map keys; `None` when it is missing, null or not a scalar.
     pub fn str_at(&self, keys: &[&str]) -> Option<&str> {
         self.path(keys).filter(|n| !n.is_null())?.as_str()
     }
@@ -196,6 +219,7 @@ impl Node {
 /// One document of a stream. `root` is `None` for an empty document.
 #[derive(Debug, PartialEq)]
 pub struct Document {
+    /// The document's top node.
     pub root: Option<Node>,
     /// Where the document starts (its `---` or first node).
     pub pos: Pos,
@@ -204,13 +228,17 @@ pub struct Document {
 /// Why a stream could not be read (further), with the place.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyntaxError {
+    /// What went wrong, in one sentence.
     pub message: String,
+    /// Where reading stopped.
     pub pos: Pos,
 }
 
 /// The documents read before any error, and the error that stopped reading.
 #[derive(Debug, PartialEq)]
 pub struct Stream {
+    /// The documents read, in order, before any error.
     pub documents: Vec<Document>,
+    /// The error that stopped reading, if any.
     pub error: Option<SyntaxError>,
 }
