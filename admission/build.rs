@@ -2,7 +2,7 @@
 //!
 //! `flink-ha webhook` must work with no extra files, so the default policy (the core
 //! built from `component/`) is compiled here and embedded with `include_bytes!`. The
-//! build is a nested `cargo build --target wasm32-unknown-unknown --release` into its
+//! build is a nested `cargo build --target wasm32-unknown-unknown --profile policy-component` into its
 //! own target folder (`<target>/wasm-components`, so it never waits on the outer
 //! build's lock). `wit-component` then encodes each core module as a component. The
 //! target has no WASI, so the component imports nothing.
@@ -14,6 +14,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs};
+
+/// The cargo profile of the guests (the root Cargo.toml): release, fat LTO, one unit.
+const PROFILE: &str = "policy-component";
 
 const GUESTS: [(&str, &str); 2] = [
     ("flink-ha-policy-component", "flink_ha_policy_component"),
@@ -59,7 +62,14 @@ fn run() -> Result<(), String> {
     let mut build = Command::new(cargo);
     build
         .current_dir(&workspace)
-        .args(["build", "--release", "--locked", "--target", "wasm32-unknown-unknown"])
+        .args([
+            "build",
+            "--profile",
+            PROFILE,
+            "--locked",
+            "--target",
+            "wasm32-unknown-unknown",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     for (package, _) in GUESTS {
@@ -84,7 +94,8 @@ fn run() -> Result<(), String> {
 
     for (package, file) in GUESTS {
         let module = target_dir
-            .join("wasm32-unknown-unknown/release")
+            .join("wasm32-unknown-unknown")
+            .join(PROFILE)
             .join(format!("{file}.wasm"));
         let component = encode(&module)?;
         let out = if package == "flink-ha-policy-component" {

@@ -1,5 +1,8 @@
 //! Links the policy module with 4 MiB of initial linear memory (Rust's default is about
-//! 1 MiB). A review fits in that, so the guest never runs `memory.grow`. Each grow
+//! 1 MiB). The guest's allocator (src/arena.rs) bumps through what lies past the stack
+//! and the static data, about 2.8 MiB; a review fits in that, so the guest never runs
+//! `memory.grow`. (Rust's default allocator never used that space: it took memory
+//! only by growing, so every call grew until issue 16.) Each grow
 //! in a pooled instance costs an mprotect now and another when the slot is reset,
 //! and both shoot down TLB entries on every core: measured at about a fifth of the
 //! webhook's CPU under load (BENCHMARKS.md). Untouched pages cost nothing: the pool

@@ -66,6 +66,9 @@ impl Default for Limits {
     }
 }
 
+/// Table bytes per pooled instance reset in place (where PAGEMAP_SCAN is available).
+const TABLE_KEEP_RESIDENT: usize = 64 << 10;
+
 /// The wasmtime engine with the pooling allocator and the epoch ticker.
 pub struct PolicyEngine {
     engine: Engine,
@@ -99,11 +102,18 @@ impl PolicyEngine {
             .total_tables(slots * 4)
             .max_memory_size(limits.memory_cap_bytes)
             .linear_memory_keep_resident(keep_resident)
+            // The funcref tables too (the policy's has 443 entries, under 4 KiB): reset
+            // in place, not by madvise, which cost every call a syscall and the next one a
+            // page fault on lazy table init (issue 16, BENCHMARKS.md).
+            .table_keep_resident(if pagemap { TABLE_KEEP_RESIDENT } else { 0 })
             .pagemap_scan(if pagemap { Enabled::Yes } else { Enabled::No });
         let mut config = Config::new();
         config
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // Only in builds for profiling (feature `perfmap`): perf names guest functions.
+        #[cfg(feature = "perfmap")]
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         let engine = Engine::new(&config).map_err(|e| PolicyError::Config(format!("{e:#}")))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));

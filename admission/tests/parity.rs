@@ -139,6 +139,26 @@ fn lint_is_byte_identical_over_fixtures_samples_and_the_lint_fuzz_corpus() {
     );
 }
 
+/// The guest allocates from a bump arena over its initial memory (component/src/arena.rs)
+/// and hands what does not fit to dlmalloc. An input of 1.5 MB fills the arena several
+/// times over, so blocks of both kinds, and vectors grown from one into the other, make
+/// this report.
+#[test]
+fn an_input_larger_than_the_guest_arena_is_linted_the_same_way() {
+    let mut text = String::from("high-availability.type: kubernets\nhigh-availability.storageDir: s3:///flink\n");
+    let long_value = "v".repeat(360);
+    for i in 0..4_000 {
+        text.push_str(&format!("custom.option-{i}: {long_value}\n"));
+    }
+    assert!(text.len() > 1_500_000, "{} bytes", text.len());
+    let native = native_lint("flink-conf.yaml", text.as_bytes());
+    let component = policy()
+        .lint("flink-conf.yaml", text.as_bytes(), InputFormat::Auto)
+        .unwrap();
+    assert!(native.contains("HA109"), "{native:.300}");
+    assert_eq!(component, native);
+}
+
 #[test]
 fn every_input_format_is_read_the_same_way() {
     let text = b"high-availability.type: \"kubernets\"\nhigh-availability.storageDir: s3:///flink\n";

@@ -18,6 +18,18 @@ mod bindings {
     });
 }
 
+// Every instance lives for one call: allocations are pointer bumps in the memory it
+// starts with (arena.rs says why, BENCHMARKS.md what it saved).
+#[cfg(target_arch = "wasm32")]
+mod arena;
+
+// memcmp/bcmp eight bytes at a time, over compiler-builtins' byte loop (memcmp.rs).
+mod memcmp;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena::new();
+
 use bindings::{ExemptionApplied, Guest, InputFormat, ReviewSettings, Reviewed};
 
 use flink_ha_policy::{InputFormat as CoreFormat, LintRun, ReviewSettings as CoreSettings};
