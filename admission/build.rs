@@ -2,9 +2,9 @@
 //!
 //! `flink-ha webhook` must work with no extra files, so the default policy (the core
 //! built from `component/`) is compiled here and embedded with `include_bytes!`. The
-//! build is a nested `cargo build --target wasm32-unknown-unknown --profile policy-component` into its
-//! own target folder (`<target>/wasm-components`, so it never waits on the outer
-//! build's lock). `wit-component` then encodes each core module as a component. The
+//! build is a nested `cargo build --target wasm32-unknown-unknown --profile
+//! policy-component` into its own target folder (`<target>/wasm-components`, so it
+//! never waits on the outer build's lock). `wit-component` then encodes each core module as a component. The
 //! target has no WASI, so the component imports nothing.
 //!
 //! `FLINK_HA_POLICY_WASM=<file>` embeds a prebuilt policy component instead (for
