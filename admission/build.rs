@@ -85,6 +85,12 @@ fn run() -> Result<(), String> {
             build.env_remove(key);
         }
     }
+    // Wasm SIMD (on in wasmtime by default): memchr's searches and LLVM's vectorised
+    // loops use 16-byte lanes in the guest as they use SSE2 natively (issue 16).
+    build.env(
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
+        "-Ctarget-feature=+simd128",
+    );
     let status = build.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err(format!(

@@ -75,9 +75,9 @@ pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
     // The key of the last `parent:` line (YAML nesting that Flink ignores), to explain
     // the indented lines under it.
     let mut parent: Option<String> = None;
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in crate::scan::lines(text).enumerate() {
         let line_no = i + 1;
-        let (conf_part, comment) = match line.find('#') {
+        let (conf_part, comment) = match crate::scan::find_byte(line, b'#') {
             Some(at) => (&line[..at], Some(&line[at + 1..])),
             None => (line, None),
         };
@@ -88,7 +88,7 @@ pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
         }
         let lead = char_len(&conf_part[..conf_part.len() - conf_part.trim_start_matches(|c: char| c <= ' ').len()]);
         let line_pos = Pos::new(line_no, lead + 1);
-        let Some(split) = conf.find(": ") else {
+        let Some(split) = crate::scan::find_pair(conf.as_bytes(), b':', b' ') else {
             let shown = match conf.split_once(':') {
                 Some((k, v)) if !v.trim().is_empty() => {
                     format!("{k}:{}", display_value(k, v))

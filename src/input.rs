@@ -92,12 +92,12 @@ pub fn detect(name: &str, text: &str) -> InputFormat {
 fn looks_like_manifest(text: &str) -> bool {
     // Most configs name neither; a substring search (memchr speed) says so before the
     // line-by-line check.
-    if !(text.contains("apiVersion") && text.contains("kind")) {
+    if !(crate::scan::contains(text, "apiVersion") && crate::scan::contains(text, "kind")) {
         return false;
     }
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {
-        return text.contains("\"apiVersion\"") && text.contains("\"kind\"");
+        return crate::scan::contains(text, "\"apiVersion\"") && crate::scan::contains(text, "\"kind\"");
     }
     let mut api = false;
     let mut kind = false;

@@ -40,6 +40,7 @@ pub mod objects;
 pub mod options;
 pub mod render;
 pub mod rules;
+mod scan;
 pub mod schema;
 #[cfg(feature = "settings")]
 pub mod settings;

@@ -3,6 +3,10 @@
 //! One table feeds effective-value lookup, the deprecation rules (HA107/HA108), the type
 //! checks (HA118) and the JSON Schema (`flink-ha schema`), so they cannot drift apart.
 
+use std::sync::LazyLock;
+
+use memchr::memmem;
+
 /// What a value must look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OptionType {
@@ -242,8 +246,12 @@ pub const MASK: &str = "******";
 
 /// Whether Flink masks the values of `key` in its logs (so the linter never prints them).
 pub fn is_sensitive(key: &str) -> bool {
+    // One searcher per marker, built once (per instance, in the component): a
+    // substring search set up anew per key and marker cost more than the search.
+    static FINDERS: LazyLock<Vec<memmem::Finder<'static>>> =
+        LazyLock::new(|| SENSITIVE.iter().map(memmem::Finder::new).collect());
     let key = key.to_ascii_lowercase();
-    SENSITIVE.iter().any(|s| key.contains(s))
+    FINDERS.iter().any(|f| f.find(key.as_bytes()).is_some())
 }
 
 /// A value as it may appear in a message: masked for sensitive keys, shortened when long.

@@ -33,7 +33,7 @@ struct Suppression {
 /// Drops the findings the text's suppressions name and adds HA006 for each suppression
 /// that is malformed or suppresses nothing.
 pub(crate) fn apply(text: &str, findings: &mut Vec<Finding>) {
-    if !text.contains(MARKER) {
+    if !crate::scan::contains(text, MARKER) {
         return;
     }
     let (mut suppressions, mut problems) = parse(text);
