@@ -14,9 +14,33 @@
 use crate::scan::find_pair;
 use crate::yaml_tree::{Document, MAX_DEPTH, Node, Pos, Style, Value};
 
-/// Characters that may not start a plain scalar here (YAML indicators), or that make a
-/// key something other than plain text.
-const INDICATORS: &[u8] = b"-?:,[]{}#&*!|>'\"%@`";
+/// Whether `b` may not start a plain scalar here (a YAML indicator), or makes a key
+/// something other than plain text.
+const fn is_indicator(b: u8) -> bool {
+    // A match, not a byte list's `contains`: that is a call to `memchr`, which cost more
+    // than the rest of a line's checks in the component (issue 16).
+    matches!(
+        b,
+        b'-' | b'?'
+            | b':'
+            | b','
+            | b'['
+            | b']'
+            | b'{'
+            | b'}'
+            | b'#'
+            | b'&'
+            | b'*'
+            | b'!'
+            | b'|'
+            | b'>'
+            | b'\''
+            | b'"'
+            | b'%'
+            | b'@'
+            | b'`'
+    )
+}
 
 /// The longest key the fast path reads (YAML's limit for implicit keys is 1024).
 const MAX_SIMPLE_KEY: usize = 1000;
@@ -170,7 +194,7 @@ fn split_line(rest: &str, indent: usize) -> Option<SplitLine<'_>> {
     // ones); decline well before that.
     if key.is_empty()
         || key.len() > MAX_SIMPLE_KEY
-        || INDICATORS.contains(&bytes[0])
+        || is_indicator(bytes[0])
         || key.ends_with(' ')
         || find_pair(key.as_bytes(), b' ', b'#').is_some()
         || key
@@ -199,7 +223,7 @@ fn split_line(rest: &str, indent: usize) -> Option<SplitLine<'_>> {
     let starts_with_indicator = match vb[0] {
         // `-`, `?` and `:` may start a plain scalar when a non-blank follows (`--opts`).
         b'-' | b'?' | b':' => vb.len() < 2 || vb[1] == b' ',
-        b => INDICATORS.contains(&b),
+        b => is_indicator(b),
     };
     if starts_with_indicator || find_pair(vb, b':', b' ').is_some() || value.ends_with(':') {
         return None;
