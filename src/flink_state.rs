@@ -55,8 +55,8 @@ pub enum StateReadError {
         field: &'static str,
     },
     /// A runtime pointer that is not `{"path": …}` JSON.
-    #[error("is not a flink-ha pointer ({0})")]
-    Json(String),
+    #[error(transparent)]
+    Json(#[from] RuntimePointerError),
 }
 
 /// Which writer's format a pointer is in.
@@ -88,6 +88,55 @@ pub enum PayloadLocation {
         /// Its length.
         size: u64,
     },
+}
+
+/// Why a ConfigMap value is not one of the runtime's pointers. Displayed as the rest of
+/// a sentence about the value.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum RuntimePointerError {
+    /// The value is not JSON; holds the parser's message.
+    #[error("is not a flink-ha pointer ({0})")]
+    NotJson(String),
+    /// The JSON has no `path` string, or an empty one.
+    #[error("is not a flink-ha pointer (no `path`)")]
+    NoPath,
+}
+
+/// The pointer `flink-ha-runtime` writes ([`PointerFormat::FlinkHaJson`]):
+/// `{"path":"<payload URI>"}`, plus `"markedForDeletion":true` during a two-phase
+/// removal (Flink's delete marker). The runtime writes and reads it with these two
+/// functions, and [`HaPointer::decode`] reads it with the first, so they cannot differ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimePointer {
+    /// `path`: the payload's full URI (a bare object path in earlier versions' pointers).
+    pub path: String,
+    /// `markedForDeletion`: the entry is in the middle of a two-phase removal.
+    pub marked_for_deletion: bool,
+}
+
+impl RuntimePointer {
+    /// The pointer as the ConfigMap value holds it; `markedForDeletion` only when set.
+    pub fn to_json(&self) -> String {
+        if self.marked_for_deletion {
+            serde_json::json!({ "path": self.path, "markedForDeletion": true }).to_string()
+        } else {
+            serde_json::json!({ "path": self.path }).to_string()
+        }
+    }
+
+    /// Reads a pointer; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<RuntimePointer, RuntimePointerError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| RuntimePointerError::NotJson(e.to_string()))?;
+        let path = value["path"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .ok_or(RuntimePointerError::NoPath)?;
+        Ok(RuntimePointer {
+            path: path.to_owned(),
+            marked_for_deletion: value["markedForDeletion"].as_bool().unwrap_or(false),
+        })
+    }
 }
 
 /// A decoded HA pointer.
@@ -159,16 +208,12 @@ impl HaPointer {
     }
 
     fn decode_json(text: &str) -> Result<HaPointer, StateReadError> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| StateReadError::Json(e.to_string()))?;
-        let uri = value["path"]
-            .as_str()
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| StateReadError::Json("no `path`".to_owned()))?;
+        let pointer = RuntimePointer::parse(text)?;
         Ok(HaPointer {
             format: PointerFormat::FlinkHaJson,
-            marked_for_deletion: value["markedForDeletion"].as_bool().unwrap_or(false),
+            marked_for_deletion: pointer.marked_for_deletion,
             location: PayloadLocation::File {
-                uri: uri.to_owned(),
+                uri: pointer.path,
                 size: None,
             },
         })

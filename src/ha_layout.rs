@@ -25,6 +25,17 @@ pub const LABEL_CONFIGMAP_TYPE_VALUE: &str = "high-availability";
 /// A ConfigMap holds at most this many bytes of keys and values.
 pub const CONFIGMAP_LIMIT: usize = 1024 * 1024;
 
+/// Bytes one ConfigMap entry counts against [`CONFIGMAP_LIMIT`]: its key and its value,
+/// a `binaryData` value (`binary`) as the bytes its base64 decodes to.
+pub fn configmap_entry_bytes(key: &str, value: &str, binary: bool) -> usize {
+    let value = if binary {
+        value.trim_end_matches('=').len() * 3 / 4
+    } else {
+        value.len()
+    };
+    key.len() + value
+}
+
 /// The longest cluster id, Flink's own limit (`MAXIMUM_CHARACTERS_OF_CLUSTER_ID`): the
 /// id names Services and Deployments (63-character DNS labels) with suffixes such as
 /// `-rest` appended. ConfigMap names may be longer (253).

@@ -59,7 +59,12 @@ impl ConfigMapRecord {
     /// Bytes counted against the 1 MiB limit: keys and values of `data` and `binaryData`
     /// (as HA204 counts them).
     pub fn size_bytes(&self) -> usize {
-        self.data.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() + self.binary_data_bytes
+        let data: usize = self
+            .data
+            .iter()
+            .map(|(k, v)| ha_layout::configmap_entry_bytes(k, v, false))
+            .sum();
+        data + self.binary_data_bytes
     }
 
     /// `namespace/ConfigMap/name`: how findings name a live object.
@@ -85,9 +90,7 @@ impl ConfigMapRecord {
             .and_then(Node::as_map)
             .unwrap_or(&[])
             .iter()
-            .map(|(k, v)| {
-                k.as_str().map_or(0, str::len) + v.as_str().map_or(0, |v| v.trim_end_matches('=').len() * 3 / 4)
-            })
+            .map(|(k, v)| ha_layout::configmap_entry_bytes(k.as_str().unwrap_or(""), v.as_str().unwrap_or(""), true))
             .sum();
         let owner_references = node
             .path(&["metadata", "ownerReferences"])

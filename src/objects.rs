@@ -355,14 +355,8 @@ fn configmap_size(root: &Node, name: &str, out: &mut DocOut) {
         if let Some((k, map)) = root.entry(field) {
             at = at.or(k.pos);
             for (key, value) in map.as_map().unwrap_or(&[]) {
-                let v = value.as_str().unwrap_or("");
-                // binaryData is base64 in the manifest; the limit counts decoded bytes.
-                let len = if binary {
-                    v.trim_end_matches('=').len() * 3 / 4
-                } else {
-                    v.len()
-                };
-                total += key.as_str().map_or(0, str::len) + len;
+                total +=
+                    ha_layout::configmap_entry_bytes(key.as_str().unwrap_or(""), value.as_str().unwrap_or(""), binary);
             }
         }
     }

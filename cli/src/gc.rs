@@ -259,14 +259,14 @@ async fn plan_storage(
     scope: &Scope<'_>,
 ) -> Result<()> {
     let mut planned: BTreeSet<String> = BTreeSet::new();
-    let mut folders: BTreeSet<String> = BTreeSet::new();
+    let mut folder_names: BTreeSet<String> = BTreeSet::new();
     // The payloads its pointers name, where they really are (not a rebased copy).
     let facts = crate::storage_access::locate_all(storage, &cluster.payload_uris()).await;
     for (uri, fact) in &facts {
         match fact {
             PayloadFact::Found { size, read_from } if normalize_uri(uri) == *read_from => {
-                if let Some(folder) = parent_folder(read_from) {
-                    folders.insert(folder);
+                if let Some(name) = folder_name_of(read_from) {
+                    folder_names.insert(name.to_owned());
                 }
                 if planned.insert(read_from.clone()) {
                     plan.deletions.push(Deletion::Object {
@@ -285,12 +285,9 @@ async fn plan_storage(
             PayloadFact::Unreachable { error } => bail!("storage did not answer for {uri}: {error}"),
         }
     }
-    let folder_name = configured_folder.map(str::to_owned).or_else(|| {
-        folders
-            .iter()
-            .next()
-            .and_then(|f| f.trim_end_matches('/').rsplit('/').next().map(str::to_owned))
-    });
+    let folder_name = configured_folder
+        .map(str::to_owned)
+        .or_else(|| folder_names.into_iter().next());
     let Some(folder_name) = folder_name else {
         plan.kept.push(
             "payload folder: unknown (no payload found; give --config for high-availability.cluster-id)".to_owned(),
@@ -308,10 +305,9 @@ async fn plan_storage(
         .filter(|c| !(c.namespace == cluster.namespace && c.cluster_id == cluster.cluster_id))
         .filter(|c| {
             c.cluster_id == folder_name
-                || c.payload_uris().iter().any(|u| {
-                    parent_folder(&normalize_uri(u))
-                        .is_some_and(|f| f.trim_end_matches('/').ends_with(&format!("/{folder_name}")))
-                })
+                || c.payload_uris()
+                    .iter()
+                    .any(|u| folder_name_of(&normalize_uri(u)) == Some(folder_name.as_str()))
         })
         .map(|c| format!("{}/{}", c.namespace, c.cluster_id))
         .collect();
@@ -399,8 +395,11 @@ fn push_object(plan: &mut Plan, planned: &mut BTreeSet<String>, object: ListedOb
     });
 }
 
-fn parent_folder(uri: &str) -> Option<String> {
-    uri.rsplit_once('/').map(|(folder, _)| format!("{folder}/"))
+/// The name of the folder an object is in: `cluster-a` for
+/// `s3://bucket/ha/cluster-a/completedCheckpoint0a1b`.
+fn folder_name_of(uri: &str) -> Option<&str> {
+    let (folder, _) = uri.rsplit_once('/')?;
+    folder.rsplit('/').next().filter(|name| !name.is_empty())
 }
 
 /// Payload folders under the storageDir that no HA ConfigMap in any namespace refers to,
@@ -417,10 +416,11 @@ async fn orphaned_folders(
         .iter()
         .flat_map(|c| {
             let mut names = vec![c.cluster_id.clone()];
-            names.extend(c.payload_uris().iter().filter_map(|u| {
-                parent_folder(&normalize_uri(u))
-                    .and_then(|f| f.trim_end_matches('/').rsplit('/').next().map(str::to_owned))
-            }));
+            names.extend(
+                c.payload_uris()
+                    .iter()
+                    .filter_map(|u| folder_name_of(&normalize_uri(u)).map(str::to_owned)),
+            );
             names
         })
         .collect();

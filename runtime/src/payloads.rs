@@ -23,50 +23,9 @@ use crate::config::HaSettings;
 use crate::error::{Error, Result};
 use crate::storage::{self, StorageOptions};
 
-/// Why a ConfigMap value is not one of the runtime's pointers. Displayed as the rest of
-/// a sentence about the value.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PointerError {
-    /// The value is not JSON; holds the parser's message.
-    #[error("is not a pointer (not JSON: {0})")]
-    NotJson(String),
-    /// The JSON has no `path` string, or an empty one.
-    #[error("is not a pointer (no `path`)")]
-    NoPath,
-}
-
-/// Where a ConfigMap entry's payload is, and whether it is being removed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pointer {
-    /// `path`: the payload's full URI (a bare object path in earlier versions' pointers).
-    pub path: String,
-    /// `markedForDeletion`: the entry is in the middle of a two-phase removal.
-    pub marked_for_deletion: bool,
-}
-
-impl Pointer {
-    /// The pointer as the ConfigMap value holds it; `markedForDeletion` only when set.
-    pub fn to_json(&self) -> String {
-        if self.marked_for_deletion {
-            serde_json::json!({ "path": self.path, "markedForDeletion": true }).to_string()
-        } else {
-            serde_json::json!({ "path": self.path }).to_string()
-        }
-    }
-
-    /// Reads a pointer; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<Pointer, PointerError> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| PointerError::NotJson(e.to_string()))?;
-        let path = value["path"]
-            .as_str()
-            .filter(|p| !p.is_empty())
-            .ok_or(PointerError::NoPath)?;
-        Ok(Pointer {
-            path: path.to_string(),
-            marked_for_deletion: value["markedForDeletion"].as_bool().unwrap_or(false),
-        })
-    }
-}
+/// The runtime's pointer format, owned by the policy core beside Flink's own (so
+/// `inspect`, `gc` and `audit` read exactly what this crate writes).
+pub use flink_ha_policy::flink_state::{RuntimePointer as Pointer, RuntimePointerError as PointerError};
 
 /// The name of the file that says which cluster owns a payload folder (see
 /// [`PayloadStore::claim_folder`]).
