@@ -54,6 +54,17 @@ pub struct PolicySettings {
     pub exemptions: Vec<Exemption>,
 }
 
+impl PolicySettings {
+    /// The rules `rules` turns off, in file order: what `flink-ha review` and the
+    /// webhook honour (they leave other levels and `overrides` to `flink-ha lint`).
+    pub fn rules_off(&self) -> impl Iterator<Item = RuleId> + '_ {
+        self.rules
+            .iter()
+            .filter(|(_, level)| *level == Level::Off)
+            .map(|(rule, _)| *rule)
+    }
+}
+
 /// Rules for the inputs some path globs match (lint only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Override {

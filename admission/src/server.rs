@@ -42,6 +42,21 @@ use crate::settings::{ApiClient, HostSettings, NamespaceLabels};
 use crate::tls::{ReloadingCert, certified_key_from_pem, load_certified_key, server_config};
 use crate::{EMBEDDED_POLICY, WebhookError};
 
+/// An `info!` event about one review, with the fields that name it (uid, kind,
+/// namespace, name, operation) before the event's own.
+macro_rules! review_event {
+    ($reviewed:expr, $($rest:tt)+) => {
+        info!(
+            uid = %$reviewed.uid,
+            kind = %$reviewed.kind,
+            namespace = %$reviewed.namespace,
+            name = %$reviewed.name,
+            operation = %$reviewed.operation,
+            $($rest)+
+        )
+    };
+}
+
 /// Largest body read: the API server sends objects of at most ~3 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
 
@@ -403,16 +418,16 @@ async fn refresh_managed(manager: &CertManager, cert: &ReloadingCert, shared: &S
                     "serving a renewed certificate"
                 );
             }
-            Err(e) => {
-                shared.metrics.reloaded("certificate", false);
-                error!(error = %e, "the Secret's certificate is unusable; still serving the previous one");
-            }
+            Err(e) => reload_failed(shared, "certificate", &e, "the Secret's certificate is unusable"),
         },
-        Err(e) => {
-            shared.metrics.reloaded("certificate", false);
-            error!(error = %e, "certificate check failed; still serving the current one");
-        }
+        Err(e) => reload_failed(shared, "certificate", &e, "certificate check failed"),
     }
+}
+
+/// Counts a refused reload and logs why; what was loaded before keeps serving.
+fn reload_failed(shared: &Shared, what: &'static str, error: &dyn std::fmt::Display, why: &str) {
+    shared.metrics.reloaded(what, false);
+    error!(error = %error, "{why}; still serving the previous {what}");
 }
 
 /// Reloads the certificate and the policy file when they change, and keeps a managed
@@ -464,10 +479,7 @@ async fn reload_loop(
                     shared.metrics.reloaded("certificate", true);
                     info!(cert = %cert_path.display(), "serving certificate reloaded");
                 }
-                Err(e) => {
-                    shared.metrics.reloaded("certificate", false);
-                    error!(error = %e, "certificate reload failed; still serving the previous one");
-                }
+                Err(e) => reload_failed(&shared, "certificate", &e, "certificate reload failed"),
             }
         }
         if let Some(watch) = settings_watch.as_mut()
@@ -479,10 +491,7 @@ async fn reload_loop(
                     shared.settings.store(Arc::new(settings));
                     shared.metrics.reloaded("settings", true);
                 }
-                Err(e) => {
-                    shared.metrics.reloaded("settings", false);
-                    error!(error = %e, "settings reload refused; the settings in use keep serving");
-                }
+                Err(e) => reload_failed(&shared, "settings", &e, "settings reload refused"),
             }
         }
         if let Some(watch) = policy_watch.as_mut()
@@ -490,10 +499,7 @@ async fn reload_loop(
         {
             match load_policy(&shared, &config.policy).await {
                 Ok(()) => shared.metrics.reloaded("policy", true),
-                Err(e) => {
-                    shared.metrics.reloaded("policy", false);
-                    error!(error = %e, "policy reload failed; still serving the previous policy");
-                }
+                Err(e) => reload_failed(&shared, "policy", &e, "policy reload failed"),
             }
         }
     }
@@ -694,24 +700,16 @@ async fn review_body(request: Request<Incoming>, shared: &Shared, started: Insta
                         exemption: exempted.exemption.clone(),
                     })
                     .inc();
-                info!(
-                    uid = %reviewed.uid,
-                    kind = %reviewed.kind,
-                    namespace = %reviewed.namespace,
-                    name = %reviewed.name,
-                    operation = %reviewed.operation,
+                review_event!(
+                    reviewed,
                     rule = %exempted.rule,
                     exemption = %exempted.exemption,
                     why = %exempted.why,
                     "exempted"
                 );
             }
-            info!(
-                uid = %reviewed.uid,
-                kind = %reviewed.kind,
-                namespace = %reviewed.namespace,
-                name = %reviewed.name,
-                operation = %reviewed.operation,
+            review_event!(
+                reviewed,
                 decision,
                 rules = %reviewed.rules.join(","),
                 duration_us = started.elapsed().as_micros() as u64,

@@ -42,13 +42,9 @@ pub fn load(disabled_rules: &[String], warn_only: bool, file: Option<&Path>) -> 
             settings::parse(&text).map_err(|e| WebhookError::Settings(format!("{}:{e}", path.display())))?
         }
     };
-    for (rule, level) in &parsed.rules {
-        match level {
-            Level::Off => disabled.push(rule.as_str().to_string()),
-            other => {
-                tracing::info!(rule = %rule, level = ?other, "severity settings are flink-ha lint's; the webhook leaves them aside")
-            }
-        }
+    disabled.extend(parsed.rules_off().map(|rule| rule.as_str().to_string()));
+    for (rule, level) in parsed.rules.iter().filter(|(_, level)| *level != Level::Off) {
+        tracing::info!(rule = %rule, level = ?level, "severity settings are flink-ha lint's; the webhook leaves them aside");
     }
     if !parsed.overrides.is_empty() {
         tracing::info!("`overrides` (path globs) are flink-ha lint's; the webhook leaves them aside");

@@ -64,11 +64,9 @@ pub fn run(args: &ReviewArgs) -> Result<ExitCode> {
     if let Some(path) = &args.settings {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let file = flink_ha_policy::settings::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
-        for (rule, level) in file.rules {
-            if level == flink_ha_policy::settings::Level::Off {
-                settings.disabled_rules.push(rule.as_str().to_string());
-            }
-        }
+        settings
+            .disabled_rules
+            .extend(file.rules_off().map(|rule| rule.as_str().to_string()));
         settings.exemptions = file.exemptions;
     }
     let reviewed = review(&body, now, &settings).with_context(|| format!("cannot review {}", args.file))?;
