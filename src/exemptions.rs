@@ -12,6 +12,9 @@
 //! is still live and HA205 denies the operator until the lease runs out. An exemption for
 //! the operator's service account and HA205 lets exactly that through.
 
+// With `settings` but not `admission`, exemptions are read and checked, never applied.
+#![cfg_attr(not(feature = "admission"), allow(dead_code))]
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
