@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use flink_ha_policy::{InputFormat, LintInput, LintRun, ReviewSettings, ha_state, lint_inputs, review, rules};
 
-/// The instant reviews are judged at: 7 s after the leader records in the corpus were
-/// renewed (live with a 15 s lease).
-pub const REVIEW_NOW: &str = "2026-11-24T01:34:40Z";
+#[path = "support/corpus.rs"]
+mod corpus;
+use corpus::{REVIEW_NOW, REVIEW_NOW_MS, files_under};
 
 fn fixture_dirs() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -28,25 +28,12 @@ fn fixture_dirs() -> Vec<PathBuf> {
 }
 
 fn input_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = walk(dir)
+    let mut files: Vec<PathBuf> = files_under(dir)
         .into_iter()
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
         .collect();
     files.sort();
     files
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).expect("readable fixture dir") {
-        let path = entry.expect("readable entry").path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// What `inspect.json` gives an inspect fixture: what the live tool would find out.
@@ -138,6 +125,12 @@ pub fn actual_output(dir: &Path) -> String {
     let inputs: Vec<LintInput<'_>> = loaded.iter().map(|(name, bytes)| LintInput { name, bytes }).collect();
     let reports = lint_inputs(&inputs, InputFormat::Auto);
     LintRun::new(loaded.iter().map(|(n, _)| n.clone()).zip(reports)).to_json_pretty() + "\n"
+}
+
+#[test]
+fn the_review_time_is_one_instant_in_both_spellings() {
+    let parsed: jiff::Timestamp = REVIEW_NOW.parse().expect("valid time");
+    assert_eq!(parsed.as_millisecond(), REVIEW_NOW_MS);
 }
 
 #[test]

@@ -7,18 +7,11 @@ use std::path::Path;
 #[path = "../fuzz/cases.rs"]
 mod cases;
 
+#[path = "support/corpus.rs"]
+mod corpus;
+
 fn files(dir: &str) -> Vec<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<_> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
+    corpus::files_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
 }
 
 #[test]

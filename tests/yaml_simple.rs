@@ -6,6 +6,9 @@ use std::path::Path;
 
 use flink_ha_policy::yaml::{parse_stream_full, parse_stream_simple};
 
+#[path = "support/corpus.rs"]
+mod corpus;
+
 /// Where the fast path answers, its stream must equal the general parser's. (Where it
 /// does not, `parse_stream` is the general parser itself.) `Ok(true)` if it answered.
 fn same(text: &str) -> Result<bool, String> {
@@ -22,26 +25,13 @@ fn same(text: &str) -> Result<bool, String> {
 
 fn corpus() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut texts = Vec::new();
-    for dir in ["tests/fixtures", "samples", "benches/inputs"] {
-        collect(&root.join(dir), &mut texts);
-    }
-    texts
-}
-
-fn collect(dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect(&p, out);
-        } else if p.extension().is_some_and(|e| e == "yaml")
-            && p.metadata().is_ok_and(|m| m.len() < 64 * 1024)
-            && let Ok(t) = std::fs::read_to_string(&p)
-        {
-            out.push(t);
-        }
-    }
+    ["tests/fixtures", "samples", "benches/inputs"]
+        .iter()
+        .flat_map(|dir| corpus::files_under(&root.join(dir)))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .filter(|p| p.metadata().is_ok_and(|m| m.len() < 64 * 1024))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
 }
 
 #[test]

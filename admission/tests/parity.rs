@@ -13,7 +13,9 @@ use flink_ha_admission::policy::{InputFormat, ReviewSettings};
 use flink_ha_admission::{EMBEDDED_POLICY, Limits, Policy, PolicyEngine};
 use flink_ha_policy::LintRun;
 
-const NOW_MS: i64 = 1_795_484_080_000; // 2026-11-24T01:34:40Z, the corpus's review time
+#[path = "../../tests/support/corpus.rs"]
+mod corpus;
+use corpus::{REVIEW_NOW_MS as NOW_MS, files_under};
 
 fn policy() -> &'static Policy {
     static POLICY: OnceLock<(PolicyEngine, Policy)> = OnceLock::new();
@@ -30,23 +32,6 @@ fn policy() -> &'static Policy {
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
 }
 
 fn native_lint(name: &str, bytes: &[u8]) -> String {

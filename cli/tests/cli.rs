@@ -5,6 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+#[path = "../../tests/support/corpus.rs"]
+mod corpus;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flink-ha"))
 }
@@ -48,7 +51,7 @@ fn lint_reproduces_the_corpus() {
         if !dir.is_dir() || dir.join("review.json").exists() || dir.join("inspect.json").exists() {
             continue;
         }
-        let mut files: Vec<String> = walkdir(&dir)
+        let mut files: Vec<String> = corpus::files_under(&dir)
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
             .map(|p| p.strip_prefix(&dir).expect("inside").to_string_lossy().into_owned())
@@ -76,19 +79,6 @@ fn lint_reproduces_the_corpus() {
         checked += 1;
     }
     assert!(checked >= 30, "only {checked} fixtures found");
-}
-
-fn walkdir(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).expect("dir") {
-        let p = e.expect("entry").path();
-        if p.is_dir() {
-            out.extend(walkdir(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

@@ -5,16 +5,16 @@ use std::path::Path;
 
 include!("../../fuzz/fuzz_targets/runtime_records_check.rs");
 
+#[path = "../../tests/support/corpus.rs"]
+mod corpus;
+
 #[test]
 fn the_runtime_records_corpus_replays_without_a_panic() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut replayed = 0;
     for dir in ["corpus/runtime_records", "artifacts/runtime_records"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
-            continue;
-        };
-        for entry in entries.filter_map(Result::ok) {
-            let bytes = std::fs::read(entry.path()).expect("readable corpus file");
+        for file in corpus::files_under(&root.join(dir)) {
+            let bytes = std::fs::read(file).expect("readable corpus file");
             if let Ok(text) = std::str::from_utf8(&bytes) {
                 check_runtime_records(text);
             }
