@@ -120,6 +120,71 @@ pub fn is_job_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A Flink job id, checked when made: 32 lower-case hex digits, as Flink's `JobID` names
+/// job ConfigMaps (`<cluster-id>-<job-id>-config-map`) and keys (`executionPlan-<job-id>`).
+/// The runtime takes one wherever a job's data is named, so no unchecked text reaches a
+/// ConfigMap name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(String);
+
+/// Why a text is not a [`JobId`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a Flink job id (32 lower-case hex digits)")]
+pub struct InvalidJobId(pub String);
+
+impl JobId {
+    /// The job id `text` spells, or why it is not one.
+    pub fn parse(text: &str) -> Result<JobId, InvalidJobId> {
+        if is_job_id(text) {
+            Ok(JobId(text.to_owned()))
+        } else {
+            Err(InvalidJobId(text.to_owned()))
+        }
+    }
+
+    /// The id of Flink's `JobID(upper, lower)`: its two longs in hex, as Flink prints it.
+    pub fn from_parts(upper: u64, lower: u64) -> JobId {
+        JobId(format!("{upper:016x}{lower:016x}"))
+    }
+
+    /// The 32 digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for JobId {
+    type Err = InvalidJobId;
+
+    fn from_str(text: &str) -> Result<JobId, InvalidJobId> {
+        JobId::parse(text)
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for JobId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for JobId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for JobId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// Which of Flink's HA ConfigMaps a name is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HaConfigMapName<'a> {
@@ -264,6 +329,28 @@ pub fn ha_selector(cluster_id: &str) -> String {
 mod tests {
     use super::*;
     use crate::options;
+
+    #[test]
+    fn a_job_id_is_checked_when_made() {
+        let id = JobId::parse("e1b2c3d4e5f60718293a4b5c6d7e8f90").expect("valid");
+        assert_eq!(id.as_str(), "e1b2c3d4e5f60718293a4b5c6d7e8f90");
+        assert_eq!(id.to_string(), "e1b2c3d4e5f60718293a4b5c6d7e8f90");
+        assert_eq!(JobId::from_parts(0xe1b2_c3d4_e5f6_0718, 0x293a_4b5c_6d7e_8f90), id);
+        assert_eq!(JobId::from_parts(0, 1).as_str(), "00000000000000000000000000000001");
+        for bad in [
+            "",
+            "E1B2C3D4E5F60718293A4B5C6D7E8F90",
+            "e1b2c3d4e5f60718293a4b5c6d7e8f9",
+            "e1b2c3d4e5f60718293a4b5c6d7e8f9g",
+            "../x",
+        ] {
+            let error = JobId::parse(bad).expect_err(bad);
+            assert_eq!(
+                error.to_string(),
+                format!("`{bad}` is not a Flink job id (32 lower-case hex digits)")
+            );
+        }
+    }
 
     const JOB: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 

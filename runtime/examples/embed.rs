@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flink_ha_runtime::job_result_store::{ApplicationStatus, JobResult};
-use flink_ha_runtime::{HaServices, HaSettings};
+use flink_ha_runtime::{HaServices, HaSettings, JobId};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -39,8 +39,12 @@ async fn run(config_path: &str, client: kube::Client) -> Result<(), Error> {
     let recovery = services.recoverable_jobs(&plans).await?;
     println!("jobs to recover: {}", recovery.recover.len());
 
-    plans.put(JOB, Bytes::from_static(b"the job's execution plan")).await?;
-    let job = services.take_up_job(&election, epoch, JOB).await?;
+    // Job ids are checked once, here: everything that names the job's data takes a JobId.
+    let job_id = JobId::parse(JOB)?;
+    plans
+        .put(job_id.as_str(), Bytes::from_static(b"the job's execution plan"))
+        .await?;
+    let job = services.take_up_job(&election, epoch, &job_id).await?;
     if let Some((id, _)) = job.checkpoints().recover().await? {
         println!("recovered checkpoint {id}");
     }

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::fence::Fence;
 use crate::job_result_store::{JobResult, JobResultStore};
 use crate::leader_election::check_holds_lock;
-use crate::names;
+use crate::names::{self, JobId};
 use crate::payloads::{PayloadStore, Pointer};
 use crate::state_handle_store::{Guard, StateHandleStore};
 
@@ -80,20 +80,21 @@ impl ExecutionPlanStore {
         self.store.get(&execution_plan_key(job_id)).await
     }
 
-    /// The jobs with a stored plan: what a new leader recovers.
-    pub async fn job_ids(&self) -> Result<Vec<String>> {
+    /// The jobs with a stored plan: what a new leader recovers. A plan key whose job id
+    /// is malformed is not among them: [`ExecutionPlanStore::unreadable_plans`] lists it.
+    pub async fn job_ids(&self) -> Result<Vec<JobId>> {
         Ok(self
             .store
             .list(EXECUTION_PLAN_PREFIX)
             .await?
             .into_iter()
-            .filter_map(|(k, _)| k.strip_prefix(EXECUTION_PLAN_PREFIX).map(str::to_string))
+            .filter_map(|(k, _)| JobId::parse(k.strip_prefix(EXECUTION_PLAN_PREFIX)?).ok())
             .collect())
     }
 
     /// The plan keys this runtime cannot run: Flink's own (`executionPlan-`, `jobGraph-`:
     /// Java-serialized handles to Java-serialized plans) and its own entries that do not
-    /// parse. Read without writing anything.
+    /// parse, by key (a malformed job id) or by value. Read without writing anything.
     pub async fn unreadable_plans(&self) -> Result<Vec<String>> {
         let Some(cm) = self.store.cas.get(&self.store.name).await? else {
             return Ok(Vec::new());
@@ -105,7 +106,9 @@ impl ExecutionPlanStore {
             .filter(|(key, value)| {
                 key.starts_with(FLINK_EXECUTION_PLAN_PREFIX)
                     || key.starts_with(JOB_GRAPH_PREFIX)
-                    || (key.starts_with(EXECUTION_PLAN_PREFIX) && Pointer::parse(value).is_err())
+                    || key
+                        .strip_prefix(EXECUTION_PLAN_PREFIX)
+                        .is_some_and(|job_id| JobId::parse(job_id).is_err() || Pointer::parse(value).is_err())
             })
             .map(|(key, _)| key.clone())
             .collect())
@@ -208,7 +211,7 @@ pub async fn clean_up_job(job: JobHa<'_>, results: &JobResultStore, result: &Job
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Recovery {
     /// Jobs to recover from their plans: those with a plan and no job-result entry.
-    pub recover: Vec<String>,
+    pub recover: Vec<JobId>,
     /// Jobs that ended but whose cleanup did not finish: [`clean_up_job`] them with
     /// these results (after claiming their job ConfigMaps).
     pub finish_cleanup: Vec<JobResult>,

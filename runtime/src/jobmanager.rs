@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::history::{Event, History, instant_ns, monotonic_ns};
 use crate::job_result_store::{ApplicationStatus, JobResult};
 use crate::leader_election::{LeaderElection, LeaderLease, Leadership};
-use crate::names;
+use crate::names::{self, JobId};
 use crate::services::{HaServices, JobHaServices};
 use crate::sweep::Sweep;
 
@@ -293,14 +293,14 @@ impl Grant {
 
     /// Submits a new job (its plan) and starts it.
     async fn submit_and_start(&self, election: &LeaderElection, jobs: &mut JoinSet<Result<JobEnd>>) -> Result<()> {
-        let job_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let job_id = JobId::from_parts(fastrand::u64(..), fastrand::u64(..));
         let (acted_ns, valid_until_ns) = self.may_act()?;
         self.plans
-            .put(&job_id, Bytes::from(format!("{{\"job\":\"{job_id}\"}}")))
+            .put(job_id.as_str(), Bytes::from(format!("{{\"job\":\"{job_id}\"}}")))
             .await?;
         tracing::info!(job = %job_id, "submitted");
         self.history.record(Event::JobSubmitted {
-            job: job_id.clone(),
+            job: job_id.to_string(),
             epoch: self.epoch,
             acted_ns,
             valid_until_ns,
@@ -313,16 +313,16 @@ impl Grant {
     async fn start_job(
         &self,
         election: &LeaderElection,
-        job_id: String,
+        job_id: JobId,
         jobs: &mut JoinSet<Result<JobEnd>>,
     ) -> Result<()> {
         let job = self.services.take_up_job(election, self.epoch, &job_id).await?;
         self.history.record(Event::JobClaimed {
-            job: job_id.clone(),
+            job: job_id.to_string(),
             epoch: self.epoch,
         });
         election
-            .publish_leader_address(&names::job_component(&job_id), &self.options.address)
+            .publish_leader_address(&names::job_component(job_id.as_str()), &self.options.address)
             .await?;
         let recovered = job.checkpoints().recover().await?;
         let (acted_ns, valid_until_ns) = self.may_act()?;
@@ -331,7 +331,7 @@ impl Grant {
             None => tracing::info!(job = %job_id, "started without a checkpoint"),
         }
         self.history.record(Event::Recovered {
-            job: job_id.clone(),
+            job: job_id.to_string(),
             epoch: self.epoch,
             checkpoint: recovered.map(|(id, _)| id),
             acted_ns,
@@ -341,7 +341,7 @@ impl Grant {
         jobs.spawn(async move {
             let ended = grant.run_job(&job).await;
             if let Err(error) = &ended {
-                grant.record_failure(Some(&job_id), error);
+                grant.record_failure(Some(job_id.as_str()), error);
             }
             ended
         });
@@ -383,7 +383,7 @@ impl Grant {
 
     /// One checkpoint: an id from the counter, then the add. The id.
     async fn checkpoint(&self, job: &JobHaServices, sent_ns: u64, valid_until_ns: u64) -> Result<u64> {
-        let job_id = job.job_id();
+        let job_id = job.job_id().as_str();
         let id = job.counter().get_and_increment().await?;
         self.history.record(Event::CheckpointStarted {
             job: job_id.to_string(),
@@ -410,7 +410,7 @@ impl Grant {
     /// A job's cleanup, retried with backoff while this grant may act (as Flink retries
     /// its cleanup): what a failure leaves is a dirty result for the next leader.
     async fn clean_up(&self, job: &JobHaServices, result: &JobResult) -> Result<()> {
-        let job_id = job.job_id();
+        let job_id = job.job_id().as_str();
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.services.clean_up_job(job, result).await {
@@ -428,7 +428,7 @@ impl Grant {
     /// A running job: a checkpoint every interval, while this grant may act; the end
     /// of the job once it reached `finish_after`.
     async fn run_job(&self, job: &JobHaServices) -> Result<JobEnd> {
-        let job_id = job.job_id();
+        let job_id = job.job_id().as_str();
         let started = Instant::now();
         let mut stop = self.stop.clone();
         let mut tick = tokio::time::interval(self.options.checkpoint_interval);

@@ -7,13 +7,14 @@
 //!
 //! ```no_run
 //! # async fn embed() -> Result<(), Box<dyn std::error::Error>> {
-//! use flink_ha_runtime::{HaServices, HaSettings};
+//! use flink_ha_runtime::{HaServices, HaSettings, JobId};
 //!
 //! let settings = HaSettings::from_flink_config("config.yaml", &std::fs::read_to_string("config.yaml")?)?;
 //! let services = HaServices::new(kube::Client::try_default().await?, settings)?;
 //! let election = services.leader_election();
 //! let (_session, epoch) = election.wait_for_grant().await;
-//! let job = services.take_up_job(&election, epoch, "a1b2c3d4e5f60718293a4b5c6d7e8f90").await?;
+//! let job_id = JobId::parse("a1b2c3d4e5f60718293a4b5c6d7e8f90")?; // checked once, here
+//! let job = services.take_up_job(&election, epoch, &job_id).await?;
 //! let latest = job.checkpoints().recover().await?; // restart from here
 //! let id = job.counter().get_and_increment().await?;
 //! job.checkpoints().add(id, bytes::Bytes::from_static(b"state")).await?;
@@ -36,6 +37,7 @@ use crate::fence::Fence;
 use crate::job_result_store::{JobResult, JobResultStore};
 use crate::leader_election::LeaderElection;
 use crate::leader_retrieval::LeaderRetrieval;
+use crate::names::JobId;
 use crate::payloads::PayloadStore;
 use crate::sweep::{self, Sweep};
 
@@ -122,20 +124,21 @@ impl HaServices {
     /// Takes up `job_id` under the grant of `election` with `epoch`: claims its job
     /// ConfigMap (from here on no lower epoch writes it) and starts its counter. Recover
     /// its checkpoints ([`CompletedCheckpointStore::recover`]) before adding any.
-    pub async fn take_up_job(&self, election: &LeaderElection, epoch: u64, job_id: &str) -> Result<JobHaServices> {
-        let fence = self.claim(election, epoch, job_id).await?;
-        let counter = CheckpointIdCounter::new(self.cas.clone(), &self.settings.cluster_id, job_id, fence.clone());
+    pub async fn take_up_job(&self, election: &LeaderElection, epoch: u64, job_id: &JobId) -> Result<JobHaServices> {
+        let job_id_text = job_id.as_str();
+        let fence = self.claim(election, epoch, job_id_text).await?;
+        let counter = CheckpointIdCounter::new(self.cas.clone(), &self.settings.cluster_id, job_id_text, fence.clone());
         counter.start().await?;
         let checkpoints = CompletedCheckpointStore::new(
             self.cas.clone(),
             &self.settings.cluster_id,
-            job_id,
+            job_id_text,
             self.payloads.clone(),
             fence.clone(),
             self.settings.num_retained,
         );
         Ok(JobHaServices {
-            job_id: job_id.to_string(),
+            job_id: job_id.clone(),
             identity: election.identity().to_string(),
             fence,
             counter,
@@ -147,7 +150,8 @@ impl HaServices {
     /// the job's HA data and marks the result clean. Idempotent; see
     /// [`cleanup::clean_up_job`].
     pub async fn clean_up_job(&self, job: &JobHaServices, result: &JobResult) -> Result<()> {
-        self.clean_up(&job.job_id, &job.fence, &job.identity, result).await
+        self.clean_up(job.job_id.as_str(), &job.fence, &job.identity, result)
+            .await
     }
 
     /// Finishes the cleanup of a job that ended but whose cleanup a crash interrupted (a
@@ -235,7 +239,7 @@ impl HaServices {
 /// One job's HA services under one grant: its counter and checkpoint store, fenced
 /// with the grant's epoch.
 pub struct JobHaServices {
-    job_id: String,
+    job_id: JobId,
     identity: String,
     fence: Fence,
     counter: CheckpointIdCounter,
@@ -244,7 +248,7 @@ pub struct JobHaServices {
 
 impl JobHaServices {
     /// The job's id.
-    pub fn job_id(&self) -> &str {
+    pub fn job_id(&self) -> &JobId {
         &self.job_id
     }
 

@@ -14,7 +14,7 @@ use flink_ha_runtime::fence::Fence;
 use flink_ha_runtime::job_result_store::{ApplicationStatus, Entry, JobResult, JobResultStore};
 use flink_ha_runtime::payloads::PayloadStore;
 use flink_ha_runtime::storage::StorageOptions;
-use flink_ha_runtime::{Error, LeaderElection, names};
+use flink_ha_runtime::{Error, JobId, LeaderElection, names};
 use flink_ha_testenv::TestEnv;
 
 mod common;
@@ -103,7 +103,7 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
     assert_eq!(
         recovery,
         Recovery {
-            recover: vec![OTHER.to_string()],
+            recover: vec![JobId::parse(OTHER)?],
             finish_cleanup: vec![result.clone()],
         },
         "the finished job would run again, from no checkpoint at all"
@@ -138,7 +138,7 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
     assert_eq!(
         recoverable_jobs(&plans, &results).await?,
         Recovery {
-            recover: vec![OTHER.to_string()],
+            recover: vec![JobId::parse(OTHER)?],
             finish_cleanup: vec![],
         }
     );
@@ -166,9 +166,37 @@ async fn a_job_with_a_clean_entry_is_not_recovered_even_with_a_plan() -> TestRes
     assert_eq!(
         recoverable_jobs(&plans, &results).await?,
         Recovery {
-            recover: vec![OTHER.to_string()],
+            recover: vec![JobId::parse(OTHER)?],
             finish_cleanup: vec![],
         }
+    );
+    election.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_under_a_malformed_job_id_stops_recovery_and_is_left_alone() -> TestResult {
+    let env = TestEnv::new("jrs-bad-job-id").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let results = job_results(&storage, "shop", false)?;
+    let election = LeaderElection::start(api.clone(), fast("shop"));
+    election.wait_for_grant().await;
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), election.identity());
+    plans.put(OTHER, Bytes::from_static(b"plan")).await?;
+    // A key no JobManager of ours wrote: its "job id" would name a job ConfigMap.
+    plans.put("Not.A.Job.Id", Bytes::from_static(b"plan")).await?;
+
+    assert_eq!(plans.job_ids().await?, [OTHER], "only well-formed job ids are jobs");
+    let refused = recoverable_jobs(&plans, &results).await;
+    match refused {
+        Err(Error::UnreadablePlans { keys, .. }) => assert_eq!(keys, ["flink-ha.executionPlan-Not.A.Job.Id"]),
+        other => panic!("recovery went ahead past a malformed job id: {other:?}"),
+    }
+    assert!(
+        plans.get("Not.A.Job.Id").await?.is_some(),
+        "the entry is left for whoever wrote it"
     );
     election.stop().await;
     Ok(())
