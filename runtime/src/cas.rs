@@ -30,11 +30,11 @@ pub enum Change {
 #[derive(Clone)]
 pub struct ConfigMapCas {
     /// The ConfigMap API of the namespace.
-    pub api: Api<ConfigMap>,
+    pub(crate) api: Api<ConfigMap>,
     /// Retries after the first attempt (Flink's `kubernetes.transactional-operation.max-retries`).
-    pub max_retries: u32,
+    pub(crate) max_retries: u32,
     /// The deadline of each request.
-    pub request_timeout: Duration,
+    request_timeout: Duration,
 }
 
 impl ConfigMapCas {

@@ -27,10 +27,8 @@ pub const FENCE_ANNOTATION: &str = "flink-ha/leader-fence";
 /// One leader's claim on the job ConfigMaps: its grant's epoch and its identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fence {
-    /// The grant's epoch: the lock's `leaderTransitions` as the grant wrote it.
-    pub epoch: u64,
-    /// The leader's identity in the lock.
-    pub holder: String,
+    epoch: u64,
+    holder: String,
 }
 
 impl Fence {
@@ -40,6 +38,16 @@ impl Fence {
             epoch,
             holder: holder.into(),
         }
+    }
+
+    /// The grant's epoch: the lock's `leaderTransitions` as the grant wrote it.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The leader's identity in the lock.
+    pub fn holder(&self) -> &str {
+        &self.holder
     }
 
     /// The fence on `cm`, `None` if it has none; an error says what is malformed.

@@ -568,7 +568,7 @@ impl Elector {
             .await?
             .iter()
             .filter_map(|cm| Fence::read(cm).ok().flatten())
-            .map(|fence| fence.epoch)
+            .map(|fence| fence.epoch())
             .max())
     }
 
