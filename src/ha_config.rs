@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::config::{ConfigFile, Entry, FlinkConfig, read_config_text};
 use crate::finding::Finding;
-use crate::ha_layout::MAX_CLUSTER_ID_LENGTH;
+use crate::ha_layout::{MAX_CLUSTER_ID_LENGTH, cluster_id_problem, is_valid_cluster_id};
 use crate::options::{self, OptionSpec, display_value};
 use crate::rules::RuleId;
 use crate::storage_uri::{self, AZURE_SCHEMES, BUCKET_SCHEMES};
@@ -94,33 +94,6 @@ fn is_java_class(v: &str) -> bool {
         && segments
             .last()
             .is_some_and(|s| s.starts_with(|c: char| c.is_uppercase()))
-}
-
-/// `[a-z]([-a-z0-9]*[a-z0-9])?`, at most `max` characters.
-pub fn is_valid_cluster_id(id: &str, max: usize) -> bool {
-    let b = id.as_bytes();
-    !b.is_empty()
-        && b.len() <= max
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && !id.ends_with('-')
-}
-
-/// Explains why a cluster id is invalid.
-pub fn cluster_id_problem(id: &str, max: usize) -> String {
-    let len = id.chars().count();
-    if len > max {
-        format!("is {len} characters long (at most {max})")
-    } else if id.is_empty() {
-        "is empty".to_string()
-    } else if !id.starts_with(|c: char| c.is_ascii_lowercase()) {
-        "must start with a lower-case letter".to_string()
-    } else if id.ends_with('-') {
-        "must not end with `-`".to_string()
-    } else {
-        "may only contain lower-case letters, digits and `-`".to_string()
-    }
 }
 
 /// Suggests a valid cluster id for an invalid one.

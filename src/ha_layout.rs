@@ -115,6 +115,100 @@ const JOB_CONFIG_MAP_SUFFIX: &str = "-config-map";
 const LEGACY_COMPONENT_SUFFIXES: [&str; 3] = ["-dispatcher-leader", "-resourcemanager-leader", "-restserver-leader"];
 const LEGACY_JOB_SUFFIX: &str = "-jobmanager-leader";
 
+/// `[a-z]([-a-z0-9]*[a-z0-9])?`, at most `max` characters.
+pub fn is_valid_cluster_id(id: &str, max: usize) -> bool {
+    let b = id.as_bytes();
+    !b.is_empty()
+        && b.len() <= max
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && !id.ends_with('-')
+}
+
+/// Explains why a cluster id is invalid.
+pub fn cluster_id_problem(id: &str, max: usize) -> String {
+    let len = id.chars().count();
+    if len > max {
+        format!("is {len} characters long (at most {max})")
+    } else if id.is_empty() {
+        "is empty".to_string()
+    } else if !id.starts_with(|c: char| c.is_ascii_lowercase()) {
+        "must start with a lower-case letter".to_string()
+    } else if id.ends_with('-') {
+        "must not end with `-`".to_string()
+    } else {
+        "may only contain lower-case letters, digits and `-`".to_string()
+    }
+}
+
+/// A cluster id, checked when made: what `kubernetes.cluster-id` may be
+/// ([`is_valid_cluster_id`] with [`MAX_CLUSTER_ID_LENGTH`]). It names every HA ConfigMap
+/// of the cluster. Derefs to `str`, so it goes wherever a name is built.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClusterId(String);
+
+/// Why a text is not a [`ClusterId`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cluster id `{id}` {problem}")]
+pub struct InvalidClusterId {
+    /// The text.
+    pub id: String,
+    /// What is wrong with it ([`cluster_id_problem`]).
+    pub problem: String,
+}
+
+impl ClusterId {
+    /// The cluster id `text` spells, or why it is not one.
+    pub fn parse(text: &str) -> Result<ClusterId, InvalidClusterId> {
+        if is_valid_cluster_id(text, MAX_CLUSTER_ID_LENGTH) {
+            Ok(ClusterId(text.to_owned()))
+        } else {
+            Err(InvalidClusterId {
+                id: text.to_owned(),
+                problem: cluster_id_problem(text, MAX_CLUSTER_ID_LENGTH),
+            })
+        }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for ClusterId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ClusterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for ClusterId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for ClusterId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ClusterId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// A Flink job id: 32 lower-case hex digits.
 pub fn is_job_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -331,6 +425,26 @@ mod tests {
     use crate::options;
 
     #[test]
+    fn a_cluster_id_is_checked_when_made() {
+        let id = ClusterId::parse("orders-eu-1").expect("valid");
+        assert_eq!(id.as_str(), "orders-eu-1");
+        assert_eq!(cluster_config_map(&id), "orders-eu-1-cluster-config-map");
+        for (bad, problem) in [
+            ("", "is empty"),
+            ("Orders", "must start with a lower-case letter"),
+            ("orders-", "must not end with `-`"),
+            ("orders_eu", "may only contain lower-case letters, digits and `-`"),
+        ] {
+            assert_eq!(
+                ClusterId::parse(bad).expect_err(bad).to_string(),
+                format!("cluster id `{bad}` {problem}")
+            );
+        }
+        let long = "a".repeat(MAX_CLUSTER_ID_LENGTH + 1);
+        assert!(ClusterId::parse(&long).is_err());
+    }
+
+    #[test]
     fn a_job_id_is_checked_when_made() {
         let id = JobId::parse("e1b2c3d4e5f60718293a4b5c6d7e8f90").expect("valid");
         assert_eq!(id.as_str(), "e1b2c3d4e5f60718293a4b5c6d7e8f90");
@@ -426,6 +540,6 @@ mod tests {
         let id = "a".repeat(MAX_CLUSTER_ID_LENGTH);
         assert!(format!("{id}-rest").len() <= 63);
         assert!(job_config_map(&id, JOB).len() <= 253);
-        assert!(crate::ha_config::is_valid_cluster_id(&id, MAX_CLUSTER_ID_LENGTH));
+        assert!(is_valid_cluster_id(&id, MAX_CLUSTER_ID_LENGTH));
     }
 }

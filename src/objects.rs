@@ -514,13 +514,13 @@ fn flink_configuration(root: &Node, out: &mut DocOut) -> FlinkConfig {
 
 fn flink_deployment(root: &Node, out: &mut DocOut) {
     let name = root.str_at(&["metadata", "name"]).unwrap_or("");
-    if !name.is_empty() && !ha_config::is_valid_cluster_id(name, MAX_CLUSTER_ID_LENGTH) {
+    if !name.is_empty() && !ha_layout::is_valid_cluster_id(name, MAX_CLUSTER_ID_LENGTH) {
         out.findings.push(
             Finding::new(
                 RuleId::HA304,
                 format!(
                     "FlinkDeployment name `{name}` {}; it becomes the cluster id and part of object names",
-                    ha_config::cluster_id_problem(name, MAX_CLUSTER_ID_LENGTH)
+                    ha_layout::cluster_id_problem(name, MAX_CLUSTER_ID_LENGTH)
                 ),
                 format!(
                     "rename it, e.g. `{}`",

@@ -10,6 +10,7 @@ use flink_ha_policy::options::{self, OptionSpec};
 use flink_ha_policy::{LintRun, Report, Severity, detect, duration, lint_as, read_config_text};
 
 use crate::leader_election::ElectionConfig;
+use crate::names::ClusterId;
 use crate::storage::StorageOptions;
 
 /// Why the runtime will not start with a configuration.
@@ -39,7 +40,7 @@ pub enum ConfigError {
 #[derive(Clone, Debug)]
 pub struct HaSettings {
     /// `kubernetes.cluster-id`: names the HA ConfigMaps.
-    pub cluster_id: String,
+    pub cluster_id: ClusterId,
     /// `kubernetes.namespace` (`default`).
     pub namespace: String,
     /// `high-availability.storageDir` (current key or a deprecated one).
@@ -104,9 +105,9 @@ impl HaSettings {
                 .map(str::to_string)
                 .ok_or_else(|| unusable(format!("`{}` is not set", option.key)))
         };
-        let cluster_id = text_of(options::K8S_CLUSTER_ID)?;
+        let cluster_id = ClusterId::parse(&text_of(options::K8S_CLUSTER_ID)?).map_err(|e| unusable(e.to_string()))?;
         let election = ElectionConfig {
-            cluster_id: cluster_id.clone(),
+            cluster_id: cluster_id.to_string(),
             lease_duration: duration_of(&config, options::LEASE_DURATION).map_err(unusable)?,
             renew_deadline: duration_of(&config, options::RENEW_DEADLINE).map_err(unusable)?,
             retry_period: duration_of(&config, options::RETRY_PERIOD).map_err(unusable)?,

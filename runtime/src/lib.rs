@@ -65,5 +65,5 @@ pub mod sweep;
 pub use config::{ConfigError, HaSettings, StorageLocation};
 pub use error::{Error, Result};
 pub use leader_election::{ElectionConfig, LeaderElection, LeaderLease, Leadership};
-pub use names::{InvalidJobId, JobId};
+pub use names::{ClusterId, InvalidClusterId, InvalidJobId, JobId};
 pub use services::{HaServices, JobHaServices};

@@ -8,9 +8,9 @@
 pub use flink_ha_policy::leader_record::ANNOTATION as LEADER_ANNOTATION;
 
 pub use flink_ha_policy::ha_layout::{
-    DISPATCHER, HaConfigMapName, InvalidJobId, JobId, LEADER_ENTRY_PREFIX, RESOURCE_MANAGER, REST_SERVER,
-    cluster_config_map, ha_labels, ha_selector, is_job_config_map, is_job_id, job_component, job_config_map,
-    leader_entry_key,
+    ClusterId, DISPATCHER, HaConfigMapName, InvalidClusterId, InvalidJobId, JobId, LEADER_ENTRY_PREFIX,
+    RESOURCE_MANAGER, REST_SERVER, cluster_config_map, ha_labels, ha_selector, is_job_config_map, is_job_id,
+    job_component, job_config_map, leader_entry_key,
 };
 
 /// `"<session-uuid>,<address>"`, as Flink writes a leader entry.

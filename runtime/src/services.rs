@@ -37,7 +37,7 @@ use crate::fence::Fence;
 use crate::job_result_store::{JobResult, JobResultStore};
 use crate::leader_election::LeaderElection;
 use crate::leader_retrieval::LeaderRetrieval;
-use crate::names::JobId;
+use crate::names::{ClusterId, JobId};
 use crate::payloads::PayloadStore;
 use crate::sweep::{self, Sweep};
 
@@ -79,7 +79,7 @@ impl HaServices {
     }
 
     /// The Flink cluster id (`kubernetes.cluster-id`).
-    pub fn cluster_id(&self) -> &str {
+    pub fn cluster_id(&self) -> &ClusterId {
         &self.settings.cluster_id
     }
 
