@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use crate::exemptions::{self, Exempted, Exemption, RequestFacts};
 use crate::finding::{Finding, Severity};
 use crate::leader_record::{self, LeaderRecord};
-use crate::objects::{self, DocOut};
+use crate::objects::{self, DocumentOutcome};
 use crate::rules::RuleId;
 use crate::yaml::Node;
 
@@ -196,7 +196,7 @@ fn to_node(object: &DynamicObject) -> Node {
 }
 
 fn lint_admitted(object: &Node, old: Option<&Node>) -> Vec<Finding> {
-    let mut out = DocOut::default();
+    let mut out = DocumentOutcome::default();
     objects::lint_object(object, &mut out);
     // Review one object at a time: "not linted" is noise here.
     out.findings.retain(|f| f.rule != RuleId::HA005);

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::{self, ConfigFact, Facts};
 use crate::finding::{Finding, Report};
 use crate::ha_config::{self, HaFacts, Origin};
-use crate::objects::{self, DocOut};
+use crate::objects::{self, DocumentOutcome};
 use crate::suppress;
 use crate::yaml::{self, Pos};
 
@@ -143,7 +143,7 @@ pub fn decode(bytes: &[u8]) -> Result<&str, Finding> {
 }
 
 /// Lints a stream of Kubernetes documents.
-fn lint_manifests(text: &str, out: &mut DocOut) {
+fn lint_manifests(text: &str, out: &mut DocumentOutcome) {
     let stream = yaml::parse_stream(text);
     let count = stream.documents.iter().filter(|d| d.root.is_some()).count();
     for doc in &stream.documents {
@@ -171,7 +171,7 @@ fn lint_manifests(text: &str, out: &mut DocOut) {
     }
 }
 
-fn push_file_facts(out: &mut DocOut, facts: HaFacts) {
+fn push_file_facts(out: &mut DocumentOutcome, facts: HaFacts) {
     out.facts.configs.push(ConfigFact {
         cluster_id: facts.cluster_id,
         kind: facts.kind,
@@ -219,7 +219,7 @@ fn lint_one(input: &LintInput<'_>, format: InputFormat) -> (Vec<Finding>, Facts)
         InputFormat::Auto => detect(input.name, text),
         f => f,
     };
-    let mut out = DocOut::default();
+    let mut out = DocumentOutcome::default();
     match format {
         InputFormat::FlinkConf | InputFormat::ConfigYaml => {
             let file = format.config_file().unwrap_or(ConfigFile::ConfigYaml);

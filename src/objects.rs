@@ -16,9 +16,10 @@ use crate::options::{self, display_value};
 use crate::rules::RuleId;
 use crate::yaml::{Node, Pos, Style, Value};
 
-/// Where findings of one document go.
+/// What linting one document gives: its findings, and the facts it leaves for the
+/// bundle rules.
 #[derive(Default)]
-pub struct DocOut {
+pub struct DocumentOutcome {
     /// What the rules found in the document.
     pub findings: Vec<Finding>,
     /// What the document leaves behind for the bundle rules.
@@ -26,7 +27,7 @@ pub struct DocOut {
 }
 
 /// Lints one Kubernetes object (a document with `apiVersion` and `kind`).
-pub fn lint_object(root: &Node, out: &mut DocOut) {
+pub fn lint_object(root: &Node, out: &mut DocumentOutcome) {
     let kind = root.str_at(&["kind"]).unwrap_or("");
     let api = root.str_at(&["apiVersion"]).unwrap_or("");
     let group = api.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
@@ -101,7 +102,7 @@ pub fn is_ha_configmap(root: &Node) -> bool {
         || ha_name_cluster_id(name).is_some()
 }
 
-fn configmap(root: &Node, out: &mut DocOut) {
+fn configmap(root: &Node, out: &mut DocumentOutcome) {
     let name = root.str_at(&["metadata", "name"]).unwrap_or("");
     let ha = is_ha_configmap(root);
     let flink_config = name.strip_prefix("flink-config-").filter(|id| !id.is_empty());
@@ -129,7 +130,7 @@ fn configmap(root: &Node, out: &mut DocOut) {
 }
 
 /// The HA2xx rules of one of Flink's HA ConfigMaps.
-fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
+fn ha_configmap(root: &Node, name: &str, out: &mut DocumentOutcome) {
     owner_references(root, name, out);
     ha_labels(root, name, out);
     leader_annotation(root, out);
@@ -138,7 +139,7 @@ fn ha_configmap(root: &Node, name: &str, out: &mut DocOut) {
 }
 
 /// HA201: an owner reference has the garbage collector delete the HA data with its owner.
-fn owner_references(root: &Node, name: &str, out: &mut DocOut) {
+fn owner_references(root: &Node, name: &str, out: &mut DocumentOutcome) {
     let Some((key, n)) = owner_refs(root) else {
         return;
     };
@@ -157,7 +158,7 @@ fn owner_references(root: &Node, name: &str, out: &mut DocOut) {
 }
 
 /// HA202: the labels Flink selects its HA ConfigMaps by are missing or name another cluster.
-fn ha_labels(root: &Node, name: &str, out: &mut DocOut) {
+fn ha_labels(root: &Node, name: &str, out: &mut DocumentOutcome) {
     let id = ha_name_cluster_id(name);
     let mut problems = Vec::new();
     match (label(root, LABEL_APP), id) {
@@ -196,7 +197,7 @@ fn ha_labels(root: &Node, name: &str, out: &mut DocOut) {
 }
 
 /// HA206: a leader annotation that is not a leader record.
-fn leader_annotation(root: &Node, out: &mut DocOut) {
+fn leader_annotation(root: &Node, out: &mut DocumentOutcome) {
     let Some((key, value)) = root
         .get("metadata")
         .and_then(|m| m.get("annotations"))
@@ -219,7 +220,7 @@ fn leader_annotation(root: &Node, out: &mut DocOut) {
 
 /// HA206: data entries not in the format Flink writes (checkpoint keys, the counter,
 /// leader entries).
-fn ha_entries(root: &Node, out: &mut DocOut) {
+fn ha_entries(root: &Node, out: &mut DocumentOutcome) {
     let Some(data) = root.get("data").and_then(Node::as_map) else {
         return;
     };
@@ -241,7 +242,7 @@ fn ha_entries(root: &Node, out: &mut DocOut) {
 
 /// HA207: a value under one of Flink's pointer keys that Flink cannot decode; HA208:
 /// Flink's entries and the runtime's in one ConfigMap.
-fn pointer_formats(root: &Node, name: &str, out: &mut DocOut) {
+fn pointer_formats(root: &Node, name: &str, out: &mut DocumentOutcome) {
     let Some(data) = root.get("data").and_then(Node::as_map) else {
         return;
     };
@@ -348,7 +349,7 @@ fn is_uuid(s: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-fn configmap_size(root: &Node, name: &str, out: &mut DocOut) {
+fn configmap_size(root: &Node, name: &str, out: &mut DocumentOutcome) {
     let mut total = 0usize;
     let mut at = None;
     for (field, binary) in [("data", false), ("binaryData", true)] {
@@ -384,7 +385,7 @@ fn configmap_size(root: &Node, name: &str, out: &mut DocOut) {
 
 /// Lints the `config.yaml` / `flink-conf.yaml` inside a `flink-config-<id>` ConfigMap
 /// with positions mapped back into the manifest.
-fn embedded_configs(root: &Node, cluster_id: &str, out: &mut DocOut) {
+fn embedded_configs(root: &Node, cluster_id: &str, out: &mut DocumentOutcome) {
     let Some(data) = root.get("data").and_then(Node::as_map) else {
         return;
     };
@@ -471,7 +472,7 @@ impl Placement {
 }
 
 /// `spec.flinkConfiguration`, flat (`key: "value"`) or nested YAML.
-fn flink_configuration(root: &Node, out: &mut DocOut) -> FlinkConfig {
+fn flink_configuration(root: &Node, out: &mut DocumentOutcome) -> FlinkConfig {
     let Some(node) = root.path(&["spec", "flinkConfiguration"]) else {
         return FlinkConfig::default();
     };
@@ -512,7 +513,7 @@ fn flink_configuration(root: &Node, out: &mut DocOut) -> FlinkConfig {
     config
 }
 
-fn flink_deployment(root: &Node, out: &mut DocOut) {
+fn flink_deployment(root: &Node, out: &mut DocumentOutcome) {
     let name = root.str_at(&["metadata", "name"]).unwrap_or("");
     if !name.is_empty() && !ha_layout::is_valid_cluster_id(name, MAX_CLUSTER_ID_LENGTH) {
         out.findings.push(
@@ -595,12 +596,12 @@ fn flink_deployment(root: &Node, out: &mut DocOut) {
     });
 }
 
-fn flink_session_job(root: &Node, out: &mut DocOut) {
+fn flink_session_job(root: &Node, out: &mut DocumentOutcome) {
     let config = flink_configuration(root, out);
     ha_config::check(&config, &Origin::FlinkSessionJob, &mut out.findings);
 }
 
-fn deployment(root: &Node, out: &mut DocOut) {
+fn deployment(root: &Node, out: &mut DocumentOutcome) {
     let name = root.str_at(&["metadata", "name"]).unwrap_or("");
     let cluster_id = label(root, LABEL_APP).unwrap_or(name);
     let replicas_node = root.path(&["spec", "replicas"]);
@@ -668,7 +669,7 @@ mod tests {
                 },
                 "data": data
             });
-            let mut out = super::DocOut::default();
+            let mut out = super::DocumentOutcome::default();
             super::lint_object(&Node::from_json(&cm), &mut out);
             out.findings
         };

@@ -150,8 +150,9 @@ impl ServerConfig {
     }
 }
 
-/// What every connection shares.
-struct Shared {
+/// The state every connection shares: the engine, the policy and the settings in use
+/// (swapped on reload), the limits, the metrics and readiness.
+struct ServerState {
     engine: PolicyEngine,
     policy: ArcSwapOption<Policy>,
     settings: ArcSwap<HostSettings>,
@@ -168,7 +169,7 @@ struct Shared {
 /// picks a free one) before serving starts.
 pub struct Webhook {
     config: ServerConfig,
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
     listener: TcpListener,
     probe_listener: Option<TcpListener>,
     cert: Arc<ReloadingCert>,
@@ -200,7 +201,7 @@ impl Webhook {
         };
         let engine = PolicyEngine::new(config.limits.clone())?;
         let settings = load_settings(&config)?;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ServerState {
             permits: Semaphore::new(config.limits.max_concurrency as usize),
             engine,
             policy: ArcSwapOption::empty(),
@@ -309,7 +310,7 @@ impl Webhook {
     }
 }
 
-async fn load_policy(shared: &Arc<Shared>, source: &PolicySource) -> Result<(), WebhookError> {
+async fn load_policy(shared: &Arc<ServerState>, source: &PolicySource) -> Result<(), WebhookError> {
     let shared2 = shared.clone();
     let source = source.clone();
     let policy = tokio::task::spawn_blocking(move || compile(&shared2.engine, &source))
@@ -363,7 +364,7 @@ fn load_settings(config: &ServerConfig) -> Result<HostSettings, WebhookError> {
 /// Waits for a managed certificate to be issued or read; files are loaded at bind.
 /// Failures are logged and retried (1 s doubling to 30 s): the rest of an install may
 /// still be on its way.
-async fn first_certificate(tls: &TlsSource, cert: &ReloadingCert, shared: &Shared) -> Result<(), WebhookError> {
+async fn first_certificate(tls: &TlsSource, cert: &ReloadingCert, shared: &ServerState) -> Result<(), WebhookError> {
     let TlsSource::Managed(manager) = tls else {
         shared
             .metrics
@@ -394,7 +395,12 @@ async fn first_certificate(tls: &TlsSource, cert: &ReloadingCert, shared: &Share
 }
 
 /// Serves `key`, once the API server has had time to see a changed caBundle.
-async fn serve_managed(cert: &ReloadingCert, key: rustls::sign::CertifiedKey, bundle_changed: bool, shared: &Shared) {
+async fn serve_managed(
+    cert: &ReloadingCert,
+    key: rustls::sign::CertifiedKey,
+    bundle_changed: bool,
+    shared: &ServerState,
+) {
     if bundle_changed {
         tokio::time::sleep(BUNDLE_PROPAGATION).await;
     }
@@ -406,7 +412,7 @@ async fn serve_managed(cert: &ReloadingCert, key: rustls::sign::CertifiedKey, bu
 }
 
 /// One round of a managed certificate: renew when due, and serve what the Secret holds.
-async fn refresh_managed(manager: &CertManager, cert: &ReloadingCert, shared: &Shared) {
+async fn refresh_managed(manager: &CertManager, cert: &ReloadingCert, shared: &ServerState) {
     match manager.reconcile().await {
         Ok(reconciled) => match certified_key_from_pem(&reconciled.certs.cert, &reconciled.certs.key) {
             Ok(key) if cert.serves(&key) => {}
@@ -425,7 +431,7 @@ async fn refresh_managed(manager: &CertManager, cert: &ReloadingCert, shared: &S
 }
 
 /// Counts a refused reload and logs why; what was loaded before keeps serving.
-fn reload_failed(shared: &Shared, what: &'static str, error: &dyn std::fmt::Display, why: &str) {
+fn reload_failed(shared: &ServerState, what: &'static str, error: &dyn std::fmt::Display, why: &str) {
     shared.metrics.reloaded(what, false);
     error!(error = %error, "{why}; still serving the previous {what}");
 }
@@ -434,7 +440,7 @@ fn reload_failed(shared: &Shared, what: &'static str, error: &dyn std::fmt::Disp
 /// certificate renewed.
 async fn reload_loop(
     config: ServerConfig,
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
     cert: Arc<ReloadingCert>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -508,7 +514,7 @@ async fn reload_loop(
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
     mut stop: watch::Receiver<bool>,
     graceful: Arc<GracefulShutdown>,
 ) {
@@ -541,7 +547,7 @@ async fn accept_loop(
 async fn serve_connection(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
     reviews: bool,
     graceful: hyper_util::server::graceful::Watcher,
 ) -> Result<(), String> {
@@ -572,7 +578,7 @@ async fn serve_connection(
     }
 }
 
-async fn route(request: Request<Incoming>, shared: &Shared, reviews: bool) -> Response<Full<Bytes>> {
+async fn route(request: Request<Incoming>, shared: &ServerState, reviews: bool) -> Response<Full<Bytes>> {
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => {
@@ -602,14 +608,14 @@ async fn route(request: Request<Incoming>, shared: &Shared, reviews: bool) -> Re
     }
 }
 
-async fn validate(request: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+async fn validate(request: Request<Incoming>, shared: &ServerState) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let response = review_body(request, shared, started).await;
     shared.metrics.review_seconds.observe(started.elapsed().as_secs_f64());
     response
 }
 
-async fn review_body(request: Request<Incoming>, shared: &Shared, started: Instant) -> Response<Full<Bytes>> {
+async fn review_body(request: Request<Incoming>, shared: &ServerState, started: Instant) -> Response<Full<Bytes>> {
     let limit = shared.max_body_bytes;
     let body = match tokio::time::timeout(
         shared.client_timeout,

@@ -50,7 +50,7 @@ impl ConfigMapCas {
 
     /// Reads a ConfigMap; `None` if it does not exist.
     pub async fn get(&self, name: &str) -> Result<Option<ConfigMap>> {
-        self.bounded(format!("GET ConfigMap {name}"), self.api.get_opt(name))
+        self.within_deadline(format!("GET ConfigMap {name}"), self.api.get_opt(name))
             .await?
             .map_err(Error::Kube)
     }
@@ -104,14 +104,14 @@ impl ConfigMapCas {
             }
             let version = object.metadata.resource_version.clone().unwrap_or_default();
             let written = if exists {
-                self.bounded(
+                self.within_deadline(
                     format!("PUT ConfigMap {name}"),
                     self.api.replace(name, &PostParams::default(), &object),
                 )
                 .await
             } else {
                 object.metadata.resource_version = None;
-                self.bounded(
+                self.within_deadline(
                     format!("POST ConfigMap {name}"),
                     self.api.create(&PostParams::default(), &object),
                 )
@@ -150,7 +150,7 @@ impl ConfigMapCas {
     pub async fn job_config_maps(&self, cluster_id: &str) -> Result<Vec<ConfigMap>> {
         let params = ListParams::default().labels(&names::ha_selector(cluster_id));
         let listed = self
-            .bounded(
+            .within_deadline(
                 format!("list the HA ConfigMaps of {cluster_id}"),
                 self.api.list(&params),
             )
@@ -167,8 +167,9 @@ impl ConfigMapCas {
             .collect())
     }
 
-    /// Runs one request under the deadline.
-    pub async fn bounded<T>(&self, what: String, request: impl Future<Output = T>) -> Result<T> {
+    /// Runs one request under the per-request deadline; past it, [`Error::Timeout`]
+    /// naming `what`.
+    pub async fn within_deadline<T>(&self, what: String, request: impl Future<Output = T>) -> Result<T> {
         tokio::time::timeout(self.request_timeout, request)
             .await
             .map_err(|_| Error::Timeout {

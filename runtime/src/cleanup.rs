@@ -302,7 +302,7 @@ pub async fn clean_up_cluster(
         };
         let version = cm.metadata.resource_version.clone().unwrap_or_default();
         match cas
-            .bounded(format!("DELETE ConfigMap {name}"), cas.api.delete(&name, &params))
+            .within_deadline(format!("DELETE ConfigMap {name}"), cas.api.delete(&name, &params))
             .await
         {
             Ok(Ok(_)) => return Ok(()),

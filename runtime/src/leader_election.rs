@@ -518,7 +518,7 @@ impl Elector {
         let sent_at = Instant::now();
         let sent = self
             .cas
-            .bounded(
+            .within_deadline(
                 format!("PUT ConfigMap {}", self.name),
                 self.cas.api.replace(&self.name, &Default::default(), &cm),
             )
@@ -547,7 +547,7 @@ impl Elector {
         let sent_at = Instant::now();
         let sent = self
             .cas
-            .bounded(
+            .within_deadline(
                 format!("POST ConfigMap {}", self.name),
                 self.cas.api.create(&Default::default(), &cm),
             )
