@@ -156,3 +156,119 @@ pub fn check(facts: &[Facts], names: &[&str]) -> Vec<Vec<Finding>> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    //! The bundle rules on facts built by hand; `tests/fixtures/ha4*` run them from files.
+
+    use super::*;
+
+    fn config(cluster_id: &str, kind: HaKind, storage_dir: Option<&str>) -> ConfigFact {
+        ConfigFact {
+            cluster_id: Some(cluster_id.to_owned()),
+            kind,
+            storage_dir: storage_dir.map(|dir| (dir.to_owned(), Some(Pos::new(3, 31)))),
+            from_configmap: true,
+        }
+    }
+
+    fn deployment(cluster_id: &str, replicas: i64) -> DeploymentFact {
+        DeploymentFact {
+            name: format!("{cluster_id}-jobmanager"),
+            cluster_id: cluster_id.to_owned(),
+            replicas,
+            pos: Some(Pos::new(7, 13)),
+        }
+    }
+
+    fn rules(findings: &[Vec<Finding>]) -> Vec<Vec<RuleId>> {
+        findings.iter().map(|f| f.iter().map(|f| f.rule).collect()).collect()
+    }
+
+    #[test]
+    fn standby_jobmanagers_beside_a_config_without_ha_are_ha401_on_the_deployment() {
+        let facts = [
+            Facts {
+                configs: vec![config("orders", HaKind::None, None)],
+                ..Facts::default()
+            },
+            Facts {
+                deployments: vec![deployment("orders", 2)],
+                ..Facts::default()
+            },
+        ];
+        assert_eq!(
+            rules(&check(&facts, &["cm.yaml", "deploy.yaml"])),
+            [vec![], vec![RuleId::HA401]]
+        );
+
+        let one_replica = [
+            facts[0].clone(),
+            Facts {
+                deployments: vec![deployment("orders", 1)],
+                ..Facts::default()
+            },
+        ];
+        assert_eq!(rules(&check(&one_replica, &["a", "b"])), [vec![], vec![]]);
+        let other_cluster = [
+            facts[0].clone(),
+            Facts {
+                deployments: vec![deployment("payments", 2)],
+                ..Facts::default()
+            },
+        ];
+        assert_eq!(rules(&check(&other_cluster, &["a", "b"])), [vec![], vec![]]);
+    }
+
+    #[test]
+    fn two_storage_dirs_for_one_cluster_id_are_ha402_naming_the_first() {
+        let facts = [
+            Facts {
+                configs: vec![config("orders", HaKind::Kubernetes, Some("s3://a/ha/"))],
+                ..Facts::default()
+            },
+            Facts {
+                configs: vec![config("orders", HaKind::Kubernetes, Some("s3://b/ha"))],
+                ..Facts::default()
+            },
+        ];
+        let findings = check(&facts, &["one.yaml", "two.yaml"]);
+        assert_eq!(rules(&findings), [vec![], vec![RuleId::HA402]]);
+        assert!(
+            findings[1][0].message.contains("at one.yaml:3"),
+            "{}",
+            findings[1][0].message
+        );
+
+        // A trailing slash is the same directory.
+        let same = [
+            facts[0].clone(),
+            Facts {
+                configs: vec![config("orders", HaKind::Kubernetes, Some("s3://a/ha"))],
+                ..Facts::default()
+            },
+        ];
+        assert_eq!(rules(&check(&same, &["a", "b"])), [vec![], vec![]]);
+    }
+
+    #[test]
+    fn the_runtimes_entries_beside_flinks_for_one_cluster_id_are_ha208() {
+        let pointers = |config_map: &str, flink: bool| PointerFormatFact {
+            cluster_id: "orders".to_owned(),
+            config_map: config_map.to_owned(),
+            flink_key: flink.then(|| "checkpointID-0000000000000000001".to_owned()),
+            runtime_key: (!flink).then(|| ("flink-ha.checkpointID-0000000000000000001".to_owned(), None)),
+        };
+        let facts = [
+            Facts {
+                pointer_formats: vec![pointers("orders-a-config-map", false)],
+                ..Facts::default()
+            },
+            Facts {
+                pointer_formats: vec![pointers("orders-b-config-map", true)],
+                ..Facts::default()
+            },
+        ];
+        assert_eq!(rules(&check(&facts, &["a", "b"])), [vec![RuleId::HA208], vec![]]);
+    }
+}

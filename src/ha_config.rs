@@ -631,3 +631,150 @@ pub fn lint_config_text(text: &str, file: ConfigFile, origin: &Origin) -> (Vec<F
     let facts = config.map(|config| check(&config, origin, &mut findings));
     (findings, facts)
 }
+
+#[cfg(test)]
+mod tests {
+    //! One case per rule function, beside it; the fixture corpus (`tests/fixtures/`)
+    //! checks whole reports byte for byte.
+
+    use super::*;
+
+    /// A Kubernetes-HA config.yaml that every HA1xx rule accepts.
+    const GOOD: &str = "high-availability.type: kubernetes
+high-availability.storageDir: s3://bucket/flink/recovery
+high-availability.cluster-id: orders
+kubernetes.cluster-id: orders
+execution.checkpointing.interval: 1 min
+";
+
+    /// The rule ids `text` (a config.yaml) gives, read as from `origin`.
+    fn rules_of(text: &str, origin: &Origin) -> Vec<RuleId> {
+        let (findings, _) = lint_config_text(text, ConfigFile::ConfigYaml, origin);
+        findings.iter().map(|f| f.rule).collect()
+    }
+
+    /// [`GOOD`] with `key` set to `value`, or removed with `None`.
+    fn good_with(key: &str, value: Option<&str>) -> String {
+        let mut lines: Vec<String> = GOOD
+            .lines()
+            .filter(|line| !line.starts_with(&format!("{key}:")))
+            .map(str::to_owned)
+            .collect();
+        if let Some(value) = value {
+            lines.push(format!("{key}: {value}"));
+        }
+        lines.join("\n") + "\n"
+    }
+
+    #[test]
+    fn a_good_config_has_no_ha_findings() {
+        assert_eq!(rules_of(GOOD, &Origin::File), []);
+    }
+
+    #[test]
+    fn ha_type_typo_is_ha109_and_turns_nothing_on() {
+        let text = good_with("high-availability.type", Some("kubernets"));
+        let rules = rules_of(&text, &Origin::File);
+        assert!(rules.contains(&RuleId::HA109), "{rules:?}");
+        assert!(
+            !rules.contains(&RuleId::HA114),
+            "checkpointing is Kubernetes HA's rule: {rules:?}"
+        );
+        assert_eq!(classify("kubernetes"), HaKind::Kubernetes);
+        assert_eq!(classify("KUBERNETES"), HaKind::Kubernetes);
+        assert_eq!(classify("none"), HaKind::None);
+    }
+
+    #[test]
+    fn cluster_id_missing_is_ha101_unless_the_operator_names_it() {
+        let text = good_with("kubernetes.cluster-id", None);
+        assert!(rules_of(&text, &Origin::File).contains(&RuleId::HA101));
+        let operator = Origin::FlinkDeployment { name: "orders".into() };
+        assert!(!rules_of(&text, &operator).contains(&RuleId::HA101));
+    }
+
+    #[test]
+    fn cluster_id_kubernetes_rejects_is_ha102_with_a_valid_suggestion() {
+        let text = good_with("kubernetes.cluster-id", Some("Orders_EU"));
+        let (findings, _) = lint_config_text(&text, ConfigFile::ConfigYaml, &Origin::File);
+        let ha102 = findings.iter().find(|f| f.rule == RuleId::HA102).expect("HA102");
+        assert!(ha102.hint.contains("`orders-eu`"), "{}", ha102.hint);
+        let suggested = suggest_cluster_id("Orders_EU", MAX_CLUSTER_ID_LENGTH);
+        assert!(is_valid_cluster_id(&suggested, MAX_CLUSTER_ID_LENGTH), "{suggested}");
+    }
+
+    #[test]
+    fn storage_dir_missing_is_ha103_and_without_a_bucket_ha105() {
+        let missing = good_with("high-availability.storageDir", None);
+        assert!(rules_of(&missing, &Origin::File).contains(&RuleId::HA103));
+        let no_bucket = good_with("high-availability.storageDir", Some("s3:///flink/recovery"));
+        assert!(rules_of(&no_bucket, &Origin::File).contains(&RuleId::HA105));
+        let local = good_with("high-availability.storageDir", Some("file:///tmp/recovery"));
+        assert!(rules_of(&local, &Origin::File).contains(&RuleId::HA106));
+    }
+
+    #[test]
+    fn jobmanager_replicas_need_ha_and_at_least_one_is_ha113() {
+        let none = good_with("kubernetes.jobmanager.replicas", Some("0"));
+        assert!(rules_of(&none, &Origin::File).contains(&RuleId::HA113));
+        let standby_without_ha = "kubernetes.jobmanager.replicas: 2\n";
+        assert!(rules_of(standby_without_ha, &Origin::File).contains(&RuleId::HA113));
+        let standby_with_ha = good_with("kubernetes.jobmanager.replicas", Some("2"));
+        assert!(!rules_of(&standby_with_ha, &Origin::File).contains(&RuleId::HA113));
+    }
+
+    #[test]
+    fn no_checkpointing_under_kubernetes_ha_is_ha114() {
+        let text = good_with("execution.checkpointing.interval", None);
+        assert!(rules_of(&text, &Origin::File).contains(&RuleId::HA114));
+    }
+
+    #[test]
+    fn more_than_a_hundred_retained_checkpoints_is_ha115() {
+        let many = good_with("execution.checkpointing.num-retained", Some("101"));
+        assert!(rules_of(&many, &Origin::File).contains(&RuleId::HA115));
+        let few = good_with("execution.checkpointing.num-retained", Some("100"));
+        assert!(!rules_of(&few, &Origin::File).contains(&RuleId::HA115));
+    }
+
+    #[test]
+    fn the_two_cluster_ids_disagree_is_ha116_and_the_ha_one_unset_ha117() {
+        let apart = good_with("high-availability.cluster-id", Some("payments"));
+        assert!(rules_of(&apart, &Origin::File).contains(&RuleId::HA116));
+        let unset = good_with("high-availability.cluster-id", None);
+        assert!(rules_of(&unset, &Origin::File).contains(&RuleId::HA117));
+        let operator = Origin::FlinkDeployment { name: "orders".into() };
+        assert!(!rules_of(&unset, &operator).contains(&RuleId::HA117));
+    }
+
+    #[test]
+    fn election_timings_that_cannot_hold_are_ha111_and_tight_ones_ha112() {
+        let renew_past_lease = good_with(
+            "high-availability.kubernetes.leader-election.renew-deadline",
+            Some("20 s"),
+        );
+        assert!(rules_of(&renew_past_lease, &Origin::File).contains(&RuleId::HA111));
+        let tight = good_with("high-availability.kubernetes.leader-election.retry-period", Some("6 s"));
+        assert!(rules_of(&tight, &Origin::File).contains(&RuleId::HA112));
+    }
+
+    #[test]
+    fn a_malformed_duration_is_ha110() {
+        let text = good_with(
+            "high-availability.kubernetes.leader-election.lease-duration",
+            Some("15 parsecs"),
+        );
+        assert!(rules_of(&text, &Origin::File).contains(&RuleId::HA110));
+    }
+
+    #[test]
+    fn the_facts_take_the_cluster_id_from_where_flink_does() {
+        let (_, facts) = lint_config_text(GOOD, ConfigFile::ConfigYaml, &Origin::File);
+        let facts = facts.expect("a config");
+        assert_eq!(facts.kind, HaKind::Kubernetes);
+        assert_eq!(facts.cluster_id.as_deref(), Some("orders"));
+        let operator = Origin::FlinkDeployment { name: "shop".into() };
+        let (_, facts) = lint_config_text(GOOD, ConfigFile::ConfigYaml, &operator);
+        assert_eq!(facts.expect("a config").cluster_id.as_deref(), Some("shop"));
+    }
+}
