@@ -170,43 +170,6 @@ impl ClusterId {
             })
         }
     }
-
-    /// The id.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::ops::Deref for ClusterId {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for ClusterId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for ClusterId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl PartialEq<str> for ClusterId {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for ClusterId {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
 }
 
 /// A Flink job id: 32 lower-case hex digits.
@@ -217,7 +180,7 @@ pub fn is_job_id(s: &str) -> bool {
 /// A Flink job id, checked when made: 32 lower-case hex digits, as Flink's `JobID` names
 /// job ConfigMaps (`<cluster-id>-<job-id>-config-map`) and keys (`executionPlan-<job-id>`).
 /// The runtime takes one wherever a job's data is named, so no unchecked text reaches a
-/// ConfigMap name.
+/// ConfigMap name. Derefs to `str`, as [`ClusterId`] does.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct JobId(String);
 
@@ -240,44 +203,64 @@ impl JobId {
     pub fn from_parts(upper: u64, lower: u64) -> JobId {
         JobId(format!("{upper:016x}{lower:016x}"))
     }
-
-    /// The 32 digits.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl std::str::FromStr for JobId {
-    type Err = InvalidJobId;
+/// What both checked ids share, on top of their own `parse`: they read as the text they
+/// hold (`as_str`, `Deref` and `AsRef` to `str`, `Display`), compare with text, and
+/// parse with `str::parse`.
+macro_rules! checked_id {
+    ($id:ident, $invalid:ident) => {
+        impl $id {
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
 
-    fn from_str(text: &str) -> Result<JobId, InvalidJobId> {
-        JobId::parse(text)
-    }
+        impl std::ops::Deref for $id {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $id {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $id {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::str::FromStr for $id {
+            type Err = $invalid;
+
+            fn from_str(text: &str) -> Result<$id, $invalid> {
+                $id::parse(text)
+            }
+        }
+
+        impl PartialEq<str> for $id {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $id {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
 }
 
-impl std::fmt::Display for JobId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for JobId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl PartialEq<str> for JobId {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for JobId {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
+checked_id!(ClusterId, InvalidClusterId);
+checked_id!(JobId, InvalidJobId);
 
 /// Which of Flink's HA ConfigMaps a name is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

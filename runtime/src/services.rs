@@ -125,14 +125,13 @@ impl HaServices {
     /// ConfigMap (from here on no lower epoch writes it) and starts its counter. Recover
     /// its checkpoints ([`CompletedCheckpointStore::recover`]) before adding any.
     pub async fn take_up_job(&self, election: &LeaderElection, epoch: u64, job_id: &JobId) -> Result<JobHaServices> {
-        let job_id_text = job_id.as_str();
-        let fence = self.claim(election, epoch, job_id_text).await?;
-        let counter = CheckpointIdCounter::new(self.cas.clone(), &self.settings.cluster_id, job_id_text, fence.clone());
+        let fence = self.claim(election, epoch, job_id).await?;
+        let counter = CheckpointIdCounter::new(self.cas.clone(), &self.settings.cluster_id, job_id, fence.clone());
         counter.start().await?;
         let checkpoints = CompletedCheckpointStore::new(
             self.cas.clone(),
             &self.settings.cluster_id,
-            job_id_text,
+            job_id,
             self.payloads.clone(),
             fence.clone(),
             self.settings.num_retained,

@@ -146,16 +146,45 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
     Ok(())
 }
 
+/// Cluster `shop`'s leader in a fresh namespace, with its plan store and its job-result
+/// store (entries kept) under a temporary storageDir.
+struct Leader {
+    _env: TestEnv,
+    _storage: tempfile::TempDir,
+    results: JobResultStore,
+    election: LeaderElection,
+    plans: ExecutionPlanStore,
+}
+
+impl Leader {
+    async fn of_shop(namespace: &str) -> Result<Leader, Box<dyn std::error::Error>> {
+        let env = TestEnv::new(namespace).await?;
+        let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+        let storage = tempfile::tempdir()?;
+        let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+        let results = job_results(&storage, "shop", false)?;
+        let election = LeaderElection::start(api.clone(), fast("shop"));
+        election.wait_for_grant().await;
+        let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads, election.identity());
+        Ok(Leader {
+            _env: env,
+            _storage: storage,
+            results,
+            election,
+            plans,
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_with_a_clean_entry_is_not_recovered_even_with_a_plan() -> TestResult {
-    let env = TestEnv::new("jrs-clean-entry").await?;
-    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
-    let storage = tempfile::tempdir()?;
-    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
-    let results = job_results(&storage, "shop", false)?;
-    let election = LeaderElection::start(api.clone(), fast("shop"));
-    election.wait_for_grant().await;
-    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), election.identity());
+    let Leader {
+        _env,
+        _storage,
+        results,
+        election,
+        plans,
+    } = Leader::of_shop("jrs-clean-entry").await?;
     plans.put(JOB, Bytes::from_static(b"plan")).await?;
     plans.put(OTHER, Bytes::from_static(b"plan")).await?;
     // Kept entries (delete-on-commit false), e.g. a plan restored from a backup.
@@ -176,14 +205,13 @@ async fn a_job_with_a_clean_entry_is_not_recovered_even_with_a_plan() -> TestRes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_under_a_malformed_job_id_stops_recovery_and_is_left_alone() -> TestResult {
-    let env = TestEnv::new("jrs-bad-job-id").await?;
-    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
-    let storage = tempfile::tempdir()?;
-    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
-    let results = job_results(&storage, "shop", false)?;
-    let election = LeaderElection::start(api.clone(), fast("shop"));
-    election.wait_for_grant().await;
-    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), election.identity());
+    let Leader {
+        _env,
+        _storage,
+        results,
+        election,
+        plans,
+    } = Leader::of_shop("jrs-bad-job-id").await?;
     plans.put(OTHER, Bytes::from_static(b"plan")).await?;
     // A key no JobManager of ours wrote: its "job id" would name a job ConfigMap.
     plans.put("Not.A.Job.Id", Bytes::from_static(b"plan")).await?;
