@@ -12,6 +12,9 @@
 //! - `component/native <document>: <ratio>x (native <t> µs, component <t> µs, overhead <t> µs)`
 //!   with ratio = (component − overhead) / native, from interleaved rounds (see `paired`).
 //!
+//! Those blocks alone, in about 40 s: give a filter that matches no criterion benchmark,
+//! `cargo bench -p flink-ha-admission --bench policy -- summary`.
+//!
 //! Profiling the guest: build with `--features perfmap` and run under `perf record`
 //! (BENCHMARKS.md has the commands).
 
