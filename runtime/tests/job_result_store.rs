@@ -178,55 +178,47 @@ impl Leader {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_with_a_clean_entry_is_not_recovered_even_with_a_plan() -> TestResult {
-    let Leader {
-        _env,
-        _storage,
-        results,
-        election,
-        plans,
-    } = Leader::of_shop("jrs-clean-entry").await?;
-    plans.put(JOB, Bytes::from_static(b"plan")).await?;
-    plans.put(OTHER, Bytes::from_static(b"plan")).await?;
+    let leader = Leader::of_shop("jrs-clean-entry").await?;
+    leader.plans.put(JOB, Bytes::from_static(b"plan")).await?;
+    leader.plans.put(OTHER, Bytes::from_static(b"plan")).await?;
     // Kept entries (delete-on-commit false), e.g. a plan restored from a backup.
     let result = JobResult::new(JOB, ApplicationStatus::Canceled, 5);
-    results.create_dirty(&result).await?;
-    results.mark_clean(JOB).await?;
-    assert_eq!(results.entry(JOB).await?, Some(Entry::Clean));
+    leader.results.create_dirty(&result).await?;
+    leader.results.mark_clean(JOB).await?;
+    assert_eq!(leader.results.entry(JOB).await?, Some(Entry::Clean));
     assert_eq!(
-        recoverable_jobs(&plans, &results).await?,
+        recoverable_jobs(&leader.plans, &leader.results).await?,
         Recovery {
             recover: vec![JobId::parse(OTHER)?],
             finish_cleanup: vec![],
         }
     );
-    election.stop().await;
+    leader.election.stop().await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_under_a_malformed_job_id_stops_recovery_and_is_left_alone() -> TestResult {
-    let Leader {
-        _env,
-        _storage,
-        results,
-        election,
-        plans,
-    } = Leader::of_shop("jrs-bad-job-id").await?;
-    plans.put(OTHER, Bytes::from_static(b"plan")).await?;
+    let leader = Leader::of_shop("jrs-bad-job-id").await?;
+    leader.plans.put(OTHER, Bytes::from_static(b"plan")).await?;
     // A key no JobManager of ours wrote: its "job id" would name a job ConfigMap.
-    plans.put("Not.A.Job.Id", Bytes::from_static(b"plan")).await?;
+    leader.plans.put("Not.A.Job.Id", Bytes::from_static(b"plan")).await?;
 
-    assert_eq!(plans.job_ids().await?, [OTHER], "only well-formed job ids are jobs");
-    let refused = recoverable_jobs(&plans, &results).await;
+    assert_eq!(
+        leader.plans.job_ids().await?,
+        [OTHER],
+        "only well-formed job ids are jobs"
+    );
+    let refused = recoverable_jobs(&leader.plans, &leader.results).await;
     match refused {
         Err(Error::UnreadablePlans { keys, .. }) => assert_eq!(keys, ["flink-ha.executionPlan-Not.A.Job.Id"]),
         other => panic!("recovery went ahead past a malformed job id: {other:?}"),
     }
     assert!(
-        plans.get("Not.A.Job.Id").await?.is_some(),
+        leader.plans.get("Not.A.Job.Id").await?.is_some(),
         "the entry is left for whoever wrote it"
     );
-    election.stop().await;
+    leader.election.stop().await;
     Ok(())
 }
 
