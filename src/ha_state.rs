@@ -457,6 +457,16 @@ impl ClusterState {
         uris
     }
 
+    /// The pointers that could not be decoded, as `<configmap>/<key>: <why>`: what they
+    /// name is unknown, so nothing may be judged unreferenced beside them.
+    pub fn unreadable_pointers(&self) -> Vec<String> {
+        self.jobs
+            .iter()
+            .flat_map(JobState::pointers)
+            .filter_map(|p| p.error.as_ref().map(|e| format!("{}/{}: {e}", p.configmap, p.key)))
+            .collect()
+    }
+
     /// Records what storage said about each payload (looked up by URI).
     pub fn apply_payloads(&mut self, facts: &BTreeMap<String, PayloadFact>) {
         for job in &mut self.jobs {

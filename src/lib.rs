@@ -47,6 +47,7 @@ mod scan;
 pub mod schema;
 #[cfg(feature = "settings")]
 pub mod settings;
+pub mod storage_layout;
 mod storage_uri;
 mod suppress;
 pub mod typecheck;

@@ -8,8 +8,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use flink_ha_policy::ha_state::{ClusterState, ConfigMapRecord, Existence};
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 
@@ -168,8 +169,9 @@ impl Scope {
 }
 
 /// The workloads that keep each cluster id alive: a Deployment named after it or labelled
-/// `app=<id>, component=jobmanager` (native and standalone Flink), or a FlinkDeployment
-/// named after it. Keyed by (namespace, cluster id).
+/// `app=<id>, component=jobmanager` (native and standalone Flink), a Job, StatefulSet or
+/// Pod named after it or labelled `app=<id>`, or a FlinkDeployment named after it. Keyed
+/// by (namespace, cluster id).
 pub async fn workloads(client: &kube::Client, scope: &Scope) -> Result<BTreeMap<(String, String), Vec<String>>> {
     let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let deployments: Api<Deployment> = scope.api(client);
@@ -194,6 +196,12 @@ pub async fn workloads(client: &kube::Client, scope: &Scope) -> Result<BTreeMap<
                 .push(format!("Deployment/{name}"));
         }
     }
+    // Flink's standalone application manifests run the JobManager as a `batch/v1` Job;
+    // StatefulSets and bare Pods (a TaskManager, a JobManager started by hand) count too:
+    // any of them named after the id or labelled `app=<id>` keeps the cluster alive.
+    add_labelled::<Job>(client, scope, "Job", &mut out).await?;
+    add_labelled::<StatefulSet>(client, scope, "StatefulSet", &mut out).await?;
+    add_labelled::<Pod>(client, scope, "Pod", &mut out).await?;
     let api = scope.operator_api(client, "FlinkDeployment");
     match api.list(&ListParams::default()).await {
         Ok(list) => {
@@ -210,6 +218,42 @@ pub async fn workloads(client: &kube::Client, scope: &Scope) -> Result<BTreeMap<
         Err(e) => return Err(e).context("listing FlinkDeployments"),
     }
     Ok(out)
+}
+
+/// Adds every object of kind `K` in scope under its name and its `app` label.
+async fn add_labelled<K>(
+    client: &kube::Client,
+    scope: &Scope,
+    kind: &str,
+    out: &mut BTreeMap<(String, String), Vec<String>>,
+) -> Result<()>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    let api: Api<K> = scope.api(client);
+    let list = api
+        .list_metadata(&ListParams::default())
+        .await
+        .with_context(|| format!("listing {kind}s in {} (gc needs `list` on them)", scope.describe()))?;
+    for object in list {
+        let namespace = object.metadata.namespace.clone().unwrap_or_default();
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let mut ids = vec![name.clone()];
+        if let Some(app) = object.metadata.labels.as_ref().and_then(|l| l.get("app")) {
+            ids.push(app.clone());
+        }
+        ids.dedup();
+        for id in ids {
+            out.entry((namespace.clone(), id))
+                .or_default()
+                .push(format!("{kind}/{name}"));
+        }
+    }
+    Ok(())
 }
 
 /// Sets each cluster's `existence` from the workloads found.

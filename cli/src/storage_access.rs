@@ -169,18 +169,17 @@ impl StorageAccess {
             .collect())
     }
 
-    /// The first-level folder names under `prefix`.
-    pub async fn folders(&self, prefix: &Path) -> Result<Vec<String>> {
-        let listing = self
-            .store
-            .list_with_delimiter(Some(prefix))
-            .await
-            .with_context(|| format!("listing {}", self.uri_of(prefix)))?;
-        Ok(listing
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_owned))
-            .collect())
+    /// An object's size and modification time now, or `None` if it is gone.
+    pub async fn stat(&self, path: &Path) -> Result<Option<(u64, jiff::Timestamp)>> {
+        match self.store.head(path).await {
+            Ok(meta) => Ok(Some((
+                meta.size,
+                jiff::Timestamp::from_millisecond(meta.last_modified.timestamp_millis())
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            ))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading the metadata of {}", self.uri_of(path))),
+        }
     }
 
     /// Deletes one object (idempotent: an absent object is not an error).

@@ -1,0 +1,391 @@
+//! `flink-ha gc -A --yes` on a storage root shared with other people's data: another
+//! Kubernetes cluster's HA folder, standalone clusters in `default/` (one live), a forged
+//! HA ConfigMap pointing at others' payloads, a cluster with no readable lease, folders no
+//! ConfigMap names (one with the runtime's owner marker, one without) and, one level up,
+//! a checkpoint directory and savepoints. Every file that is not the dead cluster's keeps
+//! its bytes, for the right root, a root one level up and a root with no path.
+//!
+//! Its own test binary: `-A --yes` acts on every namespace of the control plane, which this
+//! process owns alone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+use flink_ha_runtime::payloads::Pointer;
+use flink_ha_testenv::TestEnv;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, PostParams};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const J_GONE: &str = "11111111111111111111111111111111";
+const J_TEAM_B: &str = "22222222222222222222222222222222";
+const J_FORGER: &str = "33333333333333333333333333333333";
+const J_LIVE: &str = "44444444444444444444444444444444";
+const J_DEAD_SA: &str = "55555555555555555555555555555555";
+const J_NOLEASE: &str = "66666666666666666666666666666666";
+const TWO_DAYS: Duration = Duration::from_secs(2 * 24 * 3600);
+
+fn flink_ha(args: &[&str], kubeconfig: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flink-ha"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .expect("flink-ha runs")
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Writes `bytes` at `root/relative`, last modified two days ago.
+fn put(root: &Path, relative: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let path = root.join(relative);
+    std::fs::create_dir_all(path.parent().expect("a parent"))?;
+    std::fs::write(&path, bytes)?;
+    std::fs::File::options()
+        .write(true)
+        .open(&path)?
+        .set_modified(SystemTime::now() - TWO_DAYS)
+}
+
+/// Every file under `root` and its bytes.
+fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    walk(root)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).expect("readable");
+            (p.strip_prefix(root).expect("under root").to_path_buf(), bytes)
+        })
+        .collect()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("a folder").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// A cluster ConfigMap whose lock `holder` renewed `renewed_ago` ago (no lock: `None`),
+/// holding the runtime's plan pointer of `job`.
+fn cluster_configmap(cluster_id: &str, lock: Option<(&str, Duration)>, job: &str, plan_uri: &str) -> ConfigMap {
+    let mut annotations = serde_json::Map::new();
+    if let Some((holder, ago)) = lock {
+        let renew = jiff::Timestamp::now() - jiff::SignedDuration::try_from(ago).expect("a duration");
+        let record = serde_json::json!({
+            "holderIdentity": holder,
+            "leaseDuration": "PT15S",
+            "acquireTime": renew.to_string(),
+            "renewTime": renew.to_string(),
+            "leaderTransitions": 0,
+        });
+        annotations.insert(
+            "control-plane.alpha.kubernetes.io/leader".to_owned(),
+            record.to_string().into(),
+        );
+    }
+    let plan = Pointer {
+        path: plan_uri.to_owned(),
+        marked_for_deletion: false,
+    };
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": format!("{cluster_id}-cluster-config-map"),
+            "labels": { "app": cluster_id, "type": "flink-native-kubernetes", "configmap-type": "high-availability" },
+            "annotations": annotations,
+        },
+        "data": { flink_ha_policy::ha_layout::runtime_execution_plan_key(job): plan.to_json() },
+    }))
+    .expect("a ConfigMap")
+}
+
+/// A job ConfigMap with one checkpoint pointer (checkpoint 3) to `uri`.
+fn job_configmap(cluster_id: &str, job: &str, uri: &str) -> ConfigMap {
+    let pointer = Pointer {
+        path: uri.to_owned(),
+        marked_for_deletion: false,
+    };
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": format!("{cluster_id}-{job}-config-map"),
+            "labels": { "app": cluster_id, "type": "flink-native-kubernetes", "configmap-type": "high-availability" },
+        },
+        "data": { flink_ha_runtime::checkpoint_store::checkpoint_key(3): pointer.to_json() },
+    }))
+    .expect("a ConfigMap")
+}
+
+async fn create(client: &kube::Client, namespace: &str, configmaps: Vec<ConfigMap>) -> TestResult {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    for cm in configmaps {
+        api.create(&PostParams::default(), &cm).await?;
+    }
+    Ok(())
+}
+
+async fn names(client: &kube::Client) -> Result<Vec<String>, kube::Error> {
+    let api: Api<ConfigMap> = Api::all(client.clone());
+    let mut names: Vec<String> = api
+        .list(&Default::default())
+        .await?
+        .into_iter()
+        .filter(|c| {
+            c.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("configmap-type"))
+        })
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c.metadata.namespace.unwrap_or_default(),
+                c.metadata.name.unwrap_or_default()
+            )
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_on_a_shared_root_deletes_only_the_dead_clusters_own_files() -> TestResult {
+    let env = TestEnv::new("gc-shared-root").await?;
+    let (a, b) = (env.namespace.clone(), format!("{}-b", env.namespace));
+    Api::<Namespace>::all(env.client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({ "metadata": { "name": b } }))?,
+        )
+        .await?;
+    let top = tempfile::tempdir()?;
+    let root = top.path().join("ha");
+    let uri = |relative: &str| format!("file://{}/{relative}", root.display());
+    let h24 = |c: char| c.to_string().repeat(24);
+    let h12 = |c: char| c.to_string().repeat(12);
+
+    // The dead cluster `gone` (namespace a): pointer-named payloads, an unreferenced Flink
+    // HA file in its own folder, its job's blob and dirty job-result entry.
+    let gone_checkpoint = format!("gone/completedCheckpoint{}", h24('1'));
+    let gone_plan = format!("gone/submittedExecutionPlan{}", h24('2'));
+    put(&root, &gone_checkpoint, b"gone checkpoint")?;
+    put(&root, &gone_plan, b"gone plan")?;
+    put(
+        &root,
+        &format!("gone/completedCheckpoint{}", h24('3')),
+        b"gone, unreferenced",
+    )?;
+    put(&root, &format!("gone/blob/job_{J_GONE}/blob_p-1-2"), b"gone jar")?;
+    put(&root, &format!("job-result-store/gone/{J_GONE}_DIRTY.json"), b"{}")?;
+    create(
+        &env.client,
+        &a,
+        vec![
+            cluster_configmap("gone", Some(("", TWO_DAYS)), J_GONE, &uri(&gone_plan)),
+            job_configmap("gone", J_GONE, &uri(&gone_checkpoint)),
+        ],
+    )
+    .await?;
+    // Another Kubernetes cluster's HA folder: no ConfigMap here names it.
+    put(
+        &root,
+        &format!("team-b/completedCheckpoint{}", h12('a')),
+        b"team-b checkpoint",
+    )?;
+    put(
+        &root,
+        &format!("team-b/submittedJobGraph{}", h12('b')),
+        b"team-b job graph",
+    )?;
+    put(&root, &format!("team-b/blob/job_{J_TEAM_B}/blob_p-3-4"), b"team-b jar")?;
+    put(&root, &format!("job-result-store/team-b/{J_TEAM_B}.json"), b"{}")?;
+    // Standalone clusters in `default/`: one live (namespace b), one dead (namespace a),
+    // and a file of a standalone cluster elsewhere.
+    let live_checkpoint = format!("default/completedCheckpoint{}", h12('c'));
+    let dead_sa_checkpoint = format!("default/completedCheckpoint{}", h12('d'));
+    put(&root, &live_checkpoint, b"live checkpoint")?;
+    put(&root, &dead_sa_checkpoint, b"dead standalone checkpoint")?;
+    put(
+        &root,
+        &format!("default/completedCheckpoint{}", h12('e')),
+        b"someone else's",
+    )?;
+    let live_plan = format!("default/submittedExecutionPlan{}", h12('f'));
+    put(&root, &live_plan, b"live plan")?;
+    create(
+        &env.client,
+        &b,
+        vec![
+            cluster_configmap("live", Some(("jm-1", Duration::ZERO)), J_LIVE, &uri(&live_plan)),
+            job_configmap("live", J_LIVE, &uri(&live_checkpoint)),
+        ],
+    )
+    .await?;
+    create(
+        &env.client,
+        &a,
+        vec![
+            cluster_configmap("dead-sa", Some(("", TWO_DAYS)), J_DEAD_SA, &uri(&live_plan)),
+            job_configmap("dead-sa", J_DEAD_SA, &uri(&dead_sa_checkpoint)),
+        ],
+    )
+    .await?;
+    // A forged, dead cluster whose pointers name team-b's and the live cluster's payloads.
+    create(
+        &env.client,
+        &b,
+        vec![
+            cluster_configmap(
+                "forger",
+                Some(("", TWO_DAYS)),
+                J_FORGER,
+                &uri(&format!("team-b/submittedJobGraph{}", h12('b'))),
+            ),
+            job_configmap("forger", J_FORGER, &uri(&live_checkpoint)),
+        ],
+    )
+    .await?;
+    // A cluster without a readable lease (no cluster ConfigMap): unknown, not dead.
+    let nolease_checkpoint = format!("nolease/completedCheckpoint{}", h24('5'));
+    put(&root, &nolease_checkpoint, b"nolease checkpoint")?;
+    create(
+        &env.client,
+        &a,
+        vec![job_configmap("nolease", J_NOLEASE, &uri(&nolease_checkpoint))],
+    )
+    .await?;
+    // Folders no ConfigMap names: one the runtime marked as a gone cluster's, one unmarked.
+    put(
+        &root,
+        "old-rt/flink-ha-owner.json",
+        format!(r#"{{"owner":"{a}/old-rt"}}"#).as_bytes(),
+    )?;
+    put(
+        &root,
+        &format!("old-rt/submittedExecutionPlan{}", h24('6')),
+        b"old-rt plan",
+    )?;
+    put(&root, "stray/completedCheckpoint0123456789ab", b"stray")?;
+    // One level up: a checkpoint directory and a savepoint beside the storageDir.
+    put(
+        top.path(),
+        &format!("checkpoints/{J_GONE}/chk-41/_metadata"),
+        b"metadata",
+    )?;
+    put(
+        top.path(),
+        &format!("checkpoints/{J_GONE}/shared/state-1"),
+        b"shared state",
+    )?;
+    put(
+        top.path(),
+        "savepoints/savepoint-111111-aaaaaaaaaaaa/_metadata",
+        b"savepoint",
+    )?;
+
+    let before_files = files(top.path());
+    let before_names = names(&env.client).await?;
+
+    // A root one level up, and a root with no path: refused, nothing changes.
+    let up = format!("file://{}", top.path().display());
+    for (storage, expected) in [
+        (up.as_str(), "holds data that is not Flink HA state"),
+        ("file:///", "has no path below"),
+    ] {
+        let out = flink_ha(&["gc", "-A", "--storage", storage, "--yes"], &env.kubeconfig);
+        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expected),
+            "{}",
+            describe(&out)
+        );
+        assert_eq!(files(top.path()), before_files, "{storage}: {}", describe(&out));
+        assert_eq!(names(&env.client).await?, before_names, "{storage}: {}", describe(&out));
+    }
+    // --older-than under the floor: refused.
+    let storage = format!("file://{}", root.display());
+    let out = flink_ha(
+        &["gc", "-A", "--storage", &storage, "--older-than", "1 s", "--yes"],
+        &env.kubeconfig,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+
+    // The right root.
+    let out = flink_ha(
+        &["gc", "-A", "--storage", &storage, "--older-than", "1 d", "--yes"],
+        &env.kubeconfig,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "cluster nolease (namespace ".to_owned(),
+        "refused: unknown, not dead".to_owned(),
+        "cluster live (namespace ".to_owned(),
+        "refused: its lease is live".to_owned(),
+        format!(
+            "keep {}: named by its pointer, but outside its folder forger/",
+            uri(&format!("team-b/submittedJobGraph{}", h12('b')))
+        ),
+        "stray/ (1 file(s), 5 bytes): no HA ConfigMap gc can see refers to it, but nothing proves whose it is"
+            .to_owned(),
+    ] {
+        assert!(text.contains(&expected), "missing `{expected}`:\n{}", describe(&out));
+    }
+    let deleted: Vec<PathBuf> = [
+        gone_checkpoint.clone(),
+        gone_plan.clone(),
+        format!("gone/completedCheckpoint{}", h24('3')),
+        format!("gone/blob/job_{J_GONE}/blob_p-1-2"),
+        format!("job-result-store/gone/{J_GONE}_DIRTY.json"),
+        "old-rt/flink-ha-owner.json".to_owned(),
+        format!("old-rt/submittedExecutionPlan{}", h24('6')),
+    ]
+    .iter()
+    .map(|r| Path::new("ha").join(r))
+    .collect();
+    let mut expected_files = before_files.clone();
+    for path in &deleted {
+        assert!(
+            expected_files.remove(path).is_some(),
+            "{} was never laid out",
+            path.display()
+        );
+    }
+    assert_eq!(files(top.path()), expected_files, "{}", describe(&out));
+    let mut expected_names = before_names.clone();
+    expected_names.retain(|n| {
+        !(n == &format!("{a}/gone-cluster-config-map")
+            || n == &format!("{a}/gone-{J_GONE}-config-map")
+            || n.starts_with(&format!("{a}/dead-sa-"))
+            || n.starts_with(&format!("{b}/forger-")))
+    });
+    assert_eq!(names(&env.client).await?, expected_names, "{}", describe(&out));
+
+    // Again: nothing more goes.
+    let after = files(top.path());
+    let out = flink_ha(
+        &["gc", "-A", "--storage", &storage, "--older-than", "1 d", "--yes"],
+        &env.kubeconfig,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(files(top.path()), after, "{}", describe(&out));
+    Ok(())
+}
