@@ -156,11 +156,11 @@ pub fn is_payload_name(name: &str) -> bool {
 /// Data that tells a storage root is not an HA storageDir, by what it holds.
 fn looks_foreign(parts: &[&str]) -> Option<&'static str> {
     let last = parts.last()?;
-    if parts.iter().any(|p| is_checkpoint_dir(p)) || *last == "_metadata" {
-        return Some("a checkpoint (chk-N/ or _metadata)");
-    }
     if parts.iter().any(|p| p.starts_with("savepoint-")) {
         return Some("a savepoint (savepoint-*)");
+    }
+    if parts.iter().any(|p| is_checkpoint_dir(p)) || *last == "_metadata" {
+        return Some("a checkpoint (chk-N/ or _metadata)");
     }
     if parts.iter().any(|p| *p == "shared" || *p == "taskowned") {
         return Some("a checkpoint directory's shared or task-owned state");

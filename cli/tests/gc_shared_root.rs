@@ -312,6 +312,7 @@ async fn gc_on_a_shared_root_deletes_only_the_dead_clusters_own_files() -> TestR
     ] {
         let out = flink_ha(&["gc", "-A", "--storage", storage, "--yes"], &env.kubeconfig);
         assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
         assert!(
             String::from_utf8_lossy(&out.stderr).contains(expected),
             "{}",
@@ -328,7 +329,15 @@ async fn gc_on_a_shared_root_deletes_only_the_dead_clusters_own_files() -> TestR
     );
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
 
-    // The right root.
+    // The right root: a dry run first (README shows its output), which changes nothing.
+    let out = flink_ha(
+        &["gc", "-A", "--storage", &storage, "--older-than", "1 d"],
+        &env.kubeconfig,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(files(top.path()), before_files, "{}", describe(&out));
+    assert_eq!(names(&env.client).await?, before_names, "{}", describe(&out));
     let out = flink_ha(
         &["gc", "-A", "--storage", &storage, "--older-than", "1 d", "--yes"],
         &env.kubeconfig,
