@@ -689,6 +689,35 @@ async fn gc_apply_of_a_reviewed_plan_deletes_nothing_a_writer_changed_since() ->
     let plan_path = root.join("plan.json");
     std::fs::write(&plan_path, &out.stdout)?;
 
+    // An edited plan is refused before anything is deleted: here one that adds a file.
+    let mut edited: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    edited["plans"][0]["deletions"]
+        .as_array_mut()
+        .ok_or("deletions")?
+        .push(serde_json::json!({
+            "kind": "object", "uri": format!("{storage}/default/completedCheckpoint0123456789ab"),
+            "size": 17, "last_modified": null, "why": "added by hand"
+        }));
+    let edited_path = root.join("edited.json");
+    std::fs::write(&edited_path, serde_json::to_vec(&edited)?)?;
+    let out = flink_ha(
+        &[
+            "gc",
+            "--apply",
+            edited_path.to_str().ok_or("utf-8")?,
+            "--storage",
+            &storage,
+        ],
+        Some(&env.kubeconfig),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("digest"),
+        "{}",
+        describe(&out)
+    );
+    assert!(root.join("ha/default/completedCheckpoint0123456789ab").exists());
+
     // A JobManager comes back and writes to the job ConfigMap after the review.
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let job_cm = format!("real-flink-{JOB}-config-map");
