@@ -125,6 +125,14 @@ fn collect_dump_items(value: &serde_json::Value, path: &Path, out: &mut Vec<Seen
                 object,
             });
         }
+        // A `flink-ha backup` file: its ConfigMaps.
+        Some(crate::backup::BACKUP_KIND) => {
+            for item in value["configmaps"].as_array().into_iter().flatten() {
+                let mut item = item.clone();
+                item["kind"] = "ConfigMap".into();
+                collect_dump_items(&item, path, out)?;
+            }
+        }
         Some(kind) if kind.ends_with("List") => {
             for item in value["items"].as_array().into_iter().flatten() {
                 collect_dump_items(item, path, out)?;
@@ -135,7 +143,8 @@ fn collect_dump_items(value: &serde_json::Value, path: &Path, out: &mut Vec<Seen
     Ok(())
 }
 
-fn record_of(cm: &ConfigMap) -> ConfigMapRecord {
+/// The record the core reads of a ConfigMap.
+pub fn record_of(cm: &ConfigMap) -> ConfigMapRecord {
     let meta = &cm.metadata;
     ConfigMapRecord {
         namespace: meta.namespace.clone().unwrap_or_else(|| "default".to_owned()),

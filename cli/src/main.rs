@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod audit;
+mod backup;
 #[cfg(feature = "demo")]
 mod demo;
 mod examples;
@@ -68,6 +69,10 @@ enum Command {
     /// Find the HA state of clusters that are gone (ConfigMaps, payloads, blobs,
     /// job-result-store entries) and, with --yes, delete it. A dry run by default.
     Gc(gc::GcArgs),
+    /// Save the HA ConfigMaps of a cluster (or all in scope) and the list of payloads they
+    /// name, with sizes and checksums, to one file; or, with --restore FILE, re-create the
+    /// ones that were deleted (never over existing ones, only while their payloads exist).
+    Backup(backup::BackupArgs),
     /// Lint what is already in the cluster (flink-config ConfigMaps, HA ConfigMaps,
     /// FlinkDeployments, FlinkSessionJobs, JobManager Deployments), as `lint` would.
     Audit(audit::AuditArgs),
@@ -127,6 +132,7 @@ fn main() -> ExitCode {
         Command::Review(args) => review::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Gc(args) => gc::run(&args),
+        Command::Backup(args) => backup::run(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Jobmanager(args) => jobmanager::run(&args),
         Command::Webhook(args) => webhook::run(&args),

@@ -149,6 +149,71 @@ impl StorageAccess {
         Ok(bytes.to_vec())
     }
 
+    /// The SHA-256 of a payload found by [`StorageAccess::locate`], read as a stream (no
+    /// size limit, constant memory).
+    pub async fn sha256(&self, read_from: &str) -> Result<String> {
+        use sha2::{Digest, Sha256};
+        let Some(path) = self.path_in_store(read_from) else {
+            bail!("{read_from} is not in {}", self.storage_dir);
+        };
+        let mut stream = self
+            .store
+            .get(&path)
+            .await
+            .with_context(|| format!("reading {read_from}"))?
+            .into_stream();
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = stream
+            .try_next()
+            .await
+            .with_context(|| format!("reading {read_from}"))?
+        {
+            hasher.update(&chunk);
+        }
+        Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Copies an object into a local file (created new), returning its size and SHA-256.
+    pub async fn copy_to_file(&self, path: &Path, dest: &std::path::Path) -> Result<(u64, String)> {
+        use sha2::{Digest, Sha256};
+        use std::io::Write;
+        let uri = self.uri_of(path);
+        let mut stream = self
+            .store
+            .get(path)
+            .await
+            .with_context(|| format!("reading {uri}"))?
+            .into_stream();
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let mut file = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(dest)
+            .with_context(|| format!("creating {}", dest.display()))?;
+        let (mut size, mut hasher) = (0u64, Sha256::new());
+        while let Some(chunk) = stream.try_next().await.with_context(|| format!("reading {uri}"))? {
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk)
+                .with_context(|| format!("writing {}", dest.display()))?;
+        }
+        file.sync_all().with_context(|| format!("writing {}", dest.display()))?;
+        Ok((size, hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()))
+    }
+
+    /// Writes `bytes` at `path` only if nothing is there (create-only: never overwrites).
+    /// `Ok(false)`: something already was.
+    pub async fn put_new(&self, path: &Path, bytes: Vec<u8>) -> Result<bool> {
+        let options = object_store::PutOptions::from(object_store::PutMode::Create);
+        match self.store.put_opts(path, bytes.into(), options).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("writing {}", self.uri_of(path))),
+        }
+    }
+
     /// Every object under `prefix`, recursively.
     pub async fn list(&self, prefix: &Path) -> Result<Vec<ListedObject>> {
         let objects: Vec<_> = self

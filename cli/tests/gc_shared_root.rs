@@ -338,8 +338,21 @@ async fn gc_on_a_shared_root_deletes_only_the_dead_clusters_own_files() -> TestR
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(files(top.path()), before_files, "{}", describe(&out));
     assert_eq!(names(&env.client).await?, before_names, "{}", describe(&out));
+    let backups = tempfile::tempdir()?;
+    let backup = backups.path().join("gc-1");
+    let backup_arg = backup.to_str().ok_or("utf-8")?;
     let out = flink_ha(
-        &["gc", "-A", "--storage", &storage, "--older-than", "1 d", "--yes"],
+        &[
+            "gc",
+            "-A",
+            "--storage",
+            &storage,
+            "--older-than",
+            "1 d",
+            "--yes",
+            "--backup-dir",
+            backup_arg,
+        ],
         &env.kubeconfig,
     );
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
@@ -388,13 +401,55 @@ async fn gc_on_a_shared_root_deletes_only_the_dead_clusters_own_files() -> TestR
     });
     assert_eq!(names(&env.client).await?, expected_names, "{}", describe(&out));
 
-    // Again: nothing more goes.
+    // Again: nothing more goes (and no backup folder is made for nothing).
     let after = files(top.path());
+    let again = backups.path().join("gc-2");
     let out = flink_ha(
-        &["gc", "-A", "--storage", &storage, "--older-than", "1 d", "--yes"],
+        &[
+            "gc",
+            "-A",
+            "--storage",
+            &storage,
+            "--older-than",
+            "1 d",
+            "--yes",
+            "--backup-dir",
+            again.to_str().ok_or("utf-8")?,
+        ],
         &env.kubeconfig,
     );
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert_eq!(files(top.path()), after, "{}", describe(&out));
+    assert!(!again.exists());
+
+    // Undo: the backup gc wrote puts back every file and ConfigMap it deleted, bytes equal;
+    // a dry run first changes nothing.
+    let restore = |yes: bool| {
+        let mut args = vec!["backup", "--restore", backup_arg, "--storage", &storage];
+        if yes {
+            args.push("--yes");
+        }
+        flink_ha(&args, &env.kubeconfig)
+    };
+    let out = restore(false);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("would put back"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(files(top.path()), after, "{}", describe(&out));
+    let out = restore(true);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(files(top.path()), before_files, "{}", describe(&out));
+    assert_eq!(names(&env.client).await?, before_names, "{}", describe(&out));
+    // Twice: everything exists, nothing is overwritten.
+    let out = restore(true);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("a backup never overwrites"),
+        "{}",
+        describe(&out)
+    );
     Ok(())
 }

@@ -540,7 +540,16 @@ async fn gc_removes_exactly_a_gone_clusters_state_and_refuses_every_protected_on
 
     // --yes: exactly the gone cluster's state.
     let out = flink_ha(
-        &["gc", "-n", &env.namespace, "--storage", &storage, "--yes"],
+        &[
+            "gc",
+            "-n",
+            &env.namespace,
+            "--storage",
+            &storage,
+            "--yes",
+            "--backup-dir",
+            root.join("gc-backup").to_str().ok_or("utf-8")?,
+        ],
         Some(&env.kubeconfig),
     );
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
@@ -735,6 +744,8 @@ async fn gc_apply_of_a_reviewed_plan_deletes_nothing_a_writer_changed_since() ->
             plan_path.to_str().ok_or("utf-8")?,
             "--storage",
             &storage,
+            "--backup-dir",
+            root.join("gc-backup").to_str().ok_or("utf-8")?,
         ],
         Some(&env.kubeconfig),
     );
@@ -799,5 +810,94 @@ async fn audit_finds_an_owned_ha_configmap_and_a_broken_flink_config_in_a_live_c
     assert!(json["summary"]["errors"].as_u64() >= Some(2), "{}", describe(&out));
     let out = flink_ha(&["audit", "-n", ns, "--format", "sarif"], Some(&env.kubeconfig));
     assert!(stdout(&out).contains("\"ruleId\": \"HA201\""), "{}", describe(&out));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_brings_back_deleted_ha_configmaps_only_while_their_payloads_exist() -> TestResult {
+    let (env, folder) = gone_real_flink_cluster("backup").await?;
+    let root = folder.path();
+    let storage = format!("file://{}/ha", root.display());
+    let backup = root.join("backup.json");
+    let backup_arg = backup.to_str().ok_or("utf-8")?;
+    let out = flink_ha(
+        &["backup", "-n", &env.namespace, "--storage", &storage, "-o", backup_arg],
+        Some(&env.kubeconfig),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&backup)?)?;
+    assert_eq!(saved["configmaps"].as_array().map(Vec::len), Some(2), "{saved}");
+    assert!(
+        saved["payloads"]
+            .as_array()
+            .ok_or("payloads")?
+            .iter()
+            .all(|p| p["state"] == "found" && p["sha256"].as_str().is_some_and(|s| s.len() == 64)),
+        "{saved}"
+    );
+    // A backup is never written over another.
+    let out = flink_ha(
+        &["backup", "-n", &env.namespace, "-o", backup_arg],
+        Some(&env.kubeconfig),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+
+    // The HA ConfigMaps are deleted by mistake.
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let before: Vec<ConfigMap> = api
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|c| c.metadata.name.as_deref().is_some_and(|n| n.starts_with("real-flink-")))
+        .collect();
+    assert_eq!(before.len(), 2);
+    for cm in &before {
+        api.delete(cm.metadata.name.as_deref().ok_or("name")?, &Default::default())
+            .await?;
+    }
+    // `inspect --from` reads the backup as a dump.
+    let out = flink_ha(&["inspect", "--from", backup_arg], None);
+    assert!(
+        stdout(&out).contains("recovers from checkpoint 66"),
+        "{}",
+        describe(&out)
+    );
+
+    // A payload they name is gone: restore refuses, naming it, and creates nothing.
+    let checkpoint = root.join("ha/default").join(CHECKPOINT);
+    let aside = root.join("aside");
+    std::fs::rename(&checkpoint, &aside)?;
+    let out = flink_ha(
+        &["backup", "--restore", backup_arg, "--storage", &storage, "--yes"],
+        Some(&env.kubeconfig),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(CHECKPOINT),
+        "{}",
+        describe(&out)
+    );
+    assert!(api.get_opt("real-flink-cluster-config-map").await?.is_none());
+
+    // With it back: a dry run creates nothing, --yes creates both with their data.
+    std::fs::rename(&aside, &checkpoint)?;
+    let out = flink_ha(
+        &["backup", "--restore", backup_arg, "--storage", &storage],
+        Some(&env.kubeconfig),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(api.get_opt("real-flink-cluster-config-map").await?.is_none());
+    let out = flink_ha(
+        &["backup", "--restore", backup_arg, "--storage", &storage, "--yes"],
+        Some(&env.kubeconfig),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    for cm in &before {
+        let name = cm.metadata.name.as_deref().ok_or("name")?;
+        let now = api.get(name).await?;
+        assert_eq!(now.data, cm.data, "{name}");
+        assert_eq!(now.metadata.labels, cm.metadata.labels, "{name}");
+    }
     Ok(())
 }

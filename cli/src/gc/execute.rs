@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::plan::{Deletion, Plan};
 use super::{GcArgs, report};
+use crate::backup;
+use crate::live::SeenConfigMap;
 use crate::storage_access::StorageAccess;
 
 /// Where a plan was made: `--apply` runs it only against the same API server and root.
@@ -98,6 +100,27 @@ pub async fn apply_saved(path: &std::path::Path, args: &GcArgs) -> Result<ExitCo
     let storage = storage.map(|(s, _)| s);
     check_saved(&saved.plans, &saved.context, &here, storage.as_ref())?;
     let mut plans = saved.plans;
+    let mut seen = Vec::new();
+    for plan in plans.iter().filter(|p| !p.refused) {
+        for deletion in &plan.deletions {
+            if let Deletion::Configmap { namespace, name, .. } = deletion {
+                let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+                if let Some(object) = api
+                    .get_opt(name)
+                    .await
+                    .with_context(|| format!("reading configmap {namespace}/{name} for the backup"))?
+                {
+                    seen.push(SeenConfigMap {
+                        record: crate::live::record_of(&object),
+                        object,
+                    });
+                }
+            }
+        }
+    }
+    let now = jiff::Timestamp::now();
+    let dir = args.backup_dir.clone().unwrap_or_else(|| default_backup_dir(now));
+    write_backup(&plans, &seen, storage.as_ref(), &dir, now).await?;
     for plan in &mut plans {
         plan.outcome.clear();
         if !plan.refused {
@@ -162,6 +185,74 @@ fn check_saved(plans: &[Plan], saved: &PlanContext, here: &PlanContext, storage:
         }
     }
     Ok(())
+}
+
+/// Before anything is deleted: the ConfigMaps the plans delete, whole, and a copy of every
+/// storage object they delete, into a new folder `dir` that `flink-ha backup --restore`
+/// puts back from. Nothing is deleted if this fails.
+pub async fn write_backup(
+    plans: &[Plan],
+    seen: &[SeenConfigMap],
+    storage: Option<&StorageAccess>,
+    dir: &std::path::Path,
+    now: jiff::Timestamp,
+) -> Result<()> {
+    let deletions = plans.iter().filter(|p| !p.refused).flat_map(|p| p.deletions.iter());
+    let (mut names, mut objects) = (Vec::new(), Vec::new());
+    for deletion in deletions {
+        match deletion {
+            Deletion::Configmap { namespace, name, .. } => names.push((namespace.clone(), name.clone())),
+            Deletion::Object { uri, path, .. } => objects.push((uri.clone(), path.clone())),
+        }
+    }
+    if names.is_empty() && objects.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir.parent().unwrap_or(std::path::Path::new(".")))
+        .with_context(|| format!("creating the folder of {}", dir.display()))?;
+    std::fs::create_dir(dir)
+        .with_context(|| format!("creating the backup folder {} (never an existing one)", dir.display()))?;
+    let mut backup = backup::build(seen, &names, storage, now, "flink-ha gc").await?;
+    if let Some(storage) = storage {
+        let root = storage.child(&[]);
+        for (uri, path) in objects {
+            let Some(path) = path.or_else(|| storage.path_in_store(&uri)) else {
+                bail!("{uri} is not in {}", storage.storage_dir);
+            };
+            let relative: Vec<String> = path
+                .prefix_match(&root)
+                .map(|parts| parts.map(|p| p.as_ref().to_owned()).collect())
+                .unwrap_or_default();
+            if relative.is_empty() {
+                bail!("{uri} is not inside {}", storage.storage_dir);
+            }
+            let relative = relative.join("/");
+            let file = format!("objects/{relative}");
+            let (size, sha256) = storage.copy_to_file(&path, &dir.join(&file)).await?;
+            backup.objects.push(backup::SavedObject {
+                uri,
+                relative,
+                file,
+                size,
+                sha256,
+            });
+        }
+    }
+    let text = serde_json::to_string_pretty(&backup).context("encoding the backup")?;
+    backup::write_new(&dir.join(backup::BACKUP_FILE), &text)?;
+    eprintln!(
+        "flink-ha: backed up {} ConfigMap(s) and {} storage object(s) to {}; `flink-ha backup --restore {}` (with the same --storage) puts them back",
+        backup.configmaps.len(),
+        backup.objects.len(),
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// The default backup folder of a gc run: named after the time, in the current folder.
+pub fn default_backup_dir(now: jiff::Timestamp) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("flink-ha-gc-backup-{}", now.strftime("%Y%m%dT%H%M%SZ")))
 }
 
 /// Deletes a plan: ConfigMaps under their preconditions, then (only if all of them went)

@@ -65,6 +65,12 @@ pub struct GcArgs {
     #[arg(long, value_name = "PLAN", conflicts_with_all = ["yes", "cluster_id", "older_than", "assume_dead"])]
     pub apply: Option<std::path::PathBuf>,
 
+    /// With --yes or --apply: the new folder the backup goes to before anything is deleted
+    /// (the ConfigMaps whole, a copy of every storage object), for `flink-ha backup
+    /// --restore`. Default: `flink-ha-gc-backup-<time>` in the current folder.
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<std::path::PathBuf>,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = GcFormat::Text)]
     pub format: GcFormat,
@@ -166,6 +172,18 @@ async fn gc(args: &GcArgs) -> Result<ExitCode> {
     }
     let context = execute::PlanContext::current(storage.as_ref().map(|(s, _)| s)).await;
     if args.yes {
+        let dir = args
+            .backup_dir
+            .clone()
+            .unwrap_or_else(|| execute::default_backup_dir(gathered.now));
+        execute::write_backup(
+            &plans,
+            &gathered.configmaps,
+            storage.as_ref().map(|(s, _)| s),
+            &dir,
+            gathered.now,
+        )
+        .await?;
         for plan in &mut plans {
             if !plan.refused {
                 execute::execute(plan, &client, storage.as_ref().map(|(s, _)| s)).await;
