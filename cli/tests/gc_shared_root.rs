@@ -14,9 +14,12 @@ use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
 use flink_ha_runtime::payloads::Pointer;
-use flink_ha_testenv::TestEnv;
+use flink_ha_runtime::storage::{self, StorageOptions};
+use flink_ha_testenv::{S3Server, TestEnv};
+use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, PostParams};
+use object_store::ObjectStoreExt;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -166,8 +169,12 @@ async fn names(client: &kube::Client) -> Result<Vec<String>, kube::Error> {
     Ok(names)
 }
 
+/// One test at a time: each runs `gc -A --yes`, which would act on the other's clusters.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread")]
 async fn gc_on_a_shared_root_deletes_only_the_dead_clusters_own_files() -> TestResult {
+    let _turn = TURN.lock().await;
     let env = TestEnv::new("gc-shared-root").await?;
     let (a, b) = (env.namespace.clone(), format!("{}-b", env.namespace));
     Api::<Namespace>::all(env.client.clone())
@@ -451,5 +458,107 @@ async fn gc_on_a_shared_root_deletes_only_the_dead_clusters_own_files() -> TestR
         "{}",
         describe(&out)
     );
+    Ok(())
+}
+
+/// Every object of a bucket and its bytes.
+async fn objects(
+    store: &dyn object_store::ObjectStore,
+) -> Result<BTreeMap<String, Vec<u8>>, Box<dyn std::error::Error>> {
+    let listed: Vec<_> = store.list(None).try_collect().await?;
+    let mut out = BTreeMap::new();
+    for meta in listed {
+        let bytes = store.get(&meta.location).await?.bytes().await?;
+        out.insert(meta.location.to_string(), bytes.to_vec());
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_on_s3_refuses_a_bucket_root_and_deletes_only_the_dead_clusters_objects() -> TestResult {
+    let _turn = TURN.lock().await;
+    let env = TestEnv::new("gc-s3").await?;
+    let s3 = S3Server::shared()?;
+    let bucket = format!("gc-{}", std::process::id());
+    s3.create_bucket(&bucket)?;
+    let config = format!(
+        "high-availability.type: kubernetes\nhigh-availability.storageDir: s3://{bucket}/ha\ns3.endpoint: {}\ns3.path.style.access: true\ns3.access-key: flink-ha-test\ns3.secret-key: flink-ha-test-secret\n",
+        s3.endpoint()
+    );
+    let options = StorageOptions::from_entries(config.lines().filter_map(|l| l.split_once(": ")));
+    let (store, _) = storage::open(&format!("s3://{bucket}/ha"), &options)?;
+    let checkpoint = format!("ha/gone-s3/completedCheckpoint{}", "7".repeat(24));
+    for (key, bytes) in [
+        (checkpoint.as_str(), &b"gone checkpoint"[..]),
+        ("ha/team-c/completedCheckpoint0123456789ab", b"team-c checkpoint"),
+        (
+            "ha/job-result-store/team-c/77777777777777777777777777777777.json",
+            b"{}",
+        ),
+        (
+            "checkpoints/77777777777777777777777777777777/chk-1/_metadata",
+            b"metadata",
+        ),
+        ("savepoints/savepoint-777777-0123456789ab/_metadata", b"savepoint"),
+    ] {
+        store
+            .put(&object_store::path::Path::from(key), bytes.to_vec().into())
+            .await?;
+    }
+    create(
+        &env.client,
+        &env.namespace,
+        vec![
+            cluster_configmap(
+                "gone-s3",
+                Some(("", TWO_DAYS)),
+                J_GONE,
+                &format!("s3://{bucket}/ha/gone-s3/submittedExecutionPlan{}", "8".repeat(24)),
+            ),
+            job_configmap("gone-s3", J_GONE, &format!("s3://{bucket}/{checkpoint}")),
+        ],
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let config_path = dir.path().join("config.yaml");
+    std::fs::write(&config_path, &config)?;
+    let config_arg = config_path.to_str().ok_or("utf-8")?;
+    let backup = dir.path().join("backup");
+    let before = objects(store.as_ref()).await?;
+
+    // The bucket itself, and the bucket's root given as the storageDir: refused.
+    for root in [format!("s3://{bucket}"), format!("s3://{bucket}/")] {
+        let out = flink_ha(
+            &["gc", "-A", "--config", config_arg, "--storage", &root, "--yes"],
+            &env.kubeconfig,
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("has no path below"),
+            "{}",
+            describe(&out)
+        );
+    }
+    assert_eq!(objects(store.as_ref()).await?, before);
+
+    // The storageDir: only the dead cluster's checkpoint goes.
+    let out = flink_ha(
+        &[
+            "gc",
+            "-A",
+            "--config",
+            config_arg,
+            "--older-than",
+            "1 d",
+            "--yes",
+            "--backup-dir",
+            backup.to_str().ok_or("utf-8")?,
+        ],
+        &env.kubeconfig,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let mut expected = before.clone();
+    expected.remove(&checkpoint);
+    assert_eq!(objects(store.as_ref()).await?, expected, "{}", describe(&out));
     Ok(())
 }
