@@ -458,6 +458,50 @@ async fn gc_on_a_shared_root_deletes_only_the_dead_clusters_own_files() -> TestR
         "{}",
         describe(&out)
     );
+
+    // A folder nothing proves is an orphan goes only when an operator names it and confirms
+    // the file count the dry run showed; one a ConfigMap refers to, or `default`, never.
+    let folder = |extra: &[&str]| {
+        let mut args = vec!["gc", "-A", "--storage", &storage, "--backup-dir"];
+        let dir = backups.path().join(format!("folder-{}", extra.len()));
+        let dir = dir.to_str().unwrap_or_default().to_owned();
+        args.push(&dir);
+        args.extend_from_slice(extra);
+        flink_ha(&args, &env.kubeconfig)
+    };
+    let out = folder(&["--folder", "stray"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("named by --folder: 1 file(s), 5 bytes"),
+        "{}",
+        describe(&out)
+    );
+    for (extra, expected) in [
+        (&["--folder", "stray", "--yes"][..], "needs --confirm-files 1"),
+        (
+            &["--folder", "stray", "--yes", "--confirm-files", "2"][..],
+            "now holds 1 file(s)",
+        ),
+        (
+            &["--folder", "team-b", "--yes", "--confirm-files", "3"][..],
+            "refer to it",
+        ),
+        (&["--folder", "default"][..], "not `default`"),
+    ] {
+        let out = folder(extra);
+        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expected),
+            "{}",
+            describe(&out)
+        );
+        assert_eq!(files(top.path()), before_files, "{}", describe(&out));
+    }
+    let out = folder(&["--folder", "stray", "--yes", "--confirm-files", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let mut expected = before_files.clone();
+    expected.remove(Path::new("ha/stray/completedCheckpoint0123456789ab"));
+    assert_eq!(files(top.path()), expected, "{}", describe(&out));
     Ok(())
 }
 

@@ -71,6 +71,23 @@ pub struct GcArgs {
     #[arg(long, value_name = "DIR")]
     pub backup_dir: Option<std::path::PathBuf>,
 
+    /// Delete one cluster folder no HA ConfigMap refers to, which gc cannot prove is an
+    /// orphan on its own (no owner marker): every file in `<storageDir>/<NAME>/` and its
+    /// result-store entries. Needs -A; a dry run shows the count and size, and --yes then
+    /// needs --confirm-files with that count.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "all_namespaces",
+        conflicts_with = "cluster_id"
+    )]
+    pub folder: Option<String>,
+
+    /// With --folder and --yes: the number of files the dry run showed; refused if the
+    /// folder now holds another number.
+    #[arg(long, value_name = "N", requires = "folder")]
+    pub confirm_files: Option<usize>,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = GcFormat::Text)]
     pub format: GcFormat,
@@ -113,7 +130,23 @@ async fn gc(args: &GcArgs) -> Result<ExitCode> {
         sweep_folders: args.target.source.all_namespaces && args.target.cluster_id.is_none(),
     };
     let mut plans = Vec::new();
-    for cluster in &gathered.clusters {
+    if let Some(folder) = &args.folder {
+        let (Some((storage, _)), Some(inventory)) = (&storage, &inventory) else {
+            bail!("--folder needs the storage root: give --storage or --config");
+        };
+        let workloads = crate::live::workloads(&client, &crate::live::Scope::All).await?;
+        let plan = plan::named_folder(storage, inventory, folder, &gathered.clusters, &workloads).await?;
+        if args.yes {
+            let (count, _) = plan.object_totals();
+            match args.confirm_files {
+                Some(n) if n == count => {}
+                Some(n) => bail!("--confirm-files {n}, but {folder}/ now holds {count} file(s); look again (dry run)"),
+                None => bail!("deleting {folder}/ needs --confirm-files {count} (the count the dry run shows)"),
+            }
+        }
+        plans.push(plan);
+    }
+    for cluster in gathered.clusters.iter().filter(|_| args.folder.is_none()) {
         let mut plan = plan::liveness(cluster, gathered.now, &settings, &gathered.configmaps);
         if !plan.refused {
             match (&storage, &inventory) {
@@ -155,6 +188,7 @@ async fn gc(args: &GcArgs) -> Result<ExitCode> {
         );
     }
     if settings.sweep_folders
+        && args.folder.is_none()
         && let (Some((storage, _)), Some(inventory)) = (&storage, &inventory)
     {
         let workloads = crate::live::workloads(&client, &crate::live::Scope::All).await?;

@@ -589,3 +589,82 @@ mod tests {
         );
     }
 }
+
+/// A folder an operator named (`--folder`): all of its files and its result-store entries,
+/// if no HA ConfigMap in any namespace refers to it and no live owner marker claims it.
+/// The plan carries the count and size the operator must confirm.
+pub async fn named_folder(
+    storage: &StorageAccess,
+    inventory: &Inventory,
+    folder: &str,
+    clusters: &[ClusterState],
+    workloads: &BTreeMap<(String, String), Vec<String>>,
+) -> Result<Plan> {
+    if folder.is_empty()
+        || folder.contains('/')
+        || folder == DEFAULT_FOLDER
+        || folder == JOB_RESULT_STORE_DIR
+        || folder == APPLICATION_RESULT_STORE_DIR
+    {
+        bail!(
+            "--folder {folder:?}: name one cluster folder under the storageDir (not `default`, not a result store, no `/`)"
+        );
+    }
+    let users: Vec<String> = clusters
+        .iter()
+        .filter(|c| {
+            c.cluster_id == folder
+                || c.payload_uris()
+                    .iter()
+                    .any(|u| folder_name_of(&normalize_uri(u)) == Some(folder))
+        })
+        .map(|c| format!("{}/{}", c.namespace, c.cluster_id))
+        .collect();
+    if !users.is_empty() {
+        bail!(
+            "--folder {folder}: HA ConfigMaps of {} refer to it; it is not an orphan",
+            users.join(", ")
+        );
+    }
+    if let Some(owner) = folder_owner(storage, folder).await
+        && let Some((namespace, id)) = owner.split_once('/')
+        && let Some(found) = workloads.get(&(namespace.to_owned(), id.to_owned()))
+    {
+        bail!(
+            "--folder {folder}: its owner marker names {owner}, which still runs ({})",
+            found.join(", ")
+        );
+    }
+    let mut plan = Plan::new("*", &format!("(folder {folder})"));
+    plan.refused = false;
+    let mut marker = None;
+    let prefix = [folder];
+    for (object, what) in inventory.under(&prefix) {
+        match what {
+            StorageObject::OwnerMarker { .. } => marker = Some(object),
+            _ => plan.delete_object(object, format!("in folder {folder}/, named by --folder")),
+        }
+    }
+    for store in [JOB_RESULT_STORE_DIR, APPLICATION_RESULT_STORE_DIR] {
+        let prefix = [store, folder];
+        for (object, _) in inventory.under(&prefix) {
+            plan.delete_object(object, format!("in {store}/{folder}/, named by --folder"));
+        }
+    }
+    if let Some(object) = marker {
+        plan.delete_object(object, "its owner marker, last".to_owned());
+    }
+    let (count, bytes) = plan.object_totals();
+    plan.reason = format!("named by --folder: {count} file(s), {bytes} bytes, no HA ConfigMap refers to it");
+    Ok(plan)
+}
+
+impl Plan {
+    /// How many storage objects the plan deletes, and their bytes.
+    pub fn object_totals(&self) -> (usize, u64) {
+        self.deletions.iter().fold((0, 0), |(n, b), d| match d {
+            Deletion::Object { size, .. } => (n + 1, b + size),
+            Deletion::Configmap { .. } => (n, b),
+        })
+    }
+}
