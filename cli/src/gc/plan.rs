@@ -562,34 +562,6 @@ pub async fn orphaned_folders(
     (!plan.deletions.is_empty() || !plan.kept.is_empty()).then_some(plan)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn folder_names_come_from_the_parent_segment() {
-        assert_eq!(folder_name_of("s3://b/ha/a/completedCheckpoint0a"), Some("a"));
-        assert_eq!(folder_name_of("file:///x"), None);
-    }
-
-    #[test]
-    fn classify_owned_borrows_the_segments_it_was_given() {
-        let relative: Vec<String> = ["job-result-store", "a", "25fc957960a1789dd1ef3466290fa995_DIRTY.json"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        assert_eq!(
-            classify_owned(&relative),
-            StorageObject::ResultEntry {
-                store: "job-result-store",
-                folder: "a",
-                name: "25fc957960a1789dd1ef3466290fa995_DIRTY.json",
-                job_id: Some("25fc957960a1789dd1ef3466290fa995"),
-            }
-        );
-    }
-}
-
 /// A folder an operator named (`--folder`): all of its files and its result-store entries,
 /// if no HA ConfigMap in any namespace refers to it and no live owner marker claims it.
 /// The plan carries the count and size the operator must confirm.
@@ -666,5 +638,33 @@ impl Plan {
             Deletion::Object { size, .. } => (n + 1, b + size),
             Deletion::Configmap { .. } => (n, b),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_come_from_the_parent_segment() {
+        assert_eq!(folder_name_of("s3://b/ha/a/completedCheckpoint0a"), Some("a"));
+        assert_eq!(folder_name_of("file:///x"), None);
+    }
+
+    #[test]
+    fn classify_owned_borrows_the_segments_it_was_given() {
+        let relative: Vec<String> = ["job-result-store", "a", "25fc957960a1789dd1ef3466290fa995_DIRTY.json"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(
+            classify_owned(&relative),
+            StorageObject::ResultEntry {
+                store: "job-result-store",
+                folder: "a",
+                name: "25fc957960a1789dd1ef3466290fa995_DIRTY.json",
+                job_id: Some("25fc957960a1789dd1ef3466290fa995"),
+            }
+        );
     }
 }
