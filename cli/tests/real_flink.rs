@@ -336,3 +336,148 @@ async fn flink_and_the_runtime_take_over_from_each_other_without_harm() -> TestR
     tm.signal(Signal::TERM);
     Ok(())
 }
+
+/// Every file under `dir` whose name starts with one of `prefixes`, with its bytes.
+fn files_named(dir: &std::path::Path, prefixes: &[&str]) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                stack.push(path);
+            } else if prefixes.iter().any(|p| name.starts_with(p))
+                && let Ok(bytes) = std::fs::read(&path)
+            {
+                out.insert(path, bytes);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_and_the_sweep_beside_a_live_flink_on_its_storage_dir_leave_it_whole() -> TestResult {
+    let _turn = TURN.lock().await;
+    let flink = Flink::setup()?;
+    let env = enforced_env("gc-beside-flink").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let site = Site::new(&env, "live-flink")?;
+    let ha = site.path("ha");
+
+    // A dead cluster's state in the same storageDir, two days idle.
+    let gone_checkpoint = ha.join(format!("gone/completedCheckpoint{}", "1".repeat(24)));
+    std::fs::create_dir_all(ha.join("gone"))?;
+    std::fs::write(&gone_checkpoint, b"gone")?;
+    std::fs::File::options()
+        .write(true)
+        .open(&gone_checkpoint)?
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600))?;
+    let renewed = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(48)).to_string();
+    let record = serde_json::json!({
+        "holderIdentity": "", "leaseDuration": "PT15S", "acquireTime": renewed,
+        "renewTime": renewed, "leaderTransitions": 0,
+    });
+    let pointer = flink_ha_runtime::payloads::Pointer {
+        path: format!("file://{}", gone_checkpoint.display()),
+        marked_for_deletion: false,
+    };
+    for cm in [
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "gone-cluster-config-map", "labels": { "app": "gone", "type": "flink-native-kubernetes" },
+                "annotations": { names::LEADER_ANNOTATION: record.to_string() } },
+        }),
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": format!("gone-{}-config-map", "7".repeat(32)),
+                "labels": { "app": "gone", "type": "flink-native-kubernetes" } },
+            "data": { flink_ha_runtime::checkpoint_store::checkpoint_key(3): pointer.to_json() },
+        }),
+    ] {
+        api.create(&Default::default(), &serde_json::from_value::<ConfigMap>(cm)?)
+            .await?;
+    }
+
+    // A live Flink cluster on the storageDir (its files in `default/`), with a job that
+    // checkpoints.
+    let jm1 = site.start(&env, "jobmanager", "jm1")?;
+    let tm = site.start(&env, "taskmanager", "tm")?;
+    until_ready(&jm1, 1).await?;
+    let job = submit(&flink, &jm1)?;
+    wait_for(
+        "three completed checkpoints",
+        Duration::from_secs(120),
+        || jm1.log_tail(),
+        async || checkpoints(&jm1, &job).filter(|(completed, _, _)| *completed >= 3),
+    )
+    .await?;
+    // Its plan and blobs do not change while it runs: they must keep their bytes.
+    let kept_prefixes = ["submittedExecutionPlan", "blob_"];
+    let flink_files = files_named(&ha.join("default"), &kept_prefixes);
+    assert!(
+        !flink_files.is_empty(),
+        "no plan or blob of Flink's in {}",
+        ha.display()
+    );
+
+    // gc -A --yes on the shared storageDir: only the dead cluster's state goes.
+    let backups = tempfile::tempdir()?;
+    let out = Command::new(env!("CARGO_BIN_EXE_flink-ha"))
+        .args(["gc", "-A", "--older-than", "1 d", "--yes", "--format", "json"])
+        .arg("--storage")
+        .arg(format!("file://{}", ha.display()))
+        .arg("--backup-dir")
+        .arg(backups.path().join("gc"))
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("RUST_LOG", "warn")
+        .output()?;
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let deleted: Vec<String> = json["plans"]
+        .as_array()
+        .ok_or("plans")?
+        .iter()
+        .flat_map(|p| p["outcome"].as_array().cloned().unwrap_or_default())
+        .filter_map(|o| o.as_str()?.strip_prefix("deleted ").map(str::to_owned))
+        .collect();
+    assert!(
+        deleted.contains(&format!("file://{}", gone_checkpoint.display())),
+        "{report}"
+    );
+    for what in &deleted {
+        assert!(
+            what.starts_with("configmap ") && what.contains("/gone-") || what.contains("/ha/gone/"),
+            "gc deleted {what}, which is not the dead cluster's:\n{report}"
+        );
+    }
+    assert!(api.get_opt("live-flink-cluster-config-map").await?.is_some());
+    assert!(api.get_opt(&names::job_config_map("live-flink", &job)).await?.is_some());
+    assert_eq!(files_named(&ha.join("default"), &kept_prefixes), flink_files);
+
+    // The next Flink JobManager restores the last completed checkpoint.
+    let (_, completed, _) = checkpoints(&jm1, &job).ok_or("no checkpoint figures")?;
+    let completed = completed.ok_or("no completed checkpoint")?;
+    jm1.signal(Signal::KILL);
+    let jm2 = site.start(&env, "jobmanager", "jm2")?;
+    let restored = wait_for(
+        "the job restored by the second JobManager",
+        Duration::from_secs(180),
+        || jm2.log_tail(),
+        async || checkpoints(&jm2, &job).and_then(|(_, _, restored)| restored),
+    )
+    .await?;
+    assert!(
+        restored >= completed,
+        "restored {restored}, completed {completed} before the kill"
+    );
+    tm.signal(Signal::TERM);
+    Ok(())
+}
