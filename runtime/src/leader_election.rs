@@ -40,6 +40,11 @@
 //!   between; without the event before the step-down moment it steps down instead.
 //!   Flink loses the job plans with the ConfigMap and, after a failover, the jobs.
 //!
+//! The leader that takes the lock also mints, if the ConfigMap has none, the cluster's
+//! payload owner token ([`crate::payloads::OWNER_TOKEN_ANNOTATION`]), kept through a
+//! restore: the names of the payloads its grants write carry it, so the orphan sweep
+//! can prove a file this cluster's ([`crate::sweep`]).
+//!
 //! On a graceful stop the lock is released (empty holder, 1 s lease, as Flink does) so a
 //! standby takes over at once; [`LeaderElection::give_up`] releases it too, for a leader
 //! that cannot take up its jobs, and lets another contender have it.
