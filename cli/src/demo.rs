@@ -126,11 +126,16 @@ high-availability.kubernetes.leader-election.retry-period: {} ms
         })
         .await?;
         let kept = config_maps.list(&ListParams::default().labels(&names::ha_selector(CLUSTER))).await?;
-        // Payloads only: the orphan sweep's owner marker holds no data.
+        // Payloads only: the orphan sweep's owner marker and probe hold no data.
         let payloads = std::fs::read_dir(storage.path().join("ha").join(CLUSTER))
             .map(|d| {
                 d.filter_map(|e| e.ok())
                     .filter(|e| e.file_name() != flink_ha_runtime::payloads::OWNER_MARKER)
+                    .filter(|e| {
+                        !e.file_name()
+                            .to_string_lossy()
+                            .starts_with(flink_ha_runtime::payloads::PROBE_KIND)
+                    })
                     .count()
             })
             .unwrap_or(0);

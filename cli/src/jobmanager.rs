@@ -42,12 +42,18 @@ pub struct JobManagerArgs {
     /// to FILE as JSON lines, for the nemesis test's checker.
     #[arg(long, value_name = "FILE")]
     history: Option<PathBuf>,
-    /// How often the leader deletes payloads that no pointer names (left by a
-    /// JobManager killed between writing a payload and its pointer).
+    /// How often the leader deletes this cluster's payloads that no pointer names (left
+    /// by a JobManager killed between writing a payload and its pointer). Only files
+    /// whose names carry this cluster's identity are ever deleted. The sweep refuses,
+    /// and says why, when `high-availability.cluster-id` is unset (the shared
+    /// `default` folder every standalone cluster writes into) and on a store that
+    /// ignores create-only writes (`If-None-Match`); it deletes nothing while a pointer
+    /// in the cluster's ConfigMaps cannot be read.
     #[arg(long, value_name = "DURATION", default_value = "10 min", value_parser = parse_duration)]
     orphan_sweep_interval: Duration,
-    /// How old an orphaned payload must be before the sweep deletes it. It must exceed
-    /// the time an add's pointer write can take: (2 × (max-retries + 1) + 1) leases.
+    /// How long this process must have seen an orphaned payload (its own monotonic
+    /// clock, not storage's timestamps) before the sweep deletes it. It must exceed the
+    /// time an add's pointer write can take: (2 × (max-retries + 1) + 1) leases.
     #[arg(long, value_name = "DURATION", default_value = "1 h", value_parser = parse_duration)]
     orphan_min_age: Duration,
     /// Never sweep orphaned payloads.

@@ -66,14 +66,19 @@ async fn leader_address(api: &Api<ConfigMap>) -> Option<String> {
 
 /// The highest checkpoint id of every job.
 async fn latest_checkpoints(api: &Api<ConfigMap>) -> Result<BTreeMap<String, u64>, kube::Error> {
+    latest_checkpoints_of(api, "failover").await
+}
+
+/// The highest checkpoint id of every job of cluster `cluster_id`.
+async fn latest_checkpoints_of(api: &Api<ConfigMap>, cluster_id: &str) -> Result<BTreeMap<String, u64>, kube::Error> {
     let list = api
-        .list(&kube::api::ListParams::default().labels(&names::ha_selector("failover")))
+        .list(&kube::api::ListParams::default().labels(&names::ha_selector(cluster_id)))
         .await?;
     let mut latest = BTreeMap::new();
     for cm in list.items {
         let name = cm.metadata.name.unwrap_or_default();
         let Some(job) = name
-            .strip_prefix("failover-")
+            .strip_prefix(&format!("{cluster_id}-"))
             .and_then(|n| n.strip_suffix("-config-map"))
         else {
             continue;
@@ -235,4 +240,104 @@ fn a_config_with_errors_is_refused_before_anything_starts() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("HA109"), "{stderr}");
     assert!(stderr.contains("does not start"), "{stderr}");
+}
+
+/// A JobManager without `high-availability.cluster-id` writes into the `default` folder
+/// every standalone cluster shares: it says once, at its start, that it will not sweep
+/// orphans there, and runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_orphan_sweep_in_the_shared_default_folder_and_it_says_so_at_start() -> TestResult {
+    let env = TestEnv::new("jobmanager-default-folder").await?;
+    let dir = tempfile::tempdir()?;
+    let config_path = dir.path().join("config.yaml");
+    let config = format!(
+        "high-availability.type: kubernetes
+high-availability.storageDir: file://{}/ha
+kubernetes.cluster-id: standalone
+kubernetes.namespace: {}
+high-availability.kubernetes.leader-election.lease-duration: 2 s
+high-availability.kubernetes.leader-election.renew-deadline: 1500 ms
+high-availability.kubernetes.leader-election.retry-period: 400 ms
+",
+        dir.path().display(),
+        env.namespace
+    );
+    std::fs::write(&config_path, config)?;
+    let log_path = dir.path().join("stderr.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_flink-ha"))
+        .args(["jobmanager", "--jobs", "1", "--checkpoint-interval", "300 ms"])
+        .arg("--config")
+        .arg(&config_path)
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path)?)
+        .spawn()?;
+    env.plane.adopt(child.id());
+    let mut processes = JobManagers(vec![Some(child)]);
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    // Leading and checkpointing: the refusal did not stop it.
+    wait_until(
+        "a checkpoint in the default folder",
+        Duration::from_secs(20),
+        || async {
+            latest_checkpoints_of(&api, "standalone")
+                .await
+                .ok()
+                .filter(|l| !l.is_empty())
+        },
+    )
+    .await?;
+    let log = std::fs::read_to_string(&log_path)?;
+    let said = log.lines().filter(|l| l.contains("no orphan sweep in")).count();
+    assert_eq!(said, 1, "{log}");
+    assert!(log.contains("high-availability.cluster-id"), "{log}");
+    assert!(dir.path().join("ha").join("default").is_dir());
+    // Nothing of the sweep touched the folder: no owner marker.
+    assert!(
+        !dir.path()
+            .join("ha")
+            .join("default")
+            .join(flink_ha_runtime::payloads::OWNER_MARKER)
+            .exists()
+    );
+    if let Some(mut child) = processes.0[0].take() {
+        child.kill()?;
+        child.wait()?;
+    }
+    Ok(())
+}
+
+#[test]
+fn an_orphan_min_age_below_the_floor_is_refused_unless_the_sweep_is_off() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.yaml");
+    let config = format!(
+        "high-availability.type: kubernetes\nhigh-availability.storageDir: file://{}/ha\nkubernetes.cluster-id: x\nhigh-availability.cluster-id: x\n",
+        dir.path().display()
+    );
+    std::fs::write(&path, config).expect("write");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_flink-ha"))
+            .args(["jobmanager", "--orphan-min-age", "1 s"])
+            .args(extra)
+            .arg("--config")
+            .arg(&path)
+            .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
+            .output()
+            .expect("run flink-ha")
+    };
+    // Flink's defaults: 15 s leases, 15 retries, a floor of 8 min 15 s.
+    let refused = run(&[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--orphan-min-age") && stderr.contains("too young"),
+        "{stderr}"
+    );
+    // Without a sweep the age means nothing: it gets as far as Kubernetes.
+    let off = run(&["--no-orphan-sweep"]);
+    let stderr = String::from_utf8_lossy(&off.stderr);
+    assert!(!stderr.contains("too young"), "{stderr}");
+    assert!(stderr.contains("cannot reach Kubernetes"), "{stderr}");
 }

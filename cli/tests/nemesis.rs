@@ -34,7 +34,7 @@ use flink_ha_runtime::checkpoint_store::CHECKPOINT_PREFIX;
 use flink_ha_runtime::cleanup::EXECUTION_PLAN_PREFIX;
 use flink_ha_runtime::history::{Event, Line, monotonic_ns};
 use flink_ha_runtime::job_result_store::JobResultStore;
-use flink_ha_runtime::payloads::{OWNER_MARKER, PayloadStore, Pointer};
+use flink_ha_runtime::payloads::{OWNER_MARKER, PROBE_KIND, PayloadStore, Pointer};
 use flink_ha_runtime::{HaSettings, names};
 use flink_ha_testenv::{S3Server, TestEnv, pki};
 use proxy::{StorageFault, StorageProxy, TcpProxy, WireFault};
@@ -233,10 +233,12 @@ async fn final_state(api: &Api<ConfigMap>, settings: &HaSettings) -> Result<Fina
     let payloads = PayloadStore::for_settings(settings)?;
     let (store, root) = payloads.object_store();
     let objects: Vec<_> = store.list(Some(root)).try_collect().await?;
-    // Everything but the sweep's owner marker, which holds no data.
+    // Everything but the sweep's owner marker and its probe (of a sweep cut off by the
+    // stop), which hold no data.
     state.payloads = objects
         .iter()
         .filter(|o| o.location.filename() != Some(OWNER_MARKER))
+        .filter(|o| !o.location.filename().is_some_and(|name| name.starts_with(PROBE_KIND)))
         .map(|o| payloads.uri_of(&o.location))
         .collect();
     let entries = JobResultStore::for_settings(settings)?.entries().await?;
@@ -391,13 +393,10 @@ async fn no_acknowledged_checkpoint_is_lost_and_no_finished_job_rerun_under_faul
     let last_write_ns = monotonic_ns() + 5_000_000_000;
     tokio::time::sleep(Duration::from_secs(8)).await;
     let swept_by = Instant::now() + ORPHAN_MIN_AGE + Duration::from_secs(40);
-    while !swept_since(
-        &read_histories(&cluster.slots)?,
-        last_write_ns + ORPHAN_MIN_AGE.as_nanos() as u64,
-    ) {
+    while !swept_since(&read_histories(&cluster.slots)?, last_write_ns, ORPHAN_MIN_AGE) {
         if Instant::now() > swept_by {
             return Err(format!(
-                "no orphan sweep listed the payloads {ORPHAN_MIN_AGE:?} after the faults ended (seed {seed}); histories in {}",
+                "no orphan sweep listed the payloads {ORPHAN_MIN_AGE:?} after its process first listed them once the faults ended (seed {seed}); histories in {}",
                 dir.keep().display()
             )
             .into());
@@ -505,11 +504,28 @@ async fn orphans_explained(history: &[Record], state: &FinalState, settings: &Ha
     }
 }
 
-/// Whether an orphan sweep began listing at `since_ns` or later (and finished).
-fn swept_since(history: &[Record], since_ns: u64) -> bool {
-    history
-        .iter()
-        .any(|r| matches!(r.line.event, Event::Swept { listed_ns, .. } if listed_ns >= since_ns))
+/// Whether a process's orphan sweep began listing `min_age` or more after that
+/// process's first listing at `since_ns` or later (and finished). A sweep ages an orphan
+/// from when its own process first listed it, not from when it was written: the orphans
+/// there at `since_ns` go in the first sweep `min_age` after its process saw them.
+fn swept_since(history: &[Record], since_ns: u64, min_age: Duration) -> bool {
+    let listings = || {
+        history.iter().filter_map(|r| match r.line.event {
+            Event::Swept { listed_ns, .. } if listed_ns >= since_ns => Some((r.line.identity.as_str(), listed_ns)),
+            _ => None,
+        })
+    };
+    let mut first_seen = std::collections::HashMap::new();
+    for (identity, listed_ns) in listings() {
+        let first = first_seen.entry(identity).or_insert(listed_ns);
+        *first = (*first).min(listed_ns);
+    }
+    let min_age_ns = u64::try_from(min_age.as_nanos()).unwrap_or(u64::MAX);
+    listings().any(|(identity, listed_ns)| {
+        first_seen
+            .get(identity)
+            .is_some_and(|first| listed_ns >= first.saturating_add(min_age_ns))
+    })
 }
 
 fn count(history: &[Record], what: impl Fn(&Event) -> bool) -> usize {

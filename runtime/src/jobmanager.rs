@@ -8,8 +8,8 @@
 //! `finish_after`, each job ends after that many checkpoints (its result recorded and
 //! its HA data cleaned up, as Flink does) and a new one takes its place. With a
 //! [`History`], the process writes down what it did for the nemesis test's checker.
-//! With an [`OrphanSweep`], the leader deletes payloads a killed writer left without a
-//! pointer.
+//! With an [`OrphanSweep`], the leader deletes payloads of this cluster a killed writer
+//! left without a pointer (never in the shared `default/` folder: see [`crate::sweep`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,6 +77,14 @@ pub async fn run(
         history.clone(),
     ));
     tracing::info!(identity = election.identity(), cluster = %services.cluster_id(), storage = services.payloads().description(), "contending for leadership");
+    let mut options = options;
+    if options.orphan_sweep.is_some()
+        && let Some(refusal) = services.orphan_sweep_refusal()
+    {
+        // Said once, here: no grant would sweep this folder.
+        tracing::warn!(%refusal, "the orphan sweep is off");
+        options.orphan_sweep = None;
+    }
     let options = Arc::new(options);
     let mut leadership = election.leadership();
     loop {
@@ -373,8 +381,8 @@ impl Grant {
                         young: report.young,
                     });
                 }
-                // Said once, with the owner: nothing here will change that.
-                Ok(Sweep::NotOurFolder { .. }) => return,
+                // Said by the sweep, with why: nothing here will change that.
+                Ok(Sweep::NotOurFolder { .. } | Sweep::Refused(_)) => return,
                 Err(error) => tracing::warn!(%error, "orphan sweep failed; trying again later"),
             }
             tokio::time::sleep(sweep.interval).await;

@@ -40,6 +40,11 @@
 //!   between; without the event before the step-down moment it steps down instead.
 //!   Flink loses the job plans with the ConfigMap and, after a failover, the jobs.
 //!
+//! The leader that takes the lock also mints, if the ConfigMap has none, the cluster's
+//! payload owner token ([`crate::payloads::OWNER_TOKEN_ANNOTATION`]), kept through a
+//! restore: the names of the payloads its grants write carry it, so the orphan sweep
+//! can prove a file this cluster's ([`crate::sweep`]).
+//!
 //! On a graceful stop the lock is released (empty holder, 1 s lease, as Flink does) so a
 //! standby takes over at once; [`LeaderElection::give_up`] releases it too, for a leader
 //! that cannot take up its jobs, and lets another contender have it.
@@ -59,6 +64,7 @@ use crate::cas::{Change, ConfigMapCas};
 use crate::error::{Error, Result};
 use crate::fence::Fence;
 use crate::names;
+use crate::payloads::{OWNER_TOKEN_ANNOTATION, owner_token};
 
 /// The lease a graceful release leaves behind, as Flink writes it.
 const RELEASED_LEASE: Duration = Duration::from_secs(1);
@@ -134,6 +140,7 @@ pub struct LeaderElection {
     cas: ConfigMapCas,
     leadership: watch::Receiver<Leadership>,
     valid_until: watch::Receiver<Option<Instant>>,
+    owner_token: watch::Receiver<Option<String>>,
     give_up: watch::Sender<Option<Uuid>>,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -188,6 +195,7 @@ impl LeaderElection {
         let cas = ConfigMapCas::new(api, config.max_retries, config.lease_duration);
         let (leadership_tx, leadership) = watch::channel(Leadership::Follower);
         let (valid_until_tx, valid_until) = watch::channel(None);
+        let (owner_token_tx, owner_token) = watch::channel(None);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (give_up, give_up_rx) = watch::channel(None);
         let elector = Elector {
@@ -197,6 +205,7 @@ impl LeaderElection {
             config,
             leadership: leadership_tx,
             valid_until: valid_until_tx,
+            owner_token: owner_token_tx,
             observed: None,
             changed: Arc::new(Notify::new()),
             // Replaced when the watch starts (`Elector::run`).
@@ -211,6 +220,7 @@ impl LeaderElection {
             cas,
             leadership,
             valid_until,
+            owner_token,
             give_up,
             shutdown,
             task: Some(task),
@@ -245,6 +255,13 @@ impl LeaderElection {
     /// The identity written into the lock while this process leads.
     pub fn identity(&self) -> &str {
         &self.identity
+    }
+
+    /// The cluster's payload owner token ([`OWNER_TOKEN_ANNOTATION`] of the cluster
+    /// ConfigMap whose lock this process holds; `None` while following), from which
+    /// [`crate::payloads::PayloadOwner`] names this cluster's payloads.
+    pub fn payload_owner_token(&self) -> Option<String> {
+        self.owner_token.borrow().clone()
     }
 
     /// The current state; `changed()` on it waits for grants and revocations.
@@ -319,6 +336,11 @@ pub fn check_holds_lock(cm: &ConfigMap, identity: &str, name: &str) -> Result<()
     held_record(cm, identity, name).map(drop)
 }
 
+/// A fresh payload owner token: 32 random hex digits.
+fn new_owner_token() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
 /// The leader record of `cm` if it names `identity`, else why not.
 fn held_record(cm: &ConfigMap, identity: &str, name: &str) -> Result<LeaderRecord> {
     let not_leader = |reason: String| Error::NotLeader {
@@ -363,6 +385,8 @@ struct Elector {
     leadership: watch::Sender<Leadership>,
     /// The step-down moment of the current grant.
     valid_until: watch::Sender<Option<Instant>>,
+    /// The payload owner token of the cluster ConfigMap while leading.
+    owner_token: watch::Sender<Option<String>>,
     observed: Option<Observed>,
     /// Pinged by the watch on the ConfigMap.
     changed: Arc<Notify>,
@@ -394,11 +418,13 @@ impl Elector {
                 .map_or(0, |record| record.leader_transitions);
             // The step-down moment is known before anyone hears of the grant.
             self.valid_until.send_replace(Some(self.step_down_at(sent_at)));
+            self.owner_token.send_replace(owner_token(&lease).map(str::to_string));
             tracing::info!(identity = %self.identity, %session_id, epoch, "leadership granted");
             self.leadership.send_replace(Leadership::Leader { session_id, epoch });
             let outcome = self.lead(lease, sent_at, session_id, &mut shutdown).await;
             self.leadership.send_replace(Leadership::Follower);
             self.valid_until.send_replace(None);
+            self.owner_token.send_replace(None);
             // Whatever we cached is stale: judge the lock afresh.
             self.observed = None;
             match outcome {
@@ -511,10 +537,12 @@ impl Elector {
             }
         }
         let record = self.new_record(previous.as_ref(), self.highest_fence().await?);
-        cm.metadata
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert(names::LEADER_ANNOTATION.to_string(), record.to_json());
+        let annotations = cm.metadata.annotations.get_or_insert_with(Default::default);
+        annotations.insert(names::LEADER_ANNOTATION.to_string(), record.to_json());
+        // Minted once, by the first leader of a version that names payloads by owner.
+        annotations
+            .entry(OWNER_TOKEN_ANNOTATION.to_string())
+            .or_insert_with(new_owner_token);
         let sent_at = Instant::now();
         let sent = self
             .cas
@@ -539,7 +567,13 @@ impl Elector {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
                 labels: Some(names::ha_labels(&self.config.cluster_id)),
-                annotations: Some([(names::LEADER_ANNOTATION.to_string(), record.to_json())].into()),
+                annotations: Some(
+                    [
+                        (names::LEADER_ANNOTATION.to_string(), record.to_json()),
+                        (OWNER_TOKEN_ANNOTATION.to_string(), new_owner_token()),
+                    ]
+                    .into(),
+                ),
                 ..ObjectMeta::default()
             },
             ..ConfigMap::default()
@@ -710,6 +744,10 @@ impl Elector {
         record.renew_time = jiff::Timestamp::now();
         let mut annotations = newest.metadata.annotations.clone().unwrap_or_default();
         annotations.insert(names::LEADER_ANNOTATION.to_string(), record.to_json());
+        // Kept as it was (the payloads carry it); minted only if it never was.
+        annotations
+            .entry(OWNER_TOKEN_ANNOTATION.to_string())
+            .or_insert_with(new_owner_token);
         let cm = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),

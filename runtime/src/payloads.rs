@@ -1,6 +1,14 @@
 //! Payloads in `<storageDir>/<cluster-id>/` through `object_store`: written create-only
 //! under fresh unique names (never overwritten), read back, deleted idempotently.
 //!
+//! A payload's name says which cluster wrote it: `<kind>-<owner>-<24 hex digits>`, the
+//! owner being [`PayloadOwner`] (a hash of the namespace, the cluster id and a random
+//! token the cluster ConfigMap carries). Several clusters may write into one folder
+//! (every cluster without `high-availability.cluster-id` writes into `default/`); the
+//! name is what proves a file to be this cluster's, so the orphan sweep
+//! ([`crate::sweep`]) considers nothing else. Names of earlier versions (`<kind><24 hex
+//! digits>`) are still read, and never swept: nothing in them says whose they are.
+//!
 //! ConfigMaps hold only pointers to these files ([`Pointer`]), as in Flink. The pointer
 //! format is ours and small: `{"path":"<payload URI>"}`, plus `"markedForDeletion":true`
 //! during a two-phase removal (Flink's "marked for deletion" flag).
@@ -11,11 +19,12 @@
 //! configured with another bucket is refused, never shown "nothing there". Pointers of
 //! earlier versions hold a bare object path and are read as paths inside this store.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use k8s_openapi::api::core::v1::ConfigMap;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
@@ -31,28 +40,132 @@ pub use flink_ha_policy::flink_state::{RuntimePointer as Pointer, RuntimePointer
 /// [`PayloadStore::claim_folder`]).
 pub const OWNER_MARKER: &str = "flink-ha-owner.json";
 
+/// The kind of the object [`PayloadStore::create_only_holds`] writes to probe the store:
+/// named like a payload of its owner, so that one a killed process left behind is an
+/// orphan the sweep removes like any other.
+pub const PROBE_KIND: &str = "flinkHaProbe";
+
 /// The random part of a payload name this runtime writes: 24 lowercase hex digits.
 const NAME_SUFFIX_LEN: usize = 24;
 
+/// The owner part of a payload name: 16 lowercase hex digits.
+const OWNER_LEN: usize = 16;
+
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Whether `name` (a file name in the cluster folder) is a payload this runtime wrote: a
-/// known kind, then 24 lowercase hex digits. Flink's own payloads
+/// known kind, then `-<owner>-` and 24 lowercase hex digits, or (as earlier versions
+/// wrote them) the 24 digits right after the kind. Flink's own payloads
 /// (`completedCheckpoint` + 12 hex digits), its `blob/` folder and anything else a user
 /// keeps beside them never match, so the orphan sweep cannot touch them.
 pub fn is_runtime_payload_name(name: &str, kinds: &[&str]) -> bool {
     kinds.iter().any(|kind| {
-        name.strip_prefix(kind).is_some_and(|suffix| {
-            suffix.len() == NAME_SUFFIX_LEN && suffix.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        name.strip_prefix(kind).is_some_and(|rest| {
+            is_hex(rest, NAME_SUFFIX_LEN)
+                || rest
+                    .strip_prefix('-')
+                    .and_then(|rest| rest.split_once('-'))
+                    .is_some_and(|(owner, random)| is_hex(owner, OWNER_LEN) && is_hex(random, NAME_SUFFIX_LEN))
         })
     })
 }
 
-/// A payload found in the folder by a listing.
+/// The annotation of the cluster ConfigMap that holds its payload owner token: 32
+/// random hex digits, minted by the leader that first takes the lock (the election) and
+/// kept for as long as the ConfigMap lives, through a restore after a deletion too.
+pub const OWNER_TOKEN_ANNOTATION: &str = "flink-ha/payload-owner";
+
+/// The payload owner token of a cluster ConfigMap ([`OWNER_TOKEN_ANNOTATION`]).
+pub fn owner_token(cm: &ConfigMap) -> Option<&str> {
+    cm.metadata
+        .annotations
+        .as_ref()?
+        .get(OWNER_TOKEN_ANNOTATION)
+        .map(String::as_str)
+        .filter(|token| !token.is_empty())
+}
+
+/// The cluster a payload belongs to, as its name carries it: 16 hex digits of a hash
+/// (64-bit FNV-1a, stable across versions and platforms) of the namespace, the cluster
+/// id and the cluster ConfigMap's owner token ([`OWNER_TOKEN_ANNOTATION`]). The token
+/// sets apart twin clusters created apart (one cluster id in two namespaces or two
+/// Kubernetes clusters); the namespace, a copy of the ConfigMap in another namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PayloadOwner(String);
+
+impl PayloadOwner {
+    /// The owner of the payloads of cluster `cluster_id` in `namespace`, whose cluster
+    /// ConfigMap carries the owner token `token`.
+    pub fn new(namespace: &str, cluster_id: &str, token: &str) -> PayloadOwner {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in format!("{namespace}/{cluster_id}/{token}").bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        PayloadOwner(format!("{hash:016x}"))
+    }
+
+    /// The 16 hex digits a payload name carries.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `name` is a payload of one of `kinds` that this owner wrote:
+    /// `<kind>-<owner>-<24 hex digits>`. Names of earlier versions and of other owners
+    /// are not.
+    pub fn owns(&self, name: &str, kinds: &[&str]) -> bool {
+        kinds.iter().any(|kind| {
+            name.strip_prefix(kind)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .and_then(|rest| rest.strip_prefix(self.0.as_str()))
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|random| is_hex(random, NAME_SUFFIX_LEN))
+        })
+    }
+}
+
+impl std::fmt::Display for PayloadOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A payload of this cluster found in the folder by a listing.
 #[derive(Clone, Debug)]
 pub struct StoredPayload {
     /// The URI a pointer to it carries.
     pub uri: String,
-    /// How long ago storage says it was written (zero if its clock is ahead of ours).
+    /// How long ago this process first saw it in a listing, by its own monotonic clock
+    /// (storage's timestamps come from another clock, which may be skewed).
     pub age: Duration,
+}
+
+/// What a listing of the folder found.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    /// The payloads whose name carries the owner listed for.
+    pub owned: Vec<StoredPayload>,
+    /// The payloads of this runtime whose name does not: another cluster's, or written
+    /// by an earlier version (whose names carry no owner). Never swept.
+    pub not_ours: usize,
+}
+
+/// Keeps a payload marked unsettled while its write runs; unmarks it however the write
+/// ends (failed or cancelled), unless it is kept for the caller to settle.
+struct Marked<'a> {
+    payloads: &'a PayloadStore,
+    uri: String,
+    kept: bool,
+}
+
+impl Drop for Marked<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.payloads.settled(&self.uri);
+        }
+    }
 }
 
 /// Who owns a payload folder, as its marker file says.
@@ -75,6 +188,12 @@ pub struct PayloadStore {
     /// Payloads this process wrote whose pointer write has not settled yet (shared by
     /// every clone): the orphan sweep never deletes them, however old.
     unsettled: Arc<Mutex<HashSet<String>>>,
+    /// Whose names new payloads carry; `None`: the unowned names of earlier versions,
+    /// which no sweep ever deletes.
+    owner: Option<PayloadOwner>,
+    /// When this process first listed each payload of the folder (shared by every
+    /// clone): the orphan sweep's clock.
+    first_seen: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl PayloadStore {
@@ -116,6 +235,38 @@ impl PayloadStore {
             store_uri,
             root,
             unsettled: Arc::default(),
+            owner: None,
+            first_seen: Arc::default(),
+        }
+    }
+
+    /// This folder, writing names that carry `owner` (see [`PayloadOwner`]). The clone
+    /// shares the unsettled payloads and the first-seen clock with this store.
+    pub fn owned_by(&self, owner: PayloadOwner) -> PayloadStore {
+        PayloadStore {
+            owner: Some(owner),
+            ..self.clone()
+        }
+    }
+
+    /// Whose names new payloads carry; `None` for the unowned names of earlier versions.
+    pub fn owner(&self) -> Option<&PayloadOwner> {
+        self.owner.as_ref()
+    }
+
+    /// The folder's own name: the storage cluster id (`high-availability.cluster-id`,
+    /// `default` when unset).
+    pub fn folder_name(&self) -> Option<&str> {
+        self.root.filename()
+    }
+
+    /// A fresh name for a `kind` object: `<kind>-<owner>-<24 hex>`, or without an owner
+    /// `<kind><24 hex>`.
+    fn fresh_name(&self, kind: &str) -> String {
+        let random = format!("{:012x}{:012x}", fastrand::u64(..1 << 48), fastrand::u64(..1 << 48));
+        match &self.owner {
+            Some(owner) => format!("{kind}-{owner}-{random}"),
+            None => format!("{kind}{random}"),
         }
     }
 
@@ -154,8 +305,13 @@ impl PayloadStore {
         &self.description
     }
 
-    /// Writes `bytes` under a fresh name `<kind><24 hex>`, never over an existing object;
-    /// the URI a pointer to it carries.
+    /// Writes `bytes` under a fresh name (`<kind>-<owner>-<24 hex>`), never over an
+    /// existing object; the URI a pointer to it carries.
+    ///
+    /// The payload is unsettled ([`PayloadStore::mark_unsettled`]) before its write
+    /// starts, and stays so when this returns it: the caller settles it once its pointer
+    /// write has an outcome. So no sweep of this process ever sees it in storage
+    /// unmarked before then. A failed or cancelled write leaves no mark.
     ///
     /// A write whose answer was lost leaves nothing behind: `object_store` retries it,
     /// and the create-only retry then finds the object the first attempt wrote
@@ -165,27 +321,33 @@ impl PayloadStore {
     /// lets.
     pub async fn put_new(&self, kind: &str, bytes: Bytes) -> Result<String> {
         for _ in 0..3 {
-            let name = format!(
-                "{kind}{:012x}{:012x}",
-                fastrand::u64(..1 << 48),
-                fastrand::u64(..1 << 48)
-            );
-            let path = self.root.clone().join(name);
+            let path = self.root.clone().join(self.fresh_name(kind));
             let options = PutOptions {
                 mode: PutMode::Create,
                 ..PutOptions::default()
             };
             let uri = self.uri_of(&path);
+            // Marked before the write: it may land before its answer does.
+            let mut marked = Marked {
+                payloads: self,
+                uri: uri.clone(),
+                kept: false,
+            };
+            self.mark_unsettled(&uri);
             match self
                 .store
                 .put_opts(&path, PutPayload::from(bytes.clone()), options)
                 .await
             {
-                Ok(_) => return Ok(uri),
+                Ok(_) => {
+                    marked.kept = true;
+                    return Ok(uri);
+                }
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     // 96 random bits are not taken by chance: it is our own lost write,
                     // unless the bytes say otherwise (then draw another name).
                     if self.holds(&path, &bytes).await {
+                        marked.kept = true;
                         return Ok(uri);
                     }
                 }
@@ -206,8 +368,8 @@ impl PayloadStore {
     }
 
     /// The payload at `uri` waits for its pointer write to settle: the orphan sweep
-    /// leaves it alone, however old, until [`PayloadStore::settled`]. (A payload younger
-    /// than the sweep's minimum age needs no mark: the age rule protects it.)
+    /// leaves it alone, however old, until [`PayloadStore::settled`].
+    /// [`PayloadStore::put_new`] marks what it writes itself.
     pub fn mark_unsettled(&self, uri: &str) {
         if let Ok(mut unsettled) = self.unsettled.lock() {
             unsettled.insert(uri.to_string());
@@ -229,38 +391,98 @@ impl PayloadStore {
         self.unsettled.lock().map_or(true, |unsettled| unsettled.contains(uri))
     }
 
+    /// The payloads unsettled right now. Taken by the sweep after its listing and
+    /// before it reads the pointers: a payload settled in between has its pointer in
+    /// what the sweep reads.
+    pub fn unsettled_now(&self) -> HashSet<String> {
+        // The set is whole even if a holder panicked: inserts and removes do not tear.
+        self.unsettled.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// The URI of the object a pointer's path names, written the way [`PayloadStore::put_new`]
     /// returns it; `None` for a pointer outside this store.
     pub fn canonical_uri(&self, pointer_path: &str) -> Option<String> {
-        self.resolve(pointer_path).ok().map(|path| self.uri_of(&path))
+        self.pointer_uri(pointer_path).ok()
     }
 
-    /// The payloads of `kinds` this runtime wrote directly in the folder (not in
-    /// sub-folders such as `blob/`), with their age by storage's clock.
-    pub async fn list_payloads(&self, kinds: &[&str]) -> Result<Vec<StoredPayload>> {
+    /// As [`PayloadStore::canonical_uri`], with a pointer outside this store refused
+    /// (saying where it points).
+    pub fn pointer_uri(&self, pointer_path: &str) -> Result<String> {
+        self.resolve(pointer_path).map(|path| self.uri_of(&path))
+    }
+
+    /// The payloads of `kinds` directly in the folder (not in sub-folders such as
+    /// `blob/`) whose names carry `owner`, each with the time since this process first
+    /// listed it; and how many of this runtime's payloads there are not `owner`'s.
+    /// Flink's own files and a user's are neither.
+    pub async fn list_owned(&self, kinds: &[&str], owner: &PayloadOwner) -> Result<Listing> {
         let listed = self
             .store
             .list_with_delimiter(Some(&self.root))
             .await
             .map_err(|e| self.failed("list the payloads in", e))?;
-        let now = SystemTime::now();
-        Ok(listed
-            .objects
-            .into_iter()
-            .filter(|meta| {
-                meta.location
-                    .filename()
-                    .is_some_and(|name| is_runtime_payload_name(name, kinds))
-            })
-            .map(|meta| {
-                let written = SystemTime::UNIX_EPOCH
-                    + Duration::from_millis(u64::try_from(meta.last_modified.timestamp_millis()).unwrap_or(0));
-                StoredPayload {
-                    uri: self.uri_of(&meta.location),
-                    age: now.duration_since(written).unwrap_or_default(),
-                }
-            })
-            .collect())
+        let now = Instant::now();
+        let mut first_seen = self.first_seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut listing = Listing::default();
+        let mut seen_now = HashMap::new();
+        for meta in listed.objects {
+            let Some(name) = meta.location.filename() else {
+                continue;
+            };
+            if owner.owns(name, kinds) {
+                let uri = self.uri_of(&meta.location);
+                let since = first_seen.get(&uri).copied().unwrap_or(now);
+                seen_now.insert(uri.clone(), since);
+                listing.owned.push(StoredPayload {
+                    uri,
+                    age: now.saturating_duration_since(since),
+                });
+            } else if is_runtime_payload_name(name, kinds) {
+                listing.not_ours += 1;
+            }
+        }
+        // What is gone is forgotten: the map stays as small as the folder.
+        *first_seen = seen_now;
+        Ok(listing)
+    }
+
+    /// Whether the store honours create-only writes (`PutMode::Create`, S3's
+    /// `If-None-Match: *`), tried on a fresh object of [`PROBE_KIND`]: written once, then
+    /// again, which must fail as "already exists". The probe is deleted afterwards. The
+    /// owner marker and the payloads' fresh names rely on it; some S3-compatible stores
+    /// ignore the condition and overwrite.
+    pub async fn create_only_holds(&self) -> Result<bool> {
+        let path = self.root.clone().join(self.fresh_name(PROBE_KIND));
+        let create = || PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let probe = || PutPayload::from_static(b"a probe of create-only writes; deleted at once");
+        // The second write says something only after a first one known to have landed
+        // (a retry after a lost answer may meet the first as "already exists").
+        let again = match self.store.put_opts(&path, probe(), create()).await {
+            Ok(_) => self.store.put_opts(&path, probe(), create()).await,
+            Err(error) => {
+                self.delete_probe(&path).await;
+                return Err(self.failed("write a probe of create-only writes into", error));
+            }
+        };
+        self.delete_probe(&path).await;
+        match again {
+            Ok(_) => Ok(false),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(true),
+            Err(error) => Err(self.failed("write a probe of create-only writes into", error)),
+        }
+    }
+
+    /// Deletes the probe of [`PayloadStore::create_only_holds`], as far as storage lets.
+    async fn delete_probe(&self, path: &Path) {
+        if let Err(error) = self.store.delete(path).await
+            && !matches!(error, object_store::Error::NotFound { .. })
+        {
+            // It carries this cluster's name: a later sweep removes it.
+            tracing::warn!(%path, %error, "could not delete the probe of create-only writes");
+        }
     }
 
     /// Makes sure the folder's marker names `owner` (`<namespace>/<cluster-id>`, written
@@ -379,6 +601,96 @@ impl PayloadStore {
                 Err(error) => return Err(self.failed(&format!("delete from {folder}/ in"), error)),
             }
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KINDS: [&str; 2] = ["completedCheckpoint", "submittedExecutionPlan"];
+
+    #[test]
+    fn an_owner_is_a_stable_hash_of_namespace_cluster_and_token() {
+        // Fixed: payloads written by one version are swept by the next.
+        let owner = PayloadOwner::new("orders", "shop", "6f1c3c8e-1f7d-4a59-a0a4-0a9c2e3b1d21");
+        assert_eq!(owner.as_str(), "45d1fe273ef0293d");
+        // A twin (same cluster id) in another namespace, or one created apart in another
+        // Kubernetes cluster (another token), is another owner.
+        assert_ne!(
+            owner,
+            PayloadOwner::new("billing", "shop", "6f1c3c8e-1f7d-4a59-a0a4-0a9c2e3b1d21")
+        );
+        assert_ne!(
+            owner,
+            PayloadOwner::new("orders", "shop", "0b7e1a52-5b8c-4c1e-9f57-3d0a7f9e2c11")
+        );
+    }
+
+    #[test]
+    fn only_names_that_carry_the_owner_are_its_own() {
+        let owner = PayloadOwner::new("orders", "shop", "6f1c3c8e-1f7d-4a59-a0a4-0a9c2e3b1d21");
+        let other = PayloadOwner::new("billing", "shop", "6f1c3c8e-1f7d-4a59-a0a4-0a9c2e3b1d21");
+        let random = "0123456789abcdef01234567";
+        let own = format!("completedCheckpoint-{owner}-{random}");
+        let others = format!("submittedExecutionPlan-{other}-{random}");
+        let earlier = format!("completedCheckpoint{random}");
+        let flinks = "completedCheckpointe31c6049fc69";
+        assert!(owner.owns(&own, &KINDS));
+        assert!(!owner.owns(&others, &KINDS));
+        assert!(
+            !owner.owns(&earlier, &KINDS),
+            "an earlier version's name proves nothing"
+        );
+        assert!(!owner.owns(flinks, &KINDS));
+        assert!(!owner.owns(&format!("{own}0"), &KINDS));
+        assert!(!owner.owns(&format!("blob-{owner}-{random}"), &KINDS));
+        // This runtime's, either form; never Flink's.
+        for name in [&own, &others, &earlier] {
+            assert!(is_runtime_payload_name(name, &KINDS), "{name}");
+        }
+        assert!(!is_runtime_payload_name(flinks, &KINDS));
+        assert!(!is_runtime_payload_name(
+            &format!("completedCheckpoint-{owner}-{}", &random[1..]),
+            &KINDS
+        ));
+        assert!(!is_runtime_payload_name(
+            &format!("completedCheckpoint-XYZ-{random}"),
+            &KINDS
+        ));
+    }
+
+    #[tokio::test]
+    async fn put_new_marks_a_payload_unsettled_before_it_writes_and_names_its_owner() -> Result<()> {
+        let temp = tempfile::tempdir().map_err(|e| Error::Storage(e.to_string()))?;
+        let dir = temp.path();
+        let owner = PayloadOwner::new("orders", "shop", "6f1c3c8e-1f7d-4a59-a0a4-0a9c2e3b1d21");
+        let payloads = PayloadStore::open(&format!("file://{}", dir.display()), "shop")?.owned_by(owner.clone());
+        let uri = payloads
+            .put_new("completedCheckpoint", Bytes::from_static(b"x"))
+            .await?;
+        assert!(uri.contains(&format!("/shop/completedCheckpoint-{owner}-")), "{uri}");
+        assert!(payloads.is_unsettled(&uri), "left marked for the caller to settle");
+        payloads.settled(&uri);
+        assert!(payloads.unsettled_now().is_empty());
+        // A write that fails leaves no mark behind.
+        let blocked = PayloadStore::open(&format!("file://{}/file/below", dir.join("a-file").display()), "shop")?;
+        std::fs::write(dir.join("a-file"), b"not a folder").map_err(|e| Error::Storage(e.to_string()))?;
+        assert!(
+            blocked
+                .put_new("completedCheckpoint", Bytes::from_static(b"x"))
+                .await
+                .is_err()
+        );
+        assert!(blocked.unsettled_now().is_empty());
+        // The local file system keeps create-only writes; the probe leaves nothing.
+        assert!(payloads.create_only_holds().await?);
+        let names: Vec<_> = std::fs::read_dir(dir.join("shop"))
+            .map_err(|e| Error::Storage(e.to_string()))?
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
         Ok(())
     }
 }

@@ -38,8 +38,8 @@ use crate::job_result_store::{JobResult, JobResultStore};
 use crate::leader_election::LeaderElection;
 use crate::leader_retrieval::LeaderRetrieval;
 use crate::names::{ClusterId, JobId};
-use crate::payloads::PayloadStore;
-use crate::sweep::{self, Sweep};
+use crate::payloads::{PayloadOwner, PayloadStore};
+use crate::sweep::{self, Refusal, Sweep};
 
 /// The HA services of one cluster id; cheap to clone.
 #[derive(Clone)]
@@ -83,9 +83,26 @@ impl HaServices {
         &self.settings.cluster_id
     }
 
-    /// The payload folder, `<storageDir>/<cluster-id>/`.
+    /// The payload folder, `<storageDir>/<cluster-id>/`. It writes the unowned names of
+    /// earlier versions; the stores [`HaServices::execution_plans`] and
+    /// [`HaServices::take_up_job`] hand out write names that carry this cluster's owner.
     pub fn payloads(&self) -> &PayloadStore {
         &self.payloads
+    }
+
+    /// The payload folder as the grant of `election` writes into it: names that carry
+    /// this cluster's [`PayloadOwner`], from the owner token of the cluster ConfigMap
+    /// whose lock it holds, so the orphan sweep can tell them from any other cluster's.
+    /// While it follows, unowned names, which no sweep deletes.
+    fn payloads_for(&self, election: &LeaderElection) -> PayloadStore {
+        match election.payload_owner_token() {
+            Some(token) => self.payloads.owned_by(PayloadOwner::new(
+                &self.settings.namespace,
+                &self.settings.cluster_id,
+                &token,
+            )),
+            None => self.payloads.clone(),
+        }
     }
 
     /// Flink's job-result store: which jobs ended for good.
@@ -110,7 +127,7 @@ impl HaServices {
         ExecutionPlanStore::new(
             self.cas.clone(),
             &self.settings.cluster_id,
-            self.payloads.clone(),
+            self.payloads_for(election),
             election.identity(),
         )
     }
@@ -132,7 +149,7 @@ impl HaServices {
             self.cas.clone(),
             &self.settings.cluster_id,
             job_id,
-            self.payloads.clone(),
+            self.payloads_for(election),
             fence.clone(),
             self.settings.num_retained,
         );
@@ -182,10 +199,12 @@ impl HaServices {
         cleanup::clean_up_job(ha, &self.results, result).await
     }
 
-    /// Deletes the payloads no pointer names that are older than `min_age` (a writer
-    /// killed between its payload and its pointer leaves them), as the lock holder
-    /// `election`. `min_age` below [`sweep::min_age_floor`] of the cluster's settings is
-    /// refused: a pointer could still land on a younger orphan. See [`crate::sweep`].
+    /// Deletes this cluster's payloads no pointer names that this process has seen for
+    /// `min_age` (a writer killed between its payload and its pointer leaves them), as
+    /// the lock holder `election`. `min_age` below [`sweep::min_age_floor`] of the
+    /// cluster's settings is refused: a pointer could still land on a younger orphan.
+    /// In the shared `default/` folder and on a store without create-only writes the
+    /// sweep refuses ([`Sweep::Refused`]). See [`crate::sweep`].
     pub async fn sweep_orphans(&self, election: &LeaderElection, min_age: std::time::Duration) -> Result<Sweep> {
         self.sweep_orphans_as(election.identity(), min_age).await
     }
@@ -209,6 +228,14 @@ impl HaServices {
             min_age,
         )
         .await
+    }
+
+    /// Why no orphan sweep can run in this cluster's folder, known from the
+    /// configuration alone: the folder is the shared `default/`
+    /// (`high-availability.cluster-id` unset). `None`: a sweep may run (it may still
+    /// refuse on what it finds in the store).
+    pub fn orphan_sweep_refusal(&self) -> Option<Refusal> {
+        sweep::shared_folder(&self.payloads)
     }
 
     /// The cluster shut down for good: removes its HA data, as the lock holder (see

@@ -174,8 +174,8 @@ impl StateHandleStore {
         F: FnMut(&mut ConfigMap) -> Result<()>,
     {
         self.settle_unknown_adds().await;
+        // Unsettled from before its write (put_new marks it): the guard unmarks it.
         let path = self.payloads.put_new(kind, bytes).await?;
-        self.payloads.mark_unsettled(&path);
         let mut pending = Pending {
             payloads: &self.payloads,
             uri: path.clone(),
