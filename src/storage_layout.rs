@@ -34,8 +34,17 @@ pub const DIRTY_SUFFIX: &str = "_DIRTY.json";
 /// clusters share it.
 pub const DEFAULT_FOLDER: &str = "default";
 
-/// The payload kinds Flink (and this project's runtime) write into a cluster folder.
-pub const PAYLOAD_PREFIXES: [&str; 3] = ["completedCheckpoint", "submittedExecutionPlan", "submittedJobGraph"];
+/// The runtime's short-lived probe of a store's create-only writes, named like a payload.
+pub const PROBE_PREFIX: &str = "flinkHaProbe";
+
+/// The payload kinds Flink (and this project's runtime) write into a cluster folder, and the
+/// runtime's probe.
+pub const PAYLOAD_PREFIXES: [&str; 4] = [
+    "completedCheckpoint",
+    "submittedExecutionPlan",
+    "submittedJobGraph",
+    PROBE_PREFIX,
+];
 
 /// The name of a job's blob folder: `job_<job-id>`.
 pub fn blob_job_folder(job_id: &str) -> String {
@@ -244,6 +253,9 @@ mod tests {
     fn payload_names_are_a_prefix_and_hex() {
         assert!(is_payload_name("completedCheckpointe31c6049fc69"));
         assert!(is_payload_name(&format!("submittedExecutionPlan{}", "a".repeat(24))));
+        // The runtime's owned names: kind, owner, random part.
+        assert!(is_payload_name(&format!("completedCheckpoint-{}-{}", "0f".repeat(8), "a".repeat(24))));
+        assert!(is_payload_name(&format!("flinkHaProbe-{}-{}", "0f".repeat(8), "a".repeat(24))));
         assert!(!is_payload_name("completedCheckpoint../../x"));
         assert!(!is_payload_name("completedCheckpointxyzxyzxyzxyz"));
         assert_eq!(job_result_names(JOB)[1], format!("{JOB}_DIRTY.json"));

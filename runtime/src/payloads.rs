@@ -37,13 +37,14 @@ use crate::storage::{self, StorageOptions};
 pub use flink_ha_policy::flink_state::{RuntimePointer as Pointer, RuntimePointerError as PointerError};
 
 /// The name of the file that says which cluster owns a payload folder (see
-/// [`PayloadStore::claim_folder`]).
-pub const OWNER_MARKER: &str = "flink-ha-owner.json";
+/// [`PayloadStore::claim_folder`]); the core's storage layout knows it too, so `gc` reads it.
+pub const OWNER_MARKER: &str = flink_ha_policy::storage_layout::OWNER_MARKER;
 
 /// The kind of the object [`PayloadStore::create_only_holds`] writes to probe the store:
 /// named like a payload of its owner, so that one a killed process left behind is an
 /// orphan the sweep removes like any other.
-pub const PROBE_KIND: &str = "flinkHaProbe";
+/// `gc` places it through the core's storage layout.
+pub const PROBE_KIND: &str = flink_ha_policy::storage_layout::PROBE_PREFIX;
 
 /// The random part of a payload name this runtime writes: 24 lowercase hex digits.
 const NAME_SUFFIX_LEN: usize = 24;
