@@ -413,6 +413,37 @@ async fn gc_and_the_sweep_beside_a_live_flink_on_its_storage_dir_leave_it_whole(
         async || checkpoints(&jm1, &job).filter(|(completed, _, _)| *completed >= 3),
     )
     .await?;
+    // A cluster of the runtime's on the same storageDir, also in `default/` (no
+    // high-availability.cluster-id), with its orphan sweep on: it must refuse to sweep a
+    // folder Flink writes too, and say so.
+    let runtime_config = site.path("runtime-config.yaml");
+    std::fs::write(
+        &runtime_config,
+        site.ha_config()
+            .replace("kubernetes.cluster-id: live-flink", "kubernetes.cluster-id: rt"),
+    )?;
+    let runtime_log = site.path("runtime.log");
+    let mut runtime = Command::new(env!("CARGO_BIN_EXE_flink-ha"))
+        .args(["jobmanager", "--jobs", "1", "--checkpoint-interval", "300 ms"])
+        .args(["--orphan-sweep-interval", "1 s"])
+        .args(["--address", "pekko.tcp://flink@127.0.0.1:6123/user/rpc/dispatcher_1"])
+        .arg("--config")
+        .arg(&runtime_config)
+        .env("KUBECONFIG", &site.kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&runtime_log)?)
+        .spawn()?;
+    env.plane.adopt(runtime.id());
+    let read_runtime_log = || std::fs::read_to_string(&runtime_log).unwrap_or_default();
+    wait_for(
+        "the runtime's refusal to sweep default/",
+        Duration::from_secs(60),
+        read_runtime_log,
+        async || read_runtime_log().contains("no orphan sweep in").then_some(()),
+    )
+    .await?;
+
     // Its plan and blobs do not change while it runs: they must keep their bytes.
     let kept_prefixes = ["submittedExecutionPlan", "blob_"];
     let flink_files = files_named(&ha.join("default"), &kept_prefixes);
@@ -478,6 +509,14 @@ async fn gc_and_the_sweep_beside_a_live_flink_on_its_storage_dir_leave_it_whole(
         restored >= completed,
         "restored {restored}, completed {completed} before the kill"
     );
+    assert!(
+        runtime.try_wait()?.is_none(),
+        "the runtime died:\n{}",
+        read_runtime_log()
+    );
+    assert_eq!(files_named(&ha.join("default"), &kept_prefixes), flink_files);
+    signal(runtime.id(), Signal::TERM);
+    runtime.wait()?;
     tm.signal(Signal::TERM);
     Ok(())
 }
