@@ -9,6 +9,7 @@
 //! moment on cue); labelled non-HA ConfigMaps neither stop it nor are deleted; payloads go
 //! by pointer, so a cluster with the same id in another namespace keeps its own.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,6 +35,7 @@ const JOB_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 mod common;
 use common::faults::Faults;
+use common::stores::Hooked;
 use common::{cas, fast};
 
 /// The job-result store at Flink's default place for `cluster` under `storage`.
@@ -374,9 +376,15 @@ async fn mark_entry_in(api: &Api<ConfigMap>, name: &str, key: &str) -> TestResul
 
 /// Writes a file under `dir` as Flink's blob store would.
 fn blob(dir: &std::path::Path) -> std::io::Result<()> {
-    let folder = dir.join("blob").join(format!("job_{JOB_A}"));
+    blob_of(dir, &format!("job_{JOB_A}"), "blob_p-0123456789abcdef")
+}
+
+/// Writes the blob `name` into `<dir>/blob/<owner>/` (`job_<id>` or `no_job`), as Flink's
+/// blob store does.
+fn blob_of(dir: &std::path::Path, owner: &str, name: &str) -> std::io::Result<()> {
+    let folder = dir.join("blob").join(owner);
     std::fs::create_dir_all(&folder)?;
-    std::fs::write(folder.join("blob_p-0123456789abcdef"), b"jar")
+    std::fs::write(folder.join(name), b"jar")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -597,5 +605,165 @@ async fn a_plan_removal_without_the_cluster_config_map_is_not_done() -> TestResu
         Err(Error::Missing { name }) => assert_eq!(name, names::cluster_config_map("gone")),
         other => return Err(format!("expected Missing, got {other:?}").into()),
     }
+    Ok(())
+}
+
+// ---- Blobs: only this cluster's jobs', each delete inside the leader's deadline ----
+
+/// A job that ended takes its blobs (`blob/job_<id>/`: its jars and artifacts) with it,
+/// as Flink's global cleanup of a job does; another job's blobs and the cluster's own
+/// (`no_job/`) stay. (Before the fix the job's blobs outlived it until the cluster shut
+/// down, and then went with the whole `blob/` folder.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cleanup_deletes_its_own_blobs_and_no_others() -> TestResult {
+    let env = TestEnv::new("cleanup-job-blobs").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let folder = storage.path().join("shop");
+    let results = job_results(&storage, "shop")?;
+    let election = LeaderElection::start(api.clone(), steady("shop"));
+    let (running, fence) = start_job(&api, "shop", JOB_A, &payloads, &election).await?;
+    running.checkpoint(JOB_A).await?;
+    blob_of(&folder, &format!("job_{JOB_A}"), "blob_p-aaaa")?;
+    blob_of(&folder, &format!("job_{JOB_B}"), "blob_p-bbbb")?;
+    blob_of(&folder, "no_job", "blob_p-cccc")?;
+
+    let job = JobHa {
+        cas: &cas(&api),
+        cluster_id: "shop",
+        job_id: JOB_A,
+        payloads: &payloads,
+        fence: &fence,
+        identity: election.identity(),
+    };
+    clean_up_job(job, &results, &succeeded(JOB_A)).await?;
+    assert_eq!(
+        files_below(&folder.join("blob")),
+        [format!("job_{JOB_B}/blob_p-bbbb"), "no_job/blob_p-cccc".to_string()],
+        "job A's blobs go with it, and only they"
+    );
+    election.stop().await;
+    Ok(())
+}
+
+/// The cluster shuts down: it deletes the blobs of the jobs its ConfigMap names (here a
+/// plan whose removal was interrupted), and keeps what it cannot prove its own: another
+/// job's folder (a cluster with this id in another namespace shares `blob/`) and
+/// `no_job/`. (Before the fix it deleted `blob/` whole.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_cleanup_deletes_only_the_blobs_of_its_own_jobs() -> TestResult {
+    let env = TestEnv::new("cleanup-own-blobs").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let folder = storage.path().join("shop");
+    let election = LeaderElection::start(api.clone(), steady("shop"));
+    election.wait_for_grant().await;
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), election.identity());
+    plans.put(JOB_A, Bytes::from_static(b"plan")).await?;
+    mark_entry(&api, "shop", &execution_plan_key(JOB_A)).await?;
+    blob_of(&folder, &format!("job_{JOB_A}"), "blob_p-aaaa")?;
+    blob_of(&folder, &format!("job_{JOB_B}"), "blob_p-bbbb")?;
+    blob_of(&folder, "no_job", "blob_p-cccc")?;
+
+    clean_up_cluster(&cas(&api), "shop", &payloads, election.identity()).await?;
+    assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_none());
+    assert_eq!(
+        files_below(&folder),
+        [
+            format!("blob/job_{JOB_B}/blob_p-bbbb"),
+            "blob/no_job/blob_p-cccc".to_string()
+        ],
+        "what is not proven this cluster's stays"
+    );
+    drop(election);
+    Ok(())
+}
+
+/// A leader stands still in its cluster cleanup (a GC pause, a frozen node) right before
+/// it looks into `blob/`; meanwhile its lease runs out, the next leader runs the same job
+/// id again (Flink's application mode keeps a fixed one) and uploads its jar. The paused
+/// leader resumes: past its deadline it deletes nothing. (Before the fix it deleted
+/// `blob/` whole, the next leader's new jar with it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_deadline_deletes_no_blob() -> TestResult {
+    let env = TestEnv::new("cleanup-paused-blobs").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let folder = storage.path().join("shop");
+    let plain = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let election = LeaderElection::start(api.clone(), fast("shop"));
+    election.wait_for_grant().await;
+    let identity = election.identity().to_string();
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", plain, &identity);
+    plans.put(JOB_A, Bytes::from_static(b"plan")).await?;
+    mark_entry(&api, "shop", &execution_plan_key(JOB_A)).await?;
+    blob(&folder)?;
+
+    let paused = Arc::new(Mutex::new(Some(election)));
+    let next_leader = Arc::new(Mutex::new(None));
+    let pause = {
+        let (paused, next_leader, api, folder) = (paused.clone(), next_leader.clone(), api.clone(), folder.clone());
+        async move {
+            // Frozen: no renewal from here on.
+            drop(paused.lock().ok().and_then(|mut e| e.take()));
+            let next = LeaderElection::start(api, fast("shop"));
+            next.wait_for_grant().await;
+            if let Err(error) = blob_of(&folder, &format!("job_{JOB_A}"), "blob_p-next") {
+                panic!("the next leader could not write its blob: {error}");
+            }
+            if let Ok(mut slot) = next_leader.lock() {
+                *slot = Some(next);
+            }
+        }
+    };
+    let store = Hooked::new("shop/blob", Some(Box::pin(pause)), Duration::ZERO);
+    let root = object_store::path::Path::from(folder.display().to_string());
+    let payloads = PayloadStore::with_object_store(Arc::new(store), "file://", root);
+
+    let cleaned = clean_up_cluster(&cas(&api), "shop", &payloads, &identity).await;
+    assert!(
+        folder.join("blob").join(format!("job_{JOB_A}")).join("blob_p-next").exists(),
+        "the next leader's blob was deleted by a leader past its deadline ({cleaned:?})"
+    );
+    assert!(matches!(cleaned, Err(Error::NotLeader { .. })), "{cleaned:?}");
+    assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_some());
+    let next = next_leader.lock().ok().and_then(|mut e| e.take()).ok_or("no next leader")?;
+    next.stop().await;
+    Ok(())
+}
+
+/// A plan whose pointer would take the cluster ConfigMap past Kubernetes' 1 MiB is
+/// refused before the write, naming its key, and leaves no payload behind. (Before the
+/// fix the API server's 422 came back as a bare Kubernetes error naming no key.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_that_would_overflow_the_cluster_config_map_is_refused_naming_its_key() -> TestResult {
+    let env = TestEnv::new("cleanup-config-map-full").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let election = LeaderElection::start(api.clone(), steady("shop"));
+    election.wait_for_grant().await;
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads, election.identity());
+    plans.put(JOB_A, Bytes::from_static(b"plan")).await?;
+    // Entries the cluster holds already, up to a few bytes short of the limit.
+    let name = names::cluster_config_map("shop");
+    let mut cm = api.get(&name).await?;
+    let data = cm.data.get_or_insert_with(Default::default);
+    let used: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let filler = flink_ha_policy::ha_layout::CONFIGMAP_LIMIT - used - "filler".len() - 40;
+    data.insert("filler".into(), "x".repeat(filler));
+    api.replace(&name, &PostParams::default(), &cm).await?;
+    let before = common::file_names(&storage.path().join("shop"));
+
+    let key = execution_plan_key(JOB_B);
+    match plans.put(JOB_B, Bytes::from_static(b"plan")).await {
+        Err(error) => assert!(error.to_string().contains(&key), "{error}"),
+        Ok(()) => panic!("a plan past the ConfigMap's limit was written"),
+    }
+    assert_eq!(common::file_names(&storage.path().join("shop")), before, "no payload is left behind");
+    assert_eq!(plans.job_ids().await?, [JOB_A]);
+    election.stop().await;
     Ok(())
 }

@@ -14,7 +14,7 @@ use flink_ha_runtime::fence::Fence;
 use flink_ha_runtime::job_result_store::{ApplicationStatus, Entry, JobResult, JobResultStore};
 use flink_ha_runtime::payloads::PayloadStore;
 use flink_ha_runtime::storage::StorageOptions;
-use flink_ha_runtime::{Error, JobId, LeaderElection, names};
+use flink_ha_runtime::{Error, HaSettings, JobId, LeaderElection, names};
 use flink_ha_testenv::TestEnv;
 
 mod common;
@@ -150,6 +150,7 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
 /// store (entries kept) under a temporary storageDir.
 struct Leader {
     _env: TestEnv,
+    api: Api<ConfigMap>,
     _storage: tempfile::TempDir,
     results: JobResultStore,
     election: LeaderElection,
@@ -168,6 +169,7 @@ impl Leader {
         let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads, election.identity());
         Ok(Leader {
             _env: env,
+            api,
             _storage: storage,
             results,
             election,
@@ -219,6 +221,147 @@ async fn a_plan_under_a_malformed_job_id_stops_recovery_and_is_left_alone() -> T
         "the entry is left for whoever wrote it"
     );
     leader.election.stop().await;
+    Ok(())
+}
+
+/// A plan key that does not parse, marked for deletion: a removal in progress, not a job
+/// this runtime would have to run, so it does not stop recovery. (Before the fix it was
+/// counted as an unreadable plan, and every job of the cluster stood still.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_marked_for_deletion_does_not_stop_recovery() -> TestResult {
+    let leader = Leader::of_shop("jrs-marked-bad-key").await?;
+    leader.plans.put(OTHER, Bytes::from_static(b"plan")).await?;
+    leader.plans.put("Not.A.Job.Id", Bytes::from_static(b"plan")).await?;
+    let key = "flink-ha.executionPlan-Not.A.Job.Id";
+    let name = names::cluster_config_map("shop");
+    let mut cm = leader.api.get(&name).await?;
+    let data = cm.data.get_or_insert_with(Default::default);
+    let mut pointer: serde_json::Value = serde_json::from_str(data.get(key).ok_or("no such entry")?)?;
+    pointer["markedForDeletion"] = serde_json::Value::Bool(true);
+    data.insert(key.to_string(), pointer.to_string());
+    leader.api.replace(&name, &Default::default(), &cm).await?;
+
+    let recovery = recoverable_jobs(&leader.plans, &leader.results).await;
+    assert!(
+        matches!(&recovery, Ok(r) if r.recover == [JobId::parse(OTHER)?]),
+        "{recovery:?}"
+    );
+    leader.election.stop().await;
+    Ok(())
+}
+
+/// The configuration of cluster `cluster` in `namespace`, without
+/// `high-availability.cluster-id`: its payloads and job results go where Flink's standalone
+/// default puts them, `default`, which every such cluster on that storageDir shares.
+fn standalone_config(storage: &tempfile::TempDir, cluster: &str, namespace: &str) -> String {
+    format!(
+        "high-availability.type: kubernetes
+high-availability.storageDir: file://{}/ha
+kubernetes.cluster-id: {cluster}
+kubernetes.namespace: {namespace}
+high-availability.kubernetes.leader-election.lease-duration: 2 s
+high-availability.kubernetes.leader-election.renew-deadline: 1500 ms
+high-availability.kubernetes.leader-election.retry-period: 400 ms
+",
+        storage.path().display()
+    )
+}
+
+/// Two clusters, `orders` and `billing`, both without `high-availability.cluster-id`: one
+/// `job-result-store/default/` folder in Flink's layout. A job of `orders` ended and its
+/// cleanup stopped after the dirty entry. `billing`'s leader must not take that entry for
+/// one of its own cleanups: finishing it would mark it clean, and `orders`' next leader
+/// would run the finished job again from its plan. (Before the fix `billing` listed it
+/// among the cleanups to finish.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_on_the_default_folder_keep_to_their_own_job_results() -> TestResult {
+    let env = TestEnv::new("jrs-two-clusters").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let orders = HaSettings::from_flink_config("config.yaml", &standalone_config(&storage, "orders", &env.namespace))?;
+    let billing = HaSettings::from_flink_config("config.yaml", &standalone_config(&storage, "billing", &env.namespace))?;
+    assert_eq!(orders.job_result_store_path, billing.job_result_store_path, "Flink's default");
+
+    let orders_leader = LeaderElection::start(api.clone(), orders.election.clone());
+    orders_leader.wait_for_grant().await;
+    let orders_plans = ExecutionPlanStore::new(
+        cas(&api),
+        "orders",
+        PayloadStore::for_settings(&orders)?,
+        orders_leader.identity(),
+    );
+    orders_plans.put(JOB, Bytes::from_static(b"plan of orders")).await?;
+    let orders_results = JobResultStore::for_settings(&orders)?;
+    let result = JobResult::new(JOB, ApplicationStatus::Succeeded, 1);
+    orders_results.create_dirty(&result).await?;
+
+    let billing_leader = LeaderElection::start(api.clone(), billing.election.clone());
+    billing_leader.wait_for_grant().await;
+    let billing_plans = ExecutionPlanStore::new(
+        cas(&api),
+        "billing",
+        PayloadStore::for_settings(&billing)?,
+        billing_leader.identity(),
+    );
+    let billing_results = JobResultStore::for_settings(&billing)?;
+    assert_eq!(
+        recoverable_jobs(&billing_plans, &billing_results).await?,
+        Recovery::default(),
+        "billing would finish the cleanup of orders' job and mark its entry clean"
+    );
+    assert_eq!(
+        recoverable_jobs(&orders_plans, &orders_results).await?.finish_cleanup,
+        [result],
+        "orders still knows its job ended"
+    );
+    orders_leader.stop().await;
+    billing_leader.stop().await;
+    Ok(())
+}
+
+/// The leader is paused (its renewals stop) as its job ends, and the job-result store is
+/// slow to answer (object_store retries a slow store for minutes): the dirty entry must not
+/// land after the lease ran out, when the next leader may already run the job. (Before the
+/// fix it landed seconds after the lease, and the cleanup went on as if it still led.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_result_cannot_land_after_the_lease() -> TestResult {
+    let env = TestEnv::new("jrs-after-lease").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let results_dir = storage.path().join("job-result-store").join("shop");
+    let slow = common::stores::Hooked::new("", None, std::time::Duration::from_secs(5));
+    let results = JobResultStore::with_object_store(
+        std::sync::Arc::new(slow),
+        object_store::path::Path::from(results_dir.display().to_string()),
+        format!("file://{}", results_dir.display()),
+        false,
+    );
+    let election = LeaderElection::start(api.clone(), fast("shop"));
+    let (_, epoch) = election.wait_for_grant().await;
+    let fence = Fence::new(epoch, election.identity());
+    fence.claim_job(&cas(&api), "shop", JOB).await?;
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), election.identity());
+    plans.put(JOB, Bytes::from_static(b"plan")).await?;
+    let identity = election.identity().to_string();
+    // Paused: no renewal from here on; the lease runs out within two seconds.
+    drop(election);
+
+    let job = JobHa {
+        cas: &cas(&api),
+        cluster_id: "shop",
+        job_id: JOB,
+        payloads: &payloads,
+        fence: &fence,
+        identity: &identity,
+    };
+    let ended = clean_up_job(job, &results, &JobResult::new(JOB, ApplicationStatus::Succeeded, 1)).await;
+    assert_eq!(
+        common::file_names(&results_dir),
+        Vec::<String>::new(),
+        "a job result landed after the lease ran out ({ended:?})"
+    );
+    assert_eq!(plans.job_ids().await?, [JOB], "the job's plan stays: it did not end under a lease");
     Ok(())
 }
 
