@@ -101,6 +101,21 @@ pub enum Error {
         /// The payload's path in `storageDir`, as the pointer names it.
         path: String,
     },
+    /// The newest checkpoint's pointer names a payload that storage says does not exist.
+    /// The recovery fails, as Flink's does, rather than roll the job back to an older
+    /// checkpoint without anyone deciding it; that takes the operator's explicit choice
+    /// ([`crate::checkpoint_store::MissingCheckpoint::FallBackToOlder`]).
+    #[error(
+        "ConfigMap {name}: the newest checkpoint `{key}` points to {uri}, which storageDir does not have; the job is not recovered from an older checkpoint unless that is chosen explicitly (flink-ha jobmanager --recover-from-older-checkpoint)"
+    )]
+    CheckpointPayloadMissing {
+        /// The job ConfigMap's name.
+        name: String,
+        /// The checkpoint's key in it.
+        key: String,
+        /// The payload URI its pointer names.
+        uri: String,
+    },
     /// An operation that would lose data the caller did not mean to lose.
     #[error("refused: {0}")]
     Refused(String),

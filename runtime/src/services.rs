@@ -135,7 +135,8 @@ impl HaServices {
             self.payloads.clone(),
             fence.clone(),
             self.settings.num_retained,
-        );
+        )
+        .with_missing_checkpoint(self.settings.on_missing_checkpoint);
         Ok(JobHaServices {
             job_id: job_id.clone(),
             identity: election.identity().to_string(),

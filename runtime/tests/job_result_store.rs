@@ -279,8 +279,12 @@ async fn two_clusters_on_the_default_folder_keep_to_their_own_job_results() -> T
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let storage = tempfile::tempdir()?;
     let orders = HaSettings::from_flink_config("config.yaml", &standalone_config(&storage, "orders", &env.namespace))?;
-    let billing = HaSettings::from_flink_config("config.yaml", &standalone_config(&storage, "billing", &env.namespace))?;
-    assert_eq!(orders.job_result_store_path, billing.job_result_store_path, "Flink's default");
+    let billing =
+        HaSettings::from_flink_config("config.yaml", &standalone_config(&storage, "billing", &env.namespace))?;
+    assert_eq!(
+        orders.job_result_store_path, billing.job_result_store_path,
+        "Flink's default"
+    );
 
     let orders_leader = LeaderElection::start(api.clone(), orders.election.clone());
     orders_leader.wait_for_grant().await;
@@ -361,7 +365,11 @@ async fn a_job_result_cannot_land_after_the_lease() -> TestResult {
         Vec::<String>::new(),
         "a job result landed after the lease ran out ({ended:?})"
     );
-    assert_eq!(plans.job_ids().await?, [JOB], "the job's plan stays: it did not end under a lease");
+    assert_eq!(
+        plans.job_ids().await?,
+        [JOB],
+        "the job's plan stays: it did not end under a lease"
+    );
     Ok(())
 }
 

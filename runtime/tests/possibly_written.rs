@@ -15,9 +15,9 @@ use kube::api::{Api, DeleteParams};
 
 use flink_ha_runtime::cas::ConfigMapCas;
 use flink_ha_runtime::checkpoint_store::{CompletedCheckpointStore, checkpoint_key};
+use flink_ha_runtime::cleanup::ExecutionPlanStore;
 use flink_ha_runtime::fence::Fence;
 use flink_ha_runtime::payloads::PayloadStore;
-use flink_ha_runtime::cleanup::ExecutionPlanStore;
 use flink_ha_runtime::{ElectionConfig, Error, LeaderElection, names};
 use flink_ha_testenv::TestEnv;
 

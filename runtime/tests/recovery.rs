@@ -22,13 +22,13 @@ use object_store::{
     PutOptions, PutPayload, PutResult,
 };
 
+use flink_ha_runtime::checkpoint_store::{CompletedCheckpointStore, MissingCheckpoint, ReadRetries, checkpoint_key};
 use flink_ha_runtime::cleanup::ExecutionPlanStore;
+use flink_ha_runtime::fence::Fence;
 use flink_ha_runtime::history::{Event, History, Line};
 use flink_ha_runtime::jobmanager::{self, JobManagerOptions};
-use flink_ha_runtime::{Error, HaSettings, LeaderElection};
-use flink_ha_runtime::checkpoint_store::{CompletedCheckpointStore, ReadRetries, checkpoint_key};
-use flink_ha_runtime::fence::Fence;
 use flink_ha_runtime::payloads::PayloadStore;
+use flink_ha_runtime::{Error, HaSettings, LeaderElection};
 use flink_ha_testenv::TestEnv;
 
 mod common;
@@ -290,14 +290,56 @@ async fn a_missing_newest_payload_fails_the_recovery_naming_the_key_and_the_uri(
     std::fs::remove_file(&s.two)?;
     let reader = CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, plain(&s.storage)?, s.fence.clone(), 2);
     match reader.recover().await {
-        Err(error) => {
+        Err(error @ Error::CheckpointPayloadMissing { .. }) => {
             let message = error.to_string();
             assert!(message.contains(&key) && message.contains(&uri), "{message}");
+            let Error::CheckpointPayloadMissing {
+                name,
+                key: named,
+                uri: pointed,
+            } = error
+            else {
+                unreachable!()
+            };
+            assert_eq!(
+                (name, named, pointed),
+                (flink_ha_runtime::names::job_config_map("orders", JOB), key, uri)
+            );
         }
+        Err(error) => panic!("expected CheckpointPayloadMissing, got {error:?}"),
         Ok(recovered) => panic!("recovered {recovered:?} past the missing newest checkpoint"),
     }
-    // Nothing was dropped: the pointer is still there for the operator to judge.
+    // Nothing was dropped: the pointer is still there for the operator to judge, and
+    // adds stay refused, so retention cannot drop checkpoint 1 either.
     assert_eq!(reader.checkpoint_ids().await?, [1, 2]);
+    assert!(matches!(
+        reader.add(3, Bytes::from_static(b"three")).await,
+        Err(Error::Refused(_))
+    ));
+    Ok(())
+}
+
+/// With the operator's explicit choice, a missing newest payload is skipped for the
+/// newest older one that can be read; if every retained payload is missing, the store is
+/// not the one that wrote them (another endpoint, an emptied bucket), and the job is not
+/// started empty even then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_explicit_choice_a_missing_payload_is_skipped_only_for_a_readable_older_one() -> TestResult {
+    let s = two_retained("recovery-missing-opt-in").await?;
+    let fall_back = || -> Result<CompletedCheckpointStore, Error> {
+        Ok(
+            CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, plain(&s.storage)?, s.fence.clone(), 2)
+                .with_missing_checkpoint(MissingCheckpoint::FallBackToOlder),
+        )
+    };
+    std::fs::remove_file(&s.two)?;
+    assert_eq!(fall_back()?.recover().await?, Some((1, Bytes::from_static(b"one"))));
+
+    std::fs::remove_file(&s.one)?;
+    match fall_back()?.recover().await {
+        Err(Error::Refused(reason)) => assert!(reason.contains("missing"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     Ok(())
 }
 
@@ -434,13 +476,16 @@ high-availability.kubernetes.leader-election.retry-period: 400 ms
     stop.send_replace(true);
     running.await??;
     let history = events();
-    assert!(recovered(KEPT), "the job with its checkpoint was not recovered: {history:?}");
+    assert!(
+        recovered(KEPT),
+        "the job with its checkpoint was not recovered: {history:?}"
+    );
     assert!(!recovered(LOST), "{history:?}");
     // The lost job's failure was reported, naming it.
     assert!(
-        history
-            .iter()
-            .any(|e| matches!(e, Event::WriteFailed { job, error, .. } if job == LOST && error.contains(&lost_payload))),
+        history.iter().any(
+            |e| matches!(e, Event::WriteFailed { job, error, .. } if job == LOST && error.contains(&lost_payload))
+        ),
         "{history:?}"
     );
     assert!(
