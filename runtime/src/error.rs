@@ -116,6 +116,14 @@ pub enum Error {
         /// The payload URI its pointer names.
         uri: String,
     },
+    /// An action bounded by this leader's lease (a payload or job-result write or delete
+    /// that no compare-and-set guards) was still unanswered at the lease's step-down
+    /// moment and was cut off there: it may or may not have taken effect.
+    #[error("{what}: cut off at the end of this leader's lease; it may or may not have taken effect")]
+    CutOff {
+        /// The action, in words.
+        what: String,
+    },
     /// An operation that would lose data the caller did not mean to lose.
     #[error("refused: {0}")]
     Refused(String),

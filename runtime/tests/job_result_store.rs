@@ -69,6 +69,7 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
     // leader loses the lock (released here, as a graceful stop does; a lost lease is the
     // same): the leader entry and the plan stay behind.
     let identity = first.identity().to_string();
+    let first_lease = common::lease_of(&first)?;
     first.stop().await;
     let result = JobResult::new(JOB, ApplicationStatus::Succeeded, 42_000);
     let job = JobHa {
@@ -78,6 +79,7 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
         payloads: &payloads,
         fence: &fence,
         identity: &identity,
+        lease: &first_lease,
     };
     let interrupted = clean_up_job(job, &results, &result).await;
     assert!(matches!(interrupted, Err(Error::NotLeader { .. })), "{interrupted:?}");
@@ -120,6 +122,7 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
             payloads: &payloads,
             fence: &fence,
             identity: second.identity(),
+            lease: &common::lease_of(&second)?,
         };
         clean_up_job(job, &results, ended).await?;
     }
@@ -348,6 +351,7 @@ async fn a_job_result_cannot_land_after_the_lease() -> TestResult {
     let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), election.identity());
     plans.put(JOB, Bytes::from_static(b"plan")).await?;
     let identity = election.identity().to_string();
+    let lease = common::lease_of(&election)?;
     // Paused: no renewal from here on; the lease runs out within two seconds.
     drop(election);
 
@@ -358,6 +362,7 @@ async fn a_job_result_cannot_land_after_the_lease() -> TestResult {
         payloads: &payloads,
         fence: &fence,
         identity: &identity,
+        lease: &lease,
     };
     let ended = clean_up_job(job, &results, &JobResult::new(JOB, ApplicationStatus::Succeeded, 1)).await;
     assert_eq!(
