@@ -164,7 +164,7 @@ pub async fn clean_up_job(job: JobHa<'_>, results: &JobResultStore, result: &Job
     }
     // First, so that from here on no leader recovers the job from its plan, however far
     // the cleanup gets.
-    results.create_dirty(result).await?;
+    results.create_dirty(result, job.lease).await?;
 
     let checkpoints = CompletedCheckpointStore::new(
         job.cas.clone(),
@@ -220,7 +220,7 @@ pub async fn clean_up_job(job: JobHa<'_>, results: &JobResultStore, result: &Job
             Err(error) => return Err(Error::Kube(error)),
         }
     }
-    results.mark_clean(job.job_id).await
+    results.mark_clean(job.job_id, job.lease).await
 }
 
 /// What a new leader does with the jobs it finds.
@@ -250,7 +250,22 @@ pub async fn recoverable_jobs(plans: &ExecutionPlanStore, results: &JobResultSto
     // Plans first: a job that ends between the two reads has its dirty entry written
     // before its plan goes, so the second read sees it and the job is not rerun.
     let planned = plans.job_ids().await?;
-    let entries = results.entries().await?;
+    let mut entries = results.entries().await?;
+    // Entries an earlier version wrote into the folder other clusters share, for the
+    // jobs planned here only (read, never written): a job that ended is not run again
+    // across an upgrade either.
+    let planned_ids: Vec<&str> = planned.iter().map(JobId::as_str).collect();
+    let legacy = results.legacy_entries(&planned_ids).await?;
+    for result in legacy.dirty {
+        if !entries.dirty.iter().any(|own| own.job_id == result.job_id) && !entries.clean.contains(&result.job_id) {
+            tracing::warn!(job = %result.job_id, "a dirty job result in the shared folder of an earlier version; finishing its cleanup");
+            entries.dirty.push(result);
+        }
+    }
+    for job_id in legacy.clean {
+        tracing::warn!(job = %job_id, "a clean job result in the shared folder of an earlier version; the job is not recovered");
+        entries.clean.push(job_id);
+    }
     let ended: BTreeSet<&str> = entries
         .dirty
         .iter()

@@ -65,12 +65,11 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
         }
     }
 
-    // JOB finishes. Its cleanup has removed the checkpoints and the counter when the
-    // leader loses the lock (released here, as a graceful stop does; a lost lease is the
-    // same): the leader entry and the plan stay behind.
-    let identity = first.identity().to_string();
-    let first_lease = common::lease_of(&first)?;
-    first.stop().await;
+    // JOB finishes. Its cleanup has recorded the result and removed the checkpoints, the
+    // counter and the blobs, all inside its lease, when the lock check of the leader
+    // entry's removal fails (the lock moved on before this leader noticed; here the
+    // cleanup runs under an identity the lock does not name): the leader entry and the
+    // plan stay behind.
     let result = JobResult::new(JOB, ApplicationStatus::Succeeded, 42_000);
     let job = JobHa {
         cas: &cas(&api),
@@ -78,11 +77,12 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
         job_id: JOB,
         payloads: &payloads,
         fence: &fence,
-        identity: &identity,
-        lease: &first_lease,
+        identity: "deposed-without-knowing",
+        lease: &common::lease_of(&first)?,
     };
     let interrupted = clean_up_job(job, &results, &result).await;
     assert!(matches!(interrupted, Err(Error::NotLeader { .. })), "{interrupted:?}");
+    first.stop().await;
     assert_eq!(common::file_names(&results_dir), [format!("{JOB}_DIRTY.json")]);
     let job_cm = api.get(&names::job_config_map("shop", JOB)).await?;
     assert_eq!(
@@ -188,8 +188,9 @@ async fn a_job_with_a_clean_entry_is_not_recovered_even_with_a_plan() -> TestRes
     leader.plans.put(OTHER, Bytes::from_static(b"plan")).await?;
     // Kept entries (delete-on-commit false), e.g. a plan restored from a backup.
     let result = JobResult::new(JOB, ApplicationStatus::Canceled, 5);
-    leader.results.create_dirty(&result).await?;
-    leader.results.mark_clean(JOB).await?;
+    let lease = common::lease_of(&leader.election)?;
+    leader.results.create_dirty(&result, &lease).await?;
+    leader.results.mark_clean(JOB, &lease).await?;
     assert_eq!(leader.results.entry(JOB).await?, Some(Entry::Clean));
     assert_eq!(
         recoverable_jobs(&leader.plans, &leader.results).await?,
@@ -300,7 +301,9 @@ async fn two_clusters_on_the_default_folder_keep_to_their_own_job_results() -> T
     orders_plans.put(JOB, Bytes::from_static(b"plan of orders")).await?;
     let orders_results = JobResultStore::for_settings(&orders)?;
     let result = JobResult::new(JOB, ApplicationStatus::Succeeded, 1);
-    orders_results.create_dirty(&result).await?;
+    orders_results
+        .create_dirty(&result, &common::lease_of(&orders_leader)?)
+        .await?;
 
     let billing_leader = LeaderElection::start(api.clone(), billing.election.clone());
     billing_leader.wait_for_grant().await;
@@ -323,6 +326,45 @@ async fn two_clusters_on_the_default_folder_keep_to_their_own_job_results() -> T
     );
     orders_leader.stop().await;
     billing_leader.stop().await;
+    Ok(())
+}
+
+/// Entries an earlier version wrote into the shared folder itself still count for the
+/// jobs this cluster has plans of: a job that ended is neither recovered nor forgotten
+/// across the upgrade, its cleanup is finished. Entries of other jobs there are not this
+/// cluster's: not even read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_of_an_earlier_version_in_the_shared_folder_still_end_this_clusters_jobs() -> TestResult {
+    const THEIRS: &str = "3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c";
+    let env = TestEnv::new("jrs-legacy").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let orders = HaSettings::from_flink_config("config.yaml", &standalone_config(&storage, "orders", &env.namespace))?;
+    let leader = LeaderElection::start(api.clone(), orders.election.clone());
+    leader.wait_for_grant().await;
+    let plans = ExecutionPlanStore::new(
+        cas(&api),
+        "orders",
+        PayloadStore::for_settings(&orders)?,
+        leader.identity(),
+    );
+    plans.put(JOB, Bytes::from_static(b"plan")).await?;
+    plans.put(OTHER, Bytes::from_static(b"plan")).await?;
+    let shared = storage.path().join("ha").join("job-result-store").join("default");
+    std::fs::create_dir_all(&shared)?;
+    let result = JobResult::new(JOB, ApplicationStatus::Succeeded, 3);
+    std::fs::write(shared.join(format!("{JOB}_DIRTY.json")), result.to_json())?;
+    std::fs::write(shared.join(format!("{THEIRS}_DIRTY.json")), "not even JSON")?;
+
+    let results = JobResultStore::for_settings(&orders)?;
+    assert_eq!(
+        recoverable_jobs(&plans, &results).await?,
+        Recovery {
+            recover: vec![JobId::parse(OTHER)?],
+            finish_cleanup: vec![result],
+        }
+    );
+    leader.stop().await;
     Ok(())
 }
 
@@ -389,9 +431,10 @@ async fn entries_are_flinks_files_and_every_step_is_idempotent() -> TestResult {
     let storage = tempfile::tempdir()?;
     let dir = storage.path().join("job-result-store").join("shop");
     let kept = job_results(&storage, "shop", false)?;
+    let lease = common::long_lease();
     let result = JobResult::new(JOB, ApplicationStatus::Failed, 1234);
 
-    kept.create_dirty(&result).await?;
+    kept.create_dirty(&result, &lease).await?;
     assert_eq!(common::file_names(&dir), [format!("{JOB}_DIRTY.json")]);
     let json = read(&dir, &format!("{JOB}_DIRTY.json"))?;
     assert_eq!(
@@ -408,9 +451,9 @@ async fn entries_are_flinks_files_and_every_step_is_idempotent() -> TestResult {
 
     // A retried cleanup writes the same result again: fine. Another result: refused,
     // and the first one stands.
-    kept.create_dirty(&result).await?;
+    kept.create_dirty(&result, &lease).await?;
     let other = JobResult::new(JOB, ApplicationStatus::Succeeded, 1234);
-    let refused = kept.create_dirty(&other).await;
+    let refused = kept.create_dirty(&other, &lease).await;
     assert!(
         matches!(&refused, Err(Error::Refused(m)) if m.contains(&format!("{JOB}_DIRTY.json"))),
         "{refused:?}"
@@ -418,25 +461,25 @@ async fn entries_are_flinks_files_and_every_step_is_idempotent() -> TestResult {
     assert_eq!(kept.dirty_results().await?, std::slice::from_ref(&result));
 
     // Committed: renamed to <job-id>.json, content unchanged; again is fine.
-    kept.mark_clean(JOB).await?;
+    kept.mark_clean(JOB, &lease).await?;
     assert_eq!(common::file_names(&dir), [format!("{JOB}.json")]);
     assert_eq!(read(&dir, &format!("{JOB}.json"))?, json);
-    kept.mark_clean(JOB).await?;
+    kept.mark_clean(JOB, &lease).await?;
     assert_eq!(kept.entry(JOB).await?, Some(Entry::Clean));
     assert_eq!(kept.clean_job_ids().await?, [JOB]);
     assert_eq!(kept.dirty_results().await?, []);
     // A cleanup run again after the commit records nothing new.
-    kept.create_dirty(&result).await?;
+    kept.create_dirty(&result, &lease).await?;
     assert_eq!(common::file_names(&dir), [format!("{JOB}.json")]);
     // Nothing to commit for a job without an entry.
-    assert!(kept.mark_clean(OTHER).await.is_err());
+    assert!(kept.mark_clean(OTHER, &lease).await.is_err());
 
     // Flink's default: deleted on commit, idempotently.
     let deleting = job_results(&storage, "shop", true)?;
     let second = JobResult::new(OTHER, ApplicationStatus::Succeeded, 7);
-    deleting.create_dirty(&second).await?;
-    deleting.mark_clean(OTHER).await?;
-    deleting.mark_clean(OTHER).await?;
+    deleting.create_dirty(&second, &lease).await?;
+    deleting.mark_clean(OTHER, &lease).await?;
+    deleting.mark_clean(OTHER, &lease).await?;
     assert_eq!(common::file_names(&dir), [format!("{JOB}.json")]);
     assert_eq!(deleting.entry(OTHER).await?, None);
     Ok(())
@@ -448,6 +491,7 @@ async fn flinks_own_entries_are_read_and_malformed_ones_are_errors_naming_the_fi
     let dir = storage.path().join("job-result-store").join("shop");
     std::fs::create_dir_all(&dir)?;
     let store = job_results(&storage, "shop", true)?;
+    let lease = common::long_lease();
     // As Flink 2.x writes a failed job's entry, with fields this runtime does not know.
     std::fs::write(
         dir.join(format!("{JOB}_DIRTY.json")),
@@ -464,7 +508,7 @@ async fn flinks_own_entries_are_read_and_malformed_ones_are_errors_naming_the_fi
     assert_eq!(dirty[0].net_runtime_ms, 99);
     assert!(dirty[0].failure_cause.is_some());
     // Written again by a retried cleanup: the same result, so no conflict.
-    store.create_dirty(&dirty[0]).await?;
+    store.create_dirty(&dirty[0], &lease).await?;
 
     for (content, reason) in [
         (r#"{"result":"#, "not JSON"),

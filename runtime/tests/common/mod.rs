@@ -54,3 +54,8 @@ pub fn lease_of(election: &LeaderElection) -> Result<LeaderLease, String> {
     let session = election.leadership().borrow().session_id().ok_or("not leading")?;
     Ok(election.lease(session))
 }
+
+/// A lease that lasts the whole test, for the stores' own tests with no election.
+pub fn long_lease() -> LeaderLease {
+    LeaderLease::until("tests", std::time::Instant::now() + Duration::from_secs(600))
+}
