@@ -25,6 +25,7 @@
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
+use flink_ha_policy::flink_state::HaPointer;
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{DeleteParams, Preconditions};
@@ -105,7 +106,9 @@ impl ExecutionPlanStore {
 
     /// The plan keys this runtime cannot run: Flink's own (`executionPlan-`, `jobGraph-`:
     /// Java-serialized handles to Java-serialized plans) and its own entries that do not
-    /// parse, by key (a malformed job id) or by value. Read without writing anything.
+    /// parse, by key (a malformed job id) or by value. An entry marked for deletion (in
+    /// either format) is a removal under way, no job to run, and is not among them. Read
+    /// without writing anything.
     pub async fn unreadable_plans(&self) -> Result<Vec<String>> {
         let Some(cm) = self.store.cas.get(&self.store.name).await? else {
             return Ok(Vec::new());
@@ -114,6 +117,7 @@ impl ExecutionPlanStore {
             .data
             .iter()
             .flatten()
+            .filter(|(_, value)| !HaPointer::decode(value).is_ok_and(|pointer| pointer.marked_for_deletion))
             .filter(|(key, value)| {
                 key.starts_with(FLINK_EXECUTION_PLAN_PREFIX)
                     || key.starts_with(JOB_GRAPH_PREFIX)

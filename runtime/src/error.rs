@@ -124,6 +124,23 @@ pub enum Error {
         /// The action, in words.
         what: String,
     },
+    /// Adding the entry would take the ConfigMap past Kubernetes' limit of 1 MiB of
+    /// entries: refused before the write (which the API server would reject, naming no
+    /// key), and the entry's payload is deleted. The ConfigMap holds too many entries:
+    /// fewer retained checkpoints, or fewer jobs in one cluster.
+    #[error(
+        "ConfigMap {name}: adding `{key}` would make its entries {bytes} bytes, past Kubernetes' limit of {limit}; nothing was written"
+    )]
+    ConfigMapTooLarge {
+        /// The ConfigMap's name.
+        name: String,
+        /// The key whose entry did not fit.
+        key: String,
+        /// What its keys and values would have come to, in bytes.
+        bytes: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// An operation that would lose data the caller did not mean to lose.
     #[error("refused: {0}")]
     Refused(String),
