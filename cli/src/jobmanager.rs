@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use flink_ha_runtime::checkpoint_store::MissingCheckpoint;
 use flink_ha_runtime::history::History;
 use flink_ha_runtime::jobmanager::{self, JobManagerOptions, OrphanSweep};
 use flink_ha_runtime::sweep;
@@ -59,6 +60,12 @@ pub struct JobManagerArgs {
     /// Never sweep orphaned payloads.
     #[arg(long)]
     no_orphan_sweep: bool,
+    /// When a job's newest checkpoint payload is missing from storageDir, recover the
+    /// job from the newest older checkpoint that is there, rolling its state back to it.
+    /// Without it that job's recovery fails, naming the checkpoint's key and URI, as
+    /// Flink's does.
+    #[arg(long)]
+    recover_from_older_checkpoint: bool,
 }
 
 fn parse_http_url(text: &str) -> Result<String, String> {
@@ -77,7 +84,7 @@ pub fn run(args: &JobManagerArgs) -> Result<ExitCode> {
     let text =
         std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
     let name = args.config.display().to_string();
-    let settings = match HaSettings::from_flink_config(&name, &text) {
+    let mut settings = match HaSettings::from_flink_config(&name, &text) {
         Ok(settings) => settings,
         Err(ConfigError::Rejected { report, .. }) => {
             eprint!("{report}");
@@ -86,6 +93,9 @@ pub fn run(args: &JobManagerArgs) -> Result<ExitCode> {
         }
         Err(error) => anyhow::bail!(error),
     };
+    if args.recover_from_older_checkpoint {
+        settings.on_missing_checkpoint = MissingCheckpoint::FallBackToOlder;
+    }
     for finding in &settings.report.findings {
         tracing::warn!(rule = finding.rule.as_str(), "{}", finding.message);
     }

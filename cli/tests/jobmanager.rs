@@ -341,3 +341,27 @@ fn an_orphan_min_age_below_the_floor_is_refused_unless_the_sweep_is_off() {
     assert!(!stderr.contains("too young"), "{stderr}");
     assert!(stderr.contains("cannot reach Kubernetes"), "{stderr}");
 }
+
+/// The operator's explicit choice to recover from an older checkpoint when the newest
+/// one's payload is missing is a flag of its own (the runtime fails such a recovery
+/// without it); it is accepted like any other option.
+#[test]
+fn recovering_from_an_older_checkpoint_is_an_explicit_flag() {
+    let help = Command::new(env!("CARGO_BIN_EXE_flink-ha"))
+        .args(["jobmanager", "--help"])
+        .output()
+        .expect("run flink-ha");
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("--recover-from-older-checkpoint"), "{text}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, "high-availability.type: kubernets\nkubernetes.cluster-id: x\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_flink-ha"))
+        .args(["jobmanager", "--recover-from-older-checkpoint", "--config"])
+        .arg(&path)
+        .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
+        .output()
+        .expect("run flink-ha");
+    // Parsed: the run gets as far as the configuration's lint (exit 1, not clap's 2).
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+}

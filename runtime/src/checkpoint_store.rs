@@ -7,14 +7,17 @@
 //! falling out of retention; their payloads are deleted; a second write removes them.
 //! Marked entries left behind by a crash or a lost answer are finished by the next add.
 //!
-//! **Recovery never starts a job empty by mistake.** A payload read that fails for a
-//! reason that may pass (a lost connection, a 5xx) is retried with backoff, and one that
-//! keeps failing fails the recovery: the job is not started, and nothing is dropped. Only
-//! a payload the store proves missing is skipped for an older one — and if every retained
-//! checkpoint is missing, the store that answers is not the one that wrote them (another
-//! endpoint, an emptied bucket), so that is refused too. Until a recovery read its
-//! checkpoint back (or proved there is none), adds are refused, so retention can never
-//! drop the checkpoint a job should have restarted from.
+//! **Recovery never starts a job empty, or from an older checkpoint, by mistake.** A
+//! payload read that fails for a reason that may pass (a lost connection, a 5xx) is
+//! retried with backoff, and one that keeps failing fails the recovery: the job is not
+//! started, and nothing is dropped. A newest checkpoint whose payload the store proves
+//! missing fails the recovery too, naming its key and URI, as Flink's does
+//! ([`Error::CheckpointPayloadMissing`]): only the operator's explicit choice
+//! ([`MissingCheckpoint::FallBackToOlder`]) skips it for an older one — and if every
+//! retained checkpoint is missing, the store that answers is not the one that wrote them
+//! (another endpoint, an emptied bucket), so that is refused even then. Until a recovery
+//! read its checkpoint back (or proved there is none), adds are refused, so retention can
+//! never drop the checkpoint a job should have restarted from.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -67,12 +70,25 @@ impl Default for ReadRetries {
     }
 }
 
+/// What recovery does when the newest checkpoint's payload is missing from storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MissingCheckpoint {
+    /// Fail the recovery, naming the checkpoint's key and URI (Flink's behaviour): the
+    /// job does not run until someone decides.
+    #[default]
+    Fail,
+    /// Recover from the newest older checkpoint whose payload is there: the operator's
+    /// explicit choice to roll the job's state back rather than not run it.
+    FallBackToOlder,
+}
+
 /// A job's completed checkpoints. Recover first ([`CompletedCheckpointStore::recover`]);
 /// adds are refused until then.
 pub struct CompletedCheckpointStore {
     store: StateHandleStore,
     num_retained: usize,
     read_retries: ReadRetries,
+    on_missing: MissingCheckpoint,
     recovered: AtomicBool,
 }
 
@@ -95,6 +111,7 @@ impl CompletedCheckpointStore {
             ),
             num_retained: usize::try_from(num_retained.max(1)).unwrap_or(1),
             read_retries: ReadRetries::default(),
+            on_missing: MissingCheckpoint::default(),
             recovered: AtomicBool::new(false),
         }
     }
@@ -102,6 +119,13 @@ impl CompletedCheckpointStore {
     /// Recovery reads with other retries than the default.
     pub fn with_read_retries(mut self, read_retries: ReadRetries) -> Self {
         self.read_retries = read_retries;
+        self
+    }
+
+    /// Recovery with another answer to a missing newest payload than failing
+    /// ([`MissingCheckpoint::Fail`], the default).
+    pub fn with_missing_checkpoint(mut self, on_missing: MissingCheckpoint) -> Self {
+        self.on_missing = on_missing;
         self
     }
 
@@ -169,10 +193,13 @@ impl CompletedCheckpointStore {
             .collect())
     }
 
-    /// Recovery: the highest checkpoint whose payload can be read, with its payload, or
-    /// `None` when the job has no checkpoint. Transient read errors are retried with
-    /// backoff and then fail the recovery; a payload proven missing is skipped for an
-    /// older one, unless every one is missing. Adds are allowed from here on.
+    /// Recovery: the highest checkpoint with its payload, or `None` when the job has no
+    /// checkpoint. Transient read errors are retried with backoff and then fail the
+    /// recovery. A newest payload proven missing fails it too
+    /// ([`Error::CheckpointPayloadMissing`]), unless the store was built with
+    /// [`MissingCheckpoint::FallBackToOlder`]: then it is skipped for the newest older one
+    /// that can be read, and if none can, the recovery is refused. Adds are allowed once
+    /// it succeeded.
     pub async fn recover(&self) -> Result<Option<(u64, Bytes)>> {
         let entries = self.store.list(CHECKPOINT_PREFIX).await?;
         let mut missing = Vec::new();
@@ -184,12 +211,21 @@ impl CompletedCheckpointStore {
             match self.read(path).await {
                 Ok(bytes) => {
                     if !missing.is_empty() {
-                        tracing::warn!(job = %self.store.name, skipped = ?missing, recovered = id, "newer checkpoints' payloads are missing from storageDir");
+                        tracing::warn!(job = %self.store.name, skipped = ?missing, recovered = id, "newer checkpoints' payloads are missing from storageDir; recovering an older one, as chosen");
                     }
                     self.recovered.store(true, Ordering::Release);
                     return Ok(Some((id, bytes)));
                 }
-                Err(Error::PayloadMissing { path }) => missing.push(path),
+                Err(Error::PayloadMissing { path }) if self.on_missing == MissingCheckpoint::FallBackToOlder => {
+                    missing.push(path)
+                }
+                Err(Error::PayloadMissing { path }) => {
+                    return Err(Error::CheckpointPayloadMissing {
+                        name: self.store.name.clone(),
+                        key: key.clone(),
+                        uri: path,
+                    });
+                }
                 Err(error) => return Err(error),
             }
         }

@@ -7,9 +7,17 @@
 //!   payloads), its counter, its leader entry and its plan go, then its job ConfigMap;
 //!   last the entry is marked clean. A new leader recovers only jobs without an entry
 //!   and finishes the cleanups that dirty entries record ([`recoverable_jobs`]).
+//! - A job's blobs, `<storageDir>/<cluster-id>/blob/job_<job-id>/` (Flink's blob store:
+//!   its jars and artifacts), go with the rest of its HA data, as Flink's global cleanup
+//!   of a job deletes them.
 //! - The cluster shuts down normally, by the process that holds the lock: the payloads
-//!   the cluster ConfigMap's pointers name, `<storageDir>/<cluster-id>/blob/`, then the
+//!   the cluster ConfigMap's pointers name, the blobs of the jobs it names, then the
 //!   cluster ConfigMap, deleted in exactly the version in which the lock was checked.
+//!   Never `blob/` whole: a cluster with the same id in another namespace shares it, and
+//!   `blob/no_job/` cannot be told apart between them, so it stays.
+//! - Every delete in storage that no compare-and-set guards runs inside the leader's
+//!   lease and is cut off at its step-down moment ([`LeaderLease::bounded`]): a leader
+//!   paused past it deletes nothing the next leader may have written since.
 //! - A killed process or a deleted Deployment removes nothing of HA: that is the absence
 //!   of a call here, and HA ConfigMaps never get owner references, so the garbage
 //!   collector cannot take them either.
@@ -17,8 +25,12 @@
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
+use flink_ha_policy::flink_state::HaPointer;
+use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{DeleteParams, Preconditions};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::cas::{Change, ConfigMapCas, Unanswered};
 use crate::checkpoint_counter::CheckpointIdCounter;
@@ -26,8 +38,8 @@ use crate::checkpoint_store::CompletedCheckpointStore;
 use crate::error::{Error, Result};
 use crate::fence::Fence;
 use crate::job_result_store::{JobResult, JobResultStore};
-use crate::leader_election::check_holds_lock;
-use crate::names::{self, JobId};
+use crate::leader_election::{LeaderLease, check_holds_lock};
+use crate::names::{self, JobId, is_job_id};
 use crate::payloads::{PayloadStore, Pointer};
 use crate::state_handle_store::{Guard, StateHandleStore};
 
@@ -94,7 +106,9 @@ impl ExecutionPlanStore {
 
     /// The plan keys this runtime cannot run: Flink's own (`executionPlan-`, `jobGraph-`:
     /// Java-serialized handles to Java-serialized plans) and its own entries that do not
-    /// parse, by key (a malformed job id) or by value. Read without writing anything.
+    /// parse, by key (a malformed job id) or by value. An entry marked for deletion (in
+    /// either format) is a removal under way, no job to run, and is not among them. Read
+    /// without writing anything.
     pub async fn unreadable_plans(&self) -> Result<Vec<String>> {
         let Some(cm) = self.store.cas.get(&self.store.name).await? else {
             return Ok(Vec::new());
@@ -103,6 +117,7 @@ impl ExecutionPlanStore {
             .data
             .iter()
             .flatten()
+            .filter(|(_, value)| !HaPointer::decode(value).is_ok_and(|pointer| pointer.marked_for_deletion))
             .filter(|(key, value)| {
                 key.starts_with(FLINK_EXECUTION_PLAN_PREFIX)
                     || key.starts_with(JOB_GRAPH_PREFIX)
@@ -135,6 +150,9 @@ pub struct JobHa<'a> {
     pub fence: &'a Fence,
     /// This process's identity in the lock (for the plan and the leader entry).
     pub identity: &'a str,
+    /// The grant's lease: the job-result writes and the blob deletes, which no
+    /// compare-and-set guards, run inside it.
+    pub lease: &'a LeaderLease,
 }
 
 /// A job reached a globally terminal state with `result`: record it as a dirty entry
@@ -150,7 +168,7 @@ pub async fn clean_up_job(job: JobHa<'_>, results: &JobResultStore, result: &Job
     }
     // First, so that from here on no leader recovers the job from its plan, however far
     // the cleanup gets.
-    results.create_dirty(result).await?;
+    results.create_dirty(result, job.lease).await?;
 
     let checkpoints = CompletedCheckpointStore::new(
         job.cas.clone(),
@@ -166,6 +184,8 @@ pub async fn clean_up_job(job: JobHa<'_>, results: &JobResultStore, result: &Job
         Ok(()) | Err(Error::Missing { .. }) => {}
         Err(error) => return Err(error),
     }
+    // Its blobs: the folder is named after the job, so it is this job's alone.
+    delete_job_blobs(job.payloads, job.job_id, job.lease).await?;
 
     let cluster_cm = names::cluster_config_map(job.cluster_id);
     let entry = names::leader_entry_key(&names::job_component(job.job_id));
@@ -204,7 +224,7 @@ pub async fn clean_up_job(job: JobHa<'_>, results: &JobResultStore, result: &Job
             Err(error) => return Err(Error::Kube(error)),
         }
     }
-    results.mark_clean(job.job_id).await
+    results.mark_clean(job.job_id, job.lease).await
 }
 
 /// What a new leader does with the jobs it finds.
@@ -234,7 +254,22 @@ pub async fn recoverable_jobs(plans: &ExecutionPlanStore, results: &JobResultSto
     // Plans first: a job that ends between the two reads has its dirty entry written
     // before its plan goes, so the second read sees it and the job is not rerun.
     let planned = plans.job_ids().await?;
-    let entries = results.entries().await?;
+    let mut entries = results.entries().await?;
+    // Entries an earlier version wrote into the folder other clusters share, for the
+    // jobs planned here only (read, never written): a job that ended is not run again
+    // across an upgrade either.
+    let planned_ids: Vec<&str> = planned.iter().map(JobId::as_str).collect();
+    let legacy = results.legacy_entries(&planned_ids).await?;
+    for result in legacy.dirty {
+        if !entries.dirty.iter().any(|own| own.job_id == result.job_id) && !entries.clean.contains(&result.job_id) {
+            tracing::warn!(job = %result.job_id, "a dirty job result in the shared folder of an earlier version; finishing its cleanup");
+            entries.dirty.push(result);
+        }
+    }
+    for job_id in legacy.clean {
+        tracing::warn!(job = %job_id, "a clean job result in the shared folder of an earlier version; the job is not recovered");
+        entries.clean.push(job_id);
+    }
     let ended: BTreeSet<&str> = entries
         .dirty
         .iter()
@@ -252,8 +287,9 @@ pub async fn recoverable_jobs(plans: &ExecutionPlanStore, results: &JobResultSto
 }
 
 /// The cluster shut down normally: delete the payloads the cluster ConfigMap's pointers
-/// name (marked leftovers of interrupted removals included), Flink's
-/// `<storageDir>/<cluster-id>/blob/`, then the cluster ConfigMap.
+/// name (marked leftovers of interrupted removals included), the blobs
+/// (`<storageDir>/<cluster-id>/blob/job_<id>/`) of the jobs it names, then the cluster
+/// ConfigMap.
 ///
 /// Only the leader may do it, and only what is its own:
 /// - `identity` must hold the lock, checked in the very version of the ConfigMap that is
@@ -263,8 +299,12 @@ pub async fn recoverable_jobs(plans: &ExecutionPlanStore, results: &JobResultSto
 ///   or live plans remain: their jobs are not over, and their data would be lost. Other
 ///   ConfigMaps with the same labels (`flink-config-<id>`, `pod-template-<id>`) are not
 ///   HA data and are neither counted nor touched.
-/// - Payloads are deleted by pointer, never by folder: two clusters with one id in two
-///   namespaces share `<storageDir>/<cluster-id>/`.
+/// - Payloads are deleted by pointer, blobs by the jobs the ConfigMap names (a plan
+///   whose removal was interrupted, a leader entry), never by folder: two clusters with
+///   one id in two namespaces share `<storageDir>/<cluster-id>/`, `blob/` included.
+///   Blobs of jobs that ended went with their job's cleanup; `blob/no_job/` is kept.
+/// - Every delete in storage runs inside `lease` and is cut off at its step-down moment:
+///   a leader paused after its lock check deletes nothing once its lease has run out.
 ///
 /// The ConfigMap goes last, so a cleanup interrupted earlier is finished by a retry. Once
 /// it is gone there is no lock to check, so nothing else is deleted.
@@ -276,6 +316,7 @@ pub async fn clean_up_cluster(
     cluster_id: &str,
     payloads: &PayloadStore,
     identity: &str,
+    lease: &LeaderLease,
 ) -> Result<()> {
     let name = names::cluster_config_map(cluster_id);
     let attempts = cas.max_retries.saturating_add(1);
@@ -289,9 +330,13 @@ pub async fn clean_up_cluster(
         };
         check_holds_lock(&cm, identity, &name)?;
         for path in payloads_to_delete(&cm, &name)? {
-            payloads.delete(&path).await?;
+            lease
+                .bounded(|| format!("delete the payload {path}"), payloads.delete(&path))
+                .await??;
         }
-        payloads.delete_folder(BLOB_FOLDER).await?;
+        for job_id in jobs_named(&cm) {
+            delete_job_blobs(payloads, &job_id, lease).await?;
+        }
 
         let params = DeleteParams {
             preconditions: Some(Preconditions {
@@ -371,4 +416,62 @@ fn payloads_to_delete(cm: &ConfigMap, name: &str) -> Result<Vec<String>> {
             live.join(", ")
         )))
     }
+}
+
+/// The jobs the cluster ConfigMap names: by a plan key (the runtime's or Flink's, marked
+/// or not) or a job's leader entry. Only well-formed job ids.
+fn jobs_named(cm: &ConfigMap) -> BTreeSet<String> {
+    let job_component = names::job_component("");
+    cm.data
+        .iter()
+        .flatten()
+        .filter_map(|(key, _)| {
+            [EXECUTION_PLAN_PREFIX, FLINK_EXECUTION_PLAN_PREFIX, JOB_GRAPH_PREFIX]
+                .iter()
+                .find_map(|prefix| key.strip_prefix(prefix))
+                .or_else(|| {
+                    key.strip_prefix(names::LEADER_ENTRY_PREFIX)?
+                        .strip_prefix(job_component.as_str())
+                })
+        })
+        .filter(|job_id| is_job_id(job_id))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Deletes Flink's blobs of one job, `<cluster folder>/blob/job_<job-id>/`, object by
+/// object, each inside `lease` (the listing too). A malformed job id names no folder.
+async fn delete_job_blobs(payloads: &PayloadStore, job_id: &str, lease: &LeaderLease) -> Result<()> {
+    if !is_job_id(job_id) {
+        return Ok(());
+    }
+    let (store, root) = payloads.object_store();
+    let folder = root.clone().join(BLOB_FOLDER).join(format!("job_{job_id}"));
+    let listing = || format!("list the blobs of job {job_id} in {}", payloads.description());
+    let listed: Vec<Path> = lease
+        .bounded(
+            listing,
+            store.list(Some(&folder)).map_ok(|meta| meta.location).try_collect(),
+        )
+        .await?
+        .map_err(|source| Error::StorageIo {
+            what: listing(),
+            source,
+        })?;
+    for path in listed {
+        let uri = payloads.uri_of(&path);
+        match lease
+            .bounded(|| format!("delete the blob {uri}"), store.delete(&path))
+            .await?
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(source) => {
+                return Err(Error::StorageIo {
+                    what: format!("delete the blob {uri}"),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
 }

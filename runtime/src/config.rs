@@ -9,6 +9,7 @@ use flink_ha_policy::ha_config::{self, HaKind};
 use flink_ha_policy::options::{self, OptionSpec};
 use flink_ha_policy::{LintRun, Report, Severity, detect, duration, lint_as, read_config_text};
 
+use crate::checkpoint_store::MissingCheckpoint;
 use crate::leader_election::ElectionConfig;
 use crate::names::ClusterId;
 use crate::storage::StorageOptions;
@@ -63,6 +64,11 @@ pub struct HaSettings {
     /// `job-result-store.delete-on-commit` (true): a finished cleanup deletes the job's
     /// entry instead of keeping it as `<job-id>.json`.
     pub job_result_delete_on_commit: bool,
+    /// What recovery does when a job's newest checkpoint payload is missing from
+    /// storageDir: fail (the default, as Flink does), unless the operator chose to fall
+    /// back to an older checkpoint. Not a Flink option: set it in code or with
+    /// `flink-ha jobmanager --recover-from-older-checkpoint`.
+    pub on_missing_checkpoint: MissingCheckpoint,
     /// The lint's warnings and infos, for the caller to log.
     pub report: Report,
 }
@@ -122,6 +128,7 @@ impl HaSettings {
             num_retained: integer_of(&config, options::NUM_RETAINED).map_err(unusable)?,
             job_result_store_path: location.job_result_store_path,
             job_result_delete_on_commit: boolean_of(&config, options::JOB_RESULT_STORE_DELETE).map_err(unusable)?,
+            on_missing_checkpoint: MissingCheckpoint::Fail,
             cluster_id,
             election,
             report,

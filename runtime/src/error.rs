@@ -101,6 +101,46 @@ pub enum Error {
         /// The payload's path in `storageDir`, as the pointer names it.
         path: String,
     },
+    /// The newest checkpoint's pointer names a payload that storage says does not exist.
+    /// The recovery fails, as Flink's does, rather than roll the job back to an older
+    /// checkpoint without anyone deciding it; that takes the operator's explicit choice
+    /// ([`crate::checkpoint_store::MissingCheckpoint::FallBackToOlder`]).
+    #[error(
+        "ConfigMap {name}: the newest checkpoint `{key}` points to {uri}, which storageDir does not have; the job is not recovered from an older checkpoint unless that is chosen explicitly (flink-ha jobmanager --recover-from-older-checkpoint)"
+    )]
+    CheckpointPayloadMissing {
+        /// The job ConfigMap's name.
+        name: String,
+        /// The checkpoint's key in it.
+        key: String,
+        /// The payload URI its pointer names.
+        uri: String,
+    },
+    /// An action bounded by this leader's lease (a payload or job-result write or delete
+    /// that no compare-and-set guards) was still unanswered at the lease's step-down
+    /// moment and was cut off there: it may or may not have taken effect.
+    #[error("{what}: cut off at the end of this leader's lease; it may or may not have taken effect")]
+    CutOff {
+        /// The action, in words.
+        what: String,
+    },
+    /// Adding the entry would take the ConfigMap past Kubernetes' limit of 1 MiB of
+    /// entries: refused before the write (which the API server would reject, naming no
+    /// key), and the entry's payload is deleted. The ConfigMap holds too many entries:
+    /// fewer retained checkpoints, or fewer jobs in one cluster.
+    #[error(
+        "ConfigMap {name}: adding `{key}` would make its entries {bytes} bytes, past Kubernetes' limit of {limit}; nothing was written"
+    )]
+    ConfigMapTooLarge {
+        /// The ConfigMap's name.
+        name: String,
+        /// The key whose entry did not fit.
+        key: String,
+        /// What its keys and values would have come to, in bytes.
+        bytes: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// An operation that would lose data the caller did not mean to lose.
     #[error("refused: {0}")]
     Refused(String),

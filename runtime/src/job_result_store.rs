@@ -10,6 +10,23 @@
 //!   would make the next leader rerun a finished job from no checkpoint at all. A dirty
 //!   entry means "finish the cleanup" ([`crate::cleanup::recoverable_jobs`]).
 //!
+//! **One folder per cluster.** Flink's default folder is per HA cluster id, and every
+//! standalone cluster without `high-availability.cluster-id` shares `default`, as do two
+//! clusters with one id in two namespaces; a leader that took another cluster's dirty
+//! entry for its own would mark it clean, and that cluster would run its finished job
+//! again. So [`JobResultStore::for_settings`] keeps a cluster's entries in
+//! `<job-result-store.storage-path>/<namespace>/<kubernetes.cluster-id>/`, in Flink's
+//! file names and JSON (Flink lists only the files of its folder, so a Flink JobManager
+//! sharing it sees none of them). Entries an earlier version wrote into the folder itself
+//! are still read, for the jobs this cluster has plans of, and never written or deleted
+//! ([`JobResultStore::legacy_entries`]).
+//!
+//! **Every write is fenced by the lease.** No compare-and-set guards a file, and
+//! object_store retries a slow store for minutes: a dirty entry landing after the lease
+//! ran out could end a job the next leader already runs again. So each write takes the
+//! grant's [`LeaderLease`], runs only while it is valid and is cut off at its step-down
+//! moment ([`LeaderLease::bounded`]).
+//!
 //! The file layout is Flink's, version 1:
 //! `{"result":{"id":"<job-id>","application-status":"SUCCEEDED","accumulator-results":{},"net-runtime":<ms>},"version":1}`.
 //! Readers ignore fields they do not know (Flink 2.x adds `name`, `start-time`, …); a
@@ -23,6 +40,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 
 use crate::config::HaSettings;
 use crate::error::{Error, Result};
+use crate::leader_election::LeaderLease;
 use crate::names::is_job_id;
 use crate::storage::{self, StorageOptions};
 
@@ -189,6 +207,9 @@ pub struct JobResultStore {
     base: Path,
     description: String,
     delete_on_commit: bool,
+    /// The folder earlier versions wrote this cluster's entries into (shared with other
+    /// clusters): read for this cluster's planned jobs only, never written.
+    legacy_base: Option<Path>,
 }
 
 impl JobResultStore {
@@ -204,13 +225,21 @@ impl JobResultStore {
         ))
     }
 
-    /// The store `settings` configure (`job-result-store.storage-path`, `.delete-on-commit`).
+    /// The store of the cluster `settings` describe: its own folder
+    /// `<job-result-store.storage-path>/<namespace>/<kubernetes.cluster-id>/` (see the
+    /// module docs), `.delete-on-commit` as configured.
     pub fn for_settings(settings: &HaSettings) -> Result<JobResultStore> {
-        JobResultStore::open(
-            &settings.job_result_store_path,
-            &settings.storage_options,
-            settings.job_result_delete_on_commit,
-        )
+        let path = &settings.job_result_store_path;
+        let (store, shared) = storage::open(path, &settings.storage_options)?;
+        let base = shared
+            .clone()
+            .join(settings.namespace.as_str())
+            .join(settings.cluster_id.as_str());
+        let description = format!("{}/{base}", storage::store_uri(path)?.trim_end_matches('/'));
+        let mut results =
+            JobResultStore::with_object_store(store, base, description, settings.job_result_delete_on_commit);
+        results.legacy_base = Some(shared);
+        Ok(results)
     }
 
     /// A store on an object store the caller built: entries under `base`, `description`
@@ -226,6 +255,7 @@ impl JobResultStore {
             base,
             description,
             delete_on_commit,
+            legacy_base: None,
         }
     }
 
@@ -237,7 +267,14 @@ impl JobResultStore {
     /// Records `result` as a dirty entry; call it before removing any of the job's HA
     /// data. Create-only: the same result already there (a retried cleanup) is success,
     /// another one is refused. A job whose entry is already clean has nothing to record.
-    pub async fn create_dirty(&self, result: &JobResult) -> Result<()> {
+    /// Only inside `lease`, cut off at its step-down moment ([`Error::CutOff`]: the entry
+    /// may or may not have landed).
+    pub async fn create_dirty(&self, result: &JobResult, lease: &LeaderLease) -> Result<()> {
+        let what = || format!("record the result of job {} in {}", result.job_id, self.description);
+        lease.bounded(what, self.create_dirty_unbounded(result)).await?
+    }
+
+    async fn create_dirty_unbounded(&self, result: &JobResult) -> Result<()> {
         let path = self.entry_path(&result.job_id, DIRTY_SUFFIX)?;
         if self.exists(&self.entry_path(&result.job_id, CLEAN_SUFFIX)?).await? {
             return Ok(());
@@ -270,8 +307,14 @@ impl JobResultStore {
     }
 
     /// The job's cleanup finished: delete its dirty entry (delete-on-commit) or rename it
-    /// to `<job-id>.json`. Idempotent: an entry already committed is fine.
-    pub async fn mark_clean(&self, job_id: &str) -> Result<()> {
+    /// to `<job-id>.json`. Idempotent: an entry already committed is fine. Only inside
+    /// `lease`, cut off at its step-down moment.
+    pub async fn mark_clean(&self, job_id: &str, lease: &LeaderLease) -> Result<()> {
+        let what = || format!("mark the result of job {job_id} clean in {}", self.description);
+        lease.bounded(what, self.mark_clean_unbounded(job_id)).await?
+    }
+
+    async fn mark_clean_unbounded(&self, job_id: &str) -> Result<()> {
         let dirty = self.entry_path(job_id, DIRTY_SUFFIX)?;
         if self.delete_on_commit {
             return match self.store.delete(&dirty).await {
@@ -322,9 +365,27 @@ impl JobResultStore {
     /// it). Dirty entries are read; one that is not a job result of its file's job is an
     /// error naming the file. Files of other names are ignored.
     pub async fn entries(&self) -> Result<Entries> {
+        self.entries_in(&self.base, None).await
+    }
+
+    /// The entries an earlier version of the runtime wrote into the shared folder
+    /// (`job-result-store.storage-path` itself) for the jobs in `jobs`; none for a store
+    /// not opened [`JobResultStore::for_settings`]. Entries of other jobs there are not
+    /// this cluster's to judge and are left out. Read only: nothing here ever writes or
+    /// deletes them.
+    pub async fn legacy_entries(&self, jobs: &[&str]) -> Result<Entries> {
+        let Some(shared) = &self.legacy_base else {
+            return Ok(Entries::default());
+        };
+        self.entries_in(shared, Some(jobs)).await
+    }
+
+    /// The entries in `folder`, of the jobs in `only` if given (the others' files are not
+    /// even read).
+    async fn entries_in(&self, folder: &Path, only: Option<&[&str]>) -> Result<Entries> {
         let listed = self
             .store
-            .list_with_delimiter(Some(&self.base))
+            .list_with_delimiter(Some(folder))
             .await
             .map_err(|e| self.failed("list the job results in", e))?;
         let mut entries = Entries::default();
@@ -332,13 +393,14 @@ impl JobResultStore {
         objects.sort();
         for path in objects {
             let Some(file) = path.filename() else { continue };
-            if let Some(job_id) = file.strip_suffix(DIRTY_SUFFIX) {
+            let wanted = |job_id: &str| only.is_none_or(|jobs| jobs.contains(&job_id));
+            if let Some(job_id) = file.strip_suffix(DIRTY_SUFFIX).filter(|id| wanted(id)) {
                 let result = self.read(&path).await?;
                 if result.job_id != job_id {
                     return Err(self.malformed(&path, &format!("it holds the result of job {}", result.job_id)));
                 }
                 entries.dirty.push(result);
-            } else if let Some(job_id) = file.strip_suffix(CLEAN_SUFFIX).filter(|id| is_job_id(id)) {
+            } else if let Some(job_id) = file.strip_suffix(CLEAN_SUFFIX).filter(|id| is_job_id(id) && wanted(id)) {
                 entries.clean.push(job_id.to_string());
             }
         }

@@ -174,6 +174,17 @@ pub async fn run(
     }
 }
 
+/// Whether a failure to recover a job lies in that job's own data, so that other jobs
+/// can still be recovered: anything else (not leading, the API server or storage
+/// unreachable, a storageDir that is not the one that wrote the pointers) fails the
+/// whole takeover, for a JobManager that may do better.
+fn is_the_jobs_own(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::CheckpointPayloadMissing { .. } | Error::PayloadMissing { .. } | Error::Corrupt { .. }
+    )
+}
+
 /// Asks the jobs to stop at their next checkpoint boundary, so no checkpoint is cut off
 /// half-added (its subsumed predecessor marked but not yet removed); aborts those that
 /// do not within a second.
@@ -289,9 +300,20 @@ impl Grant {
                 }
             }
         }
+        // A job whose own data cannot be read (its newest checkpoint's payload missing, a
+        // corrupt entry) fails alone, reported; the others are recovered. It is not
+        // replaced by a new job either: it still exists, for an operator to decide.
         let recovered = recovery.recover.len();
         for job_id in recovery.recover {
-            self.start_job(election, job_id, jobs).await?;
+            let job = job_id.to_string();
+            match self.start_job(election, job_id, jobs).await {
+                Ok(()) => {}
+                Err(error) if is_the_jobs_own(&error) => {
+                    tracing::error!(%job, %error, "cannot recover this job; the others go on");
+                    self.record_failure(Some(&job), &error);
+                }
+                Err(error) => return Err(error),
+            }
         }
         for _ in recovered..self.options.jobs {
             self.submit_and_start(election, jobs).await?;

@@ -49,6 +49,7 @@
 //! standby takes over at once; [`LeaderElection::give_up`] releases it too, for a leader
 //! that cannot take up its jobs, and lets another contender have it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -170,6 +171,35 @@ impl LeaderLease {
             .flatten()
     }
 
+    /// A lease that ends at `valid_until` whatever happens, for a caller whose
+    /// leadership is decided elsewhere (an embedder's own election, a tool acting on a
+    /// deadline of its own) and for tests. `name` is what its refusals name.
+    pub fn until(name: impl Into<String>, valid_until: Instant) -> LeaderLease {
+        let session_id = Uuid::new_v4();
+        LeaderLease {
+            session_id,
+            name: name.into(),
+            leadership: watch::channel(Leadership::Leader { session_id, epoch: 0 }).1,
+            valid_until: watch::channel(Some(valid_until)).1,
+        }
+    }
+
+    /// Runs `action` only while this grant may act, and cuts it off at the step-down
+    /// moment known when it starts: for writes and deletes in storage, which no
+    /// compare-and-set guards and whose client may retry for minutes. [`Error::NotLeader`]
+    /// (nothing done) if the lease is over before it starts; [`Error::CutOff`] naming
+    /// `what` if the moment comes first (it may or may not have taken effect).
+    pub async fn bounded<T>(&self, what: impl FnOnce() -> String, action: impl Future<Output = T>) -> Result<T> {
+        self.check()?;
+        let until = self.valid_until().ok_or_else(|| Error::NotLeader {
+            name: self.name.clone(),
+            reason: "this grant is over".into(),
+        })?;
+        tokio::time::timeout_at(until.into(), action)
+            .await
+            .map_err(|_| Error::CutOff { what: what() })
+    }
+
     /// `Ok` if this process may act as leader of this grant right now: call it before
     /// every action only a leader may take.
     pub fn check(&self) -> Result<()> {
@@ -234,6 +264,25 @@ impl LeaderElection {
             name: self.name.clone(),
             leadership: self.leadership.clone(),
             valid_until: self.valid_until.clone(),
+        }
+    }
+
+    /// The lease of the current grant if its epoch is `epoch`; [`Error::NotLeader`] if
+    /// this process does not lead, or leads under another grant.
+    pub fn lease_of_epoch(&self, epoch: u64) -> Result<LeaderLease> {
+        match *self.leadership.borrow() {
+            Leadership::Leader {
+                session_id,
+                epoch: current,
+            } if current == epoch => Ok(self.lease(session_id)),
+            Leadership::Leader { epoch: current, .. } => Err(Error::NotLeader {
+                name: self.name.clone(),
+                reason: format!("this process leads under epoch {current}, not {epoch}"),
+            }),
+            Leadership::Follower => Err(Error::NotLeader {
+                name: self.name.clone(),
+                reason: "this process does not lead".into(),
+            }),
         }
     }
 

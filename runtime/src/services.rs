@@ -35,7 +35,7 @@ use crate::config::HaSettings;
 use crate::error::Result;
 use crate::fence::Fence;
 use crate::job_result_store::{JobResult, JobResultStore};
-use crate::leader_election::LeaderElection;
+use crate::leader_election::{LeaderElection, LeaderLease};
 use crate::leader_retrieval::LeaderRetrieval;
 use crate::names::{ClusterId, JobId};
 use crate::payloads::{PayloadOwner, PayloadStore};
@@ -142,6 +142,7 @@ impl HaServices {
     /// ConfigMap (from here on no lower epoch writes it) and starts its counter. Recover
     /// its checkpoints ([`CompletedCheckpointStore::recover`]) before adding any.
     pub async fn take_up_job(&self, election: &LeaderElection, epoch: u64, job_id: &JobId) -> Result<JobHaServices> {
+        let lease = election.lease_of_epoch(epoch)?;
         let fence = self.claim(election, epoch, job_id).await?;
         let counter = CheckpointIdCounter::new(self.cas.clone(), &self.settings.cluster_id, job_id, fence.clone());
         counter.start().await?;
@@ -152,10 +153,12 @@ impl HaServices {
             self.payloads_for(election),
             fence.clone(),
             self.settings.num_retained,
-        );
+        )
+        .with_missing_checkpoint(self.settings.on_missing_checkpoint);
         Ok(JobHaServices {
             job_id: job_id.clone(),
             identity: election.identity().to_string(),
+            lease,
             fence,
             counter,
             checkpoints,
@@ -166,7 +169,7 @@ impl HaServices {
     /// the job's HA data and marks the result clean. Idempotent; see
     /// [`cleanup::clean_up_job`].
     pub async fn clean_up_job(&self, job: &JobHaServices, result: &JobResult) -> Result<()> {
-        self.clean_up(job.job_id.as_str(), &job.fence, &job.identity, result)
+        self.clean_up(job.job_id.as_str(), &job.fence, &job.identity, &job.lease, result)
             .await
     }
 
@@ -174,8 +177,10 @@ impl HaServices {
     /// dirty result from [`HaServices::recoverable_jobs`]), under the grant of
     /// `election` with `epoch`.
     pub async fn finish_cleanup(&self, election: &LeaderElection, epoch: u64, result: &JobResult) -> Result<()> {
+        let lease = election.lease_of_epoch(epoch)?;
         let fence = self.claim(election, epoch, &result.job_id).await?;
-        self.clean_up(&result.job_id, &fence, election.identity(), result).await
+        self.clean_up(&result.job_id, &fence, election.identity(), &lease, result)
+            .await
     }
 
     /// Claims `job_id`'s ConfigMap for the grant of `election` with `epoch`: from here on
@@ -187,7 +192,14 @@ impl HaServices {
     }
 
     /// [`cleanup::clean_up_job`] of `job_id` under `fence`.
-    async fn clean_up(&self, job_id: &str, fence: &Fence, identity: &str, result: &JobResult) -> Result<()> {
+    async fn clean_up(
+        &self,
+        job_id: &str,
+        fence: &Fence,
+        identity: &str,
+        lease: &LeaderLease,
+        result: &JobResult,
+    ) -> Result<()> {
         let ha = JobHa {
             cas: &self.cas,
             cluster_id: &self.settings.cluster_id,
@@ -195,6 +207,7 @@ impl HaServices {
             payloads: &self.payloads,
             fence,
             identity,
+            lease,
         };
         cleanup::clean_up_job(ha, &self.results, result).await
     }
@@ -243,13 +256,23 @@ impl HaServices {
     /// recreate the ConfigMap) afterwards. Last goes the folder's owner marker of the
     /// orphan sweep, if it names this cluster (it holds no data; a leftover is harmless).
     pub async fn clean_up_cluster(&self, election: LeaderElection) -> Result<()> {
-        let cleaned = cleanup::clean_up_cluster(
-            &self.cas,
-            &self.settings.cluster_id,
-            &self.payloads,
-            election.identity(),
-        )
-        .await;
+        let session = election.leadership().borrow().session_id();
+        let cleaned = match session {
+            Some(session) => {
+                cleanup::clean_up_cluster(
+                    &self.cas,
+                    &self.settings.cluster_id,
+                    &self.payloads,
+                    election.identity(),
+                    &election.lease(session),
+                )
+                .await
+            }
+            None => Err(crate::Error::NotLeader {
+                name: crate::names::cluster_config_map(&self.settings.cluster_id),
+                reason: "this process does not lead".into(),
+            }),
+        };
         // Dropped, not stopped: a release would write to a ConfigMap that is gone.
         drop(election);
         cleaned?;
@@ -267,6 +290,7 @@ impl HaServices {
 pub struct JobHaServices {
     job_id: JobId,
     identity: String,
+    lease: LeaderLease,
     fence: Fence,
     counter: CheckpointIdCounter,
     checkpoints: CompletedCheckpointStore,

@@ -12,6 +12,13 @@
 //!   entries), delete the payload, remove the key by CAS. An add over a marked entry
 //!   finishes that removal first.
 //! - **Read**: a malformed pointer is skipped with a warning, never fatal to recovery.
+//! - **Size**: an add that would take the ConfigMap past Kubernetes' 1 MiB is refused
+//!   before the write, naming its key ([`Error::ConfigMapTooLarge`]).
+//! - **A missing cluster ConfigMap proves nothing.** Reading back a write whose answer
+//!   was lost, a cluster ConfigMap that is gone leaves the outcome unknown: its leader
+//!   restores it with what it held when it was deleted, the lost write included if it
+//!   landed. The payload is kept until a read settles it. (A job ConfigMap is never
+//!   restored: gone, its pointers are gone with it.)
 //!
 //! Until an add settles, its payload is unsettled in the [`PayloadStore`], and the
 //! orphan sweep ([`crate::sweep`]) leaves it alone.
@@ -19,6 +26,7 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use flink_ha_policy::ha_layout::{CONFIGMAP_LIMIT, configmap_entry_bytes};
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use crate::cas::{Change, ConfigMapCas};
@@ -213,6 +221,15 @@ impl StateHandleStore {
                     .get_or_insert_with(Default::default)
                     .insert(key.to_string(), pointer.clone());
                 also(cm)?;
+                let bytes = entry_bytes(cm);
+                if bytes > CONFIGMAP_LIMIT {
+                    return Err(Error::ConfigMapTooLarge {
+                        name: self.name.clone(),
+                        key: key.to_string(),
+                        bytes,
+                        limit: CONFIGMAP_LIMIT,
+                    });
+                }
                 Ok(Change::Write)
             })
             .await;
@@ -271,8 +288,14 @@ impl StateHandleStore {
             }
         };
         let Some(cm) = current else {
-            // Gone: a write conditioned on a version of it can no longer land.
-            return Settled::NotWritten;
+            return match self.guard {
+                // The cluster ConfigMap's leader restores it with the content it had when
+                // it was deleted: the lost write may be in it then (module docs).
+                Guard::Lock { .. } => Settled::Unknown,
+                // A job ConfigMap is never restored: a write conditioned on a version of
+                // it can no longer land, and its pointers are gone with it.
+                Guard::Fence(_) => Settled::NotWritten,
+            };
         };
         let referenced = cm
             .data
@@ -401,6 +424,22 @@ impl StateHandleStore {
             tracing::warn!(%path, %error, "could not delete a payload no pointer references");
         }
     }
+}
+
+/// The bytes the entries of `cm` count against [`CONFIGMAP_LIMIT`], keys included (the
+/// API server counts only the values: this refuses a little early, never late).
+fn entry_bytes(cm: &ConfigMap) -> usize {
+    let text = cm
+        .data
+        .iter()
+        .flatten()
+        .map(|(key, value)| configmap_entry_bytes(key, value, false));
+    let binary = cm
+        .binary_data
+        .iter()
+        .flatten()
+        .map(|(key, value)| key.len() + value.0.len());
+    text.chain(binary).sum()
 }
 
 fn live_pointer(cm: &ConfigMap, name: &str, key: &str) -> Option<Pointer> {

@@ -9,7 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 
-use flink_ha_runtime::checkpoint_store::{CompletedCheckpointStore, checkpoint_key};
+use flink_ha_runtime::checkpoint_store::{CompletedCheckpointStore, MissingCheckpoint, checkpoint_key};
 use flink_ha_runtime::fence::Fence;
 use flink_ha_runtime::payloads::{PayloadStore, Pointer};
 use flink_ha_runtime::{Error, names};
@@ -177,7 +177,16 @@ async fn corrupt_and_dangling_pointers_are_skipped_in_recovery() -> TestResult {
     data.insert(checkpoint_key(7), marked.to_json());
     s.api.replace(&name, &PostParams::default(), &cm).await?;
 
-    // 9 is unreadable, 8's payload is missing, 7 is being removed: recovery takes 5.
+    // 9 is unreadable and 7 is being removed: 8 is the newest checkpoint, and its payload
+    // is missing. That fails the recovery, naming it (as Flink's does) ...
+    match checkpoints.recover().await {
+        Err(Error::CheckpointPayloadMissing { key, uri, .. }) => {
+            assert_eq!((key, uri), (checkpoint_key(8), dangling.path.clone()));
+        }
+        other => panic!("expected CheckpointPayloadMissing, got {other:?}"),
+    }
+    // ... unless the operator chose to fall back to an older one: then recovery takes 5.
+    let checkpoints = checkpoints.with_missing_checkpoint(MissingCheckpoint::FallBackToOlder);
     assert_eq!(checkpoints.recover().await?, Some((5, Bytes::from_static(b"five"))));
     assert_eq!(checkpoints.checkpoint_ids().await?, [5, 8]);
     // An add over the marked entry finishes its removal and takes the key.

@@ -9,6 +9,7 @@
 //! moment on cue); labelled non-HA ConfigMaps neither stop it nor are deleted; payloads go
 //! by pointer, so a cluster with the same id in another namespace keeps its own.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,6 +35,7 @@ const JOB_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 mod common;
 use common::faults::Faults;
+use common::stores::Hooked;
 use common::{cas, fast};
 
 /// The job-result store at Flink's default place for `cluster` under `storage`.
@@ -111,7 +113,14 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
     );
 
     // The cluster cannot be cleaned up while job B is not over.
-    let refused = clean_up_cluster(&cas(&api), "shop", &payloads, election.identity()).await;
+    let refused = clean_up_cluster(
+        &cas(&api),
+        "shop",
+        &payloads,
+        election.identity(),
+        &common::lease_of(&election)?,
+    )
+    .await;
     assert!(matches!(refused, Err(Error::Refused(_))), "{refused:?}");
     assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_some());
 
@@ -123,6 +132,7 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
         payloads: &payloads,
         fence: &fences[0],
         identity: election.identity(),
+        lease: &common::lease_of(&election)?,
     };
     clean_up_job(job_a, &results, &succeeded(JOB_A)).await?;
     assert!(api.get_opt(&names::job_config_map("shop", JOB_A)).await?.is_none());
@@ -147,6 +157,7 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
         payloads: &payloads,
         fence: &fences[0],
         identity: election.identity(),
+        lease: &common::lease_of(&election)?,
     };
     clean_up_job(again, &results, &succeeded(JOB_A)).await?;
 
@@ -157,6 +168,7 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
         payloads: &payloads,
         fence: &fences[1],
         identity: election.identity(),
+        lease: &common::lease_of(&election)?,
     };
     clean_up_job(job_b, &results, &succeeded(JOB_B)).await?;
     // Both cleanups finished: their results were deleted on commit.
@@ -164,7 +176,14 @@ async fn a_terminal_job_leaves_nothing_and_the_cluster_cleans_up_last() -> TestR
         common::file_names(&storage.path().join("job-result-store").join("shop")).len(),
         0
     );
-    clean_up_cluster(&cas(&api), "shop", &payloads, election.identity()).await?;
+    clean_up_cluster(
+        &cas(&api),
+        "shop",
+        &payloads,
+        election.identity(),
+        &common::lease_of(&election)?,
+    )
+    .await?;
     assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_none());
     assert_eq!(common::file_names(&payload_dir).len(), 0);
     // Its ConfigMap is gone; the election has nothing left to renew or release.
@@ -200,6 +219,7 @@ async fn a_job_cleanup_removes_marked_checkpoints_and_their_payloads() -> TestRe
         payloads: &payloads,
         fence: &fence,
         identity: election.identity(),
+        lease: &common::lease_of(&election)?,
     };
     clean_up_job(job, &results, &succeeded(JOB_A)).await?;
     assert!(api.get_opt(&job_cm).await?.is_none());
@@ -374,9 +394,15 @@ async fn mark_entry_in(api: &Api<ConfigMap>, name: &str, key: &str) -> TestResul
 
 /// Writes a file under `dir` as Flink's blob store would.
 fn blob(dir: &std::path::Path) -> std::io::Result<()> {
-    let folder = dir.join("blob").join(format!("job_{JOB_A}"));
+    blob_of(dir, &format!("job_{JOB_A}"), "blob_p-0123456789abcdef")
+}
+
+/// Writes the blob `name` into `<dir>/blob/<owner>/` (`job_<id>` or `no_job`), as Flink's
+/// blob store does.
+fn blob_of(dir: &std::path::Path, owner: &str, name: &str) -> std::io::Result<()> {
+    let folder = dir.join("blob").join(owner);
     std::fs::create_dir_all(&folder)?;
-    std::fs::write(folder.join("blob_p-0123456789abcdef"), b"jar")
+    std::fs::write(folder.join(name), b"jar")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,7 +416,14 @@ async fn a_labelled_flink_config_map_neither_stops_cluster_cleanup_nor_is_delete
     let election = LeaderElection::start(api.clone(), steady("shop"));
     election.wait_for_grant().await;
 
-    let cleaned = clean_up_cluster(&cas(&api), "shop", &payloads, election.identity()).await;
+    let cleaned = clean_up_cluster(
+        &cas(&api),
+        "shop",
+        &payloads,
+        election.identity(),
+        &common::lease_of(&election)?,
+    )
+    .await;
     assert!(cleaned.is_ok(), "no job ConfigMap remains, yet: {cleaned:?}");
     assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_none());
     assert!(api.get_opt("flink-config-shop").await?.is_some());
@@ -433,9 +466,17 @@ async fn two_clusters_with_one_id_in_two_namespaces_keep_each_others_payloads() 
         payloads: &payloads,
         fence: &fence,
         identity: election_here.identity(),
+        lease: &common::lease_of(&election_here)?,
     };
     clean_up_job(job, &job_results(&storage, "twin")?, &succeeded(JOB_A)).await?;
-    clean_up_cluster(&cas(&api_here), "twin", &payloads, election_here.identity()).await?;
+    clean_up_cluster(
+        &cas(&api_here),
+        "twin",
+        &payloads,
+        election_here.identity(),
+        &common::lease_of(&election_here)?,
+    )
+    .await?;
     assert!(api_here.get_opt(&names::cluster_config_map("twin")).await?.is_none());
 
     // Over there, nothing was touched: every payload its pointers name is still there.
@@ -469,7 +510,8 @@ async fn a_process_that_does_not_hold_the_lock_cannot_clean_up_the_cluster() -> 
     let before = api.get(&names::cluster_config_map("shop")).await?;
 
     // Another process (a standby, an operator's tool) that does not hold the lock.
-    let refused = clean_up_cluster(&cas(&api), "shop", &payloads, "a-standby").await;
+    let lease = common::lease_of(&election)?;
+    let refused = clean_up_cluster(&cas(&api), "shop", &payloads, "a-standby", &lease).await;
     assert!(matches!(refused, Err(Error::NotLeader { .. })), "{refused:?}");
     let after = api.get(&names::cluster_config_map("shop")).await?;
     assert_eq!(after.metadata.resource_version, before.metadata.resource_version);
@@ -478,7 +520,7 @@ async fn a_process_that_does_not_hold_the_lock_cannot_clean_up_the_cluster() -> 
     // Nor can the leader once it has released the lock.
     let former = election.identity().to_string();
     election.stop().await;
-    let refused = clean_up_cluster(&cas(&api), "shop", &payloads, &former).await;
+    let refused = clean_up_cluster(&cas(&api), "shop", &payloads, &former, &lease).await;
     assert!(matches!(refused, Err(Error::NotLeader { .. })), "{refused:?}");
     assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_some());
     assert_eq!(files_below(&folder), files, "nothing may be deleted");
@@ -501,7 +543,14 @@ async fn cluster_cleanup_removes_marked_leftovers_their_payloads_and_the_blobs()
     blob(&folder)?;
     assert_eq!(files_below(&folder).len(), 2);
 
-    clean_up_cluster(&cas(&api), "shop", &payloads, election.identity()).await?;
+    clean_up_cluster(
+        &cas(&api),
+        "shop",
+        &payloads,
+        election.identity(),
+        &common::lease_of(&election)?,
+    )
+    .await?;
     assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_none());
     assert_eq!(files_below(&folder), Vec::<String>::new());
     drop(election);
@@ -548,7 +597,14 @@ async fn a_lock_taken_between_the_check_and_the_delete_stops_the_cluster_cleanup
         Some("the-next-leader".into()),
     )));
 
-    let refused = clean_up_cluster(&cas(&hooked), "shop", &payloads, election.identity()).await;
+    let refused = clean_up_cluster(
+        &cas(&hooked),
+        "shop",
+        &payloads,
+        election.identity(),
+        &common::lease_of(&election)?,
+    )
+    .await;
     assert!(matches!(refused, Err(Error::NotLeader { .. })), "{refused:?}");
     assert!(
         api.get_opt(&names::cluster_config_map("shop")).await?.is_some(),
@@ -570,7 +626,14 @@ async fn a_concurrent_write_before_the_delete_is_read_and_checked_again() -> Tes
     election.wait_for_grant().await;
     faults.before_delete(Box::pin(write_lock(api.clone(), "shop".into(), None)));
 
-    clean_up_cluster(&cas(&hooked), "shop", &payloads, election.identity()).await?;
+    clean_up_cluster(
+        &cas(&hooked),
+        "shop",
+        &payloads,
+        election.identity(),
+        &common::lease_of(&election)?,
+    )
+    .await?;
     assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_none());
     assert_eq!(
         faults.deletes(),
@@ -597,5 +660,203 @@ async fn a_plan_removal_without_the_cluster_config_map_is_not_done() -> TestResu
         Err(Error::Missing { name }) => assert_eq!(name, names::cluster_config_map("gone")),
         other => return Err(format!("expected Missing, got {other:?}").into()),
     }
+    Ok(())
+}
+
+// ---- Blobs: only this cluster's jobs', each delete inside the leader's deadline ----
+
+/// A job that ended takes its blobs (`blob/job_<id>/`: its jars and artifacts) with it,
+/// as Flink's global cleanup of a job does; another job's blobs and the cluster's own
+/// (`no_job/`) stay. (Before the fix the job's blobs outlived it until the cluster shut
+/// down, and then went with the whole `blob/` folder.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cleanup_deletes_its_own_blobs_and_no_others() -> TestResult {
+    let env = TestEnv::new("cleanup-job-blobs").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let folder = storage.path().join("shop");
+    let results = job_results(&storage, "shop")?;
+    let election = LeaderElection::start(api.clone(), steady("shop"));
+    let (running, fence) = start_job(&api, "shop", JOB_A, &payloads, &election).await?;
+    running.checkpoint(JOB_A).await?;
+    blob_of(&folder, &format!("job_{JOB_A}"), "blob_p-aaaa")?;
+    blob_of(&folder, &format!("job_{JOB_B}"), "blob_p-bbbb")?;
+    blob_of(&folder, "no_job", "blob_p-cccc")?;
+
+    let job = JobHa {
+        cas: &cas(&api),
+        cluster_id: "shop",
+        job_id: JOB_A,
+        payloads: &payloads,
+        fence: &fence,
+        identity: election.identity(),
+        lease: &common::lease_of(&election)?,
+    };
+    clean_up_job(job, &results, &succeeded(JOB_A)).await?;
+    assert_eq!(
+        files_below(&folder.join("blob")),
+        [format!("job_{JOB_B}/blob_p-bbbb"), "no_job/blob_p-cccc".to_string()],
+        "job A's blobs go with it, and only they"
+    );
+    election.stop().await;
+    Ok(())
+}
+
+/// The cluster shuts down: it deletes the blobs of the jobs its ConfigMap names (here a
+/// plan whose removal was interrupted), and keeps what it cannot prove its own: another
+/// job's folder (a cluster with this id in another namespace shares `blob/`) and
+/// `no_job/`. (Before the fix it deleted `blob/` whole.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_cleanup_deletes_only_the_blobs_of_its_own_jobs() -> TestResult {
+    let env = TestEnv::new("cleanup-own-blobs").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let folder = storage.path().join("shop");
+    let election = LeaderElection::start(api.clone(), steady("shop"));
+    election.wait_for_grant().await;
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), election.identity());
+    plans.put(JOB_A, Bytes::from_static(b"plan")).await?;
+    mark_entry(&api, "shop", &execution_plan_key(JOB_A)).await?;
+    blob_of(&folder, &format!("job_{JOB_A}"), "blob_p-aaaa")?;
+    blob_of(&folder, &format!("job_{JOB_B}"), "blob_p-bbbb")?;
+    blob_of(&folder, "no_job", "blob_p-cccc")?;
+
+    clean_up_cluster(
+        &cas(&api),
+        "shop",
+        &payloads,
+        election.identity(),
+        &common::lease_of(&election)?,
+    )
+    .await?;
+    assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_none());
+    assert_eq!(
+        files_below(&folder),
+        [
+            format!("blob/job_{JOB_B}/blob_p-bbbb"),
+            "blob/no_job/blob_p-cccc".to_string()
+        ],
+        "what is not proven this cluster's stays"
+    );
+    drop(election);
+    Ok(())
+}
+
+/// A leader stands still in its cluster cleanup (a GC pause, a frozen node) right before
+/// it looks into `blob/`; meanwhile its lease runs out, the next leader runs the same job
+/// id again (Flink's application mode keeps a fixed one) and uploads its jar. The paused
+/// leader resumes: past its deadline it deletes nothing. (Before the fix it deleted
+/// `blob/` whole, the next leader's new jar with it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_deadline_deletes_no_blob() -> TestResult {
+    let env = TestEnv::new("cleanup-paused-blobs").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let folder = storage.path().join("shop");
+    let plain = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let election = LeaderElection::start(api.clone(), fast("shop"));
+    election.wait_for_grant().await;
+    let identity = election.identity().to_string();
+    let lease = common::lease_of(&election)?;
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", plain, &identity);
+    plans.put(JOB_A, Bytes::from_static(b"plan")).await?;
+    mark_entry(&api, "shop", &execution_plan_key(JOB_A)).await?;
+    blob(&folder)?;
+
+    let paused = Arc::new(Mutex::new(Some(election)));
+    let next_leader = Arc::new(Mutex::new(None));
+    let pause = {
+        let (paused, next_leader, api, folder) = (paused.clone(), next_leader.clone(), api.clone(), folder.clone());
+        async move {
+            // Frozen: no renewal from here on.
+            drop(paused.lock().ok().and_then(|mut e| e.take()));
+            let next = LeaderElection::start(api, fast("shop"));
+            next.wait_for_grant().await;
+            if let Err(error) = blob_of(&folder, &format!("job_{JOB_A}"), "blob_p-next") {
+                panic!("the next leader could not write its blob: {error}");
+            }
+            if let Ok(mut slot) = next_leader.lock() {
+                *slot = Some(next);
+            }
+        }
+    };
+    // The pause begins at the cleanup's first look into blob/, and it is the world's,
+    // not the cleanup's: it goes on whatever the cleanup does meanwhile.
+    let store = Hooked::new(
+        "shop/blob",
+        Some(Box::pin(async move {
+            let _ = tokio::spawn(pause).await;
+        })),
+        Duration::ZERO,
+    );
+    let root = object_store::path::Path::from(folder.display().to_string());
+    let payloads = PayloadStore::with_object_store(Arc::new(store), "file://", root);
+
+    let cleaned = clean_up_cluster(&cas(&api), "shop", &payloads, &identity, &lease).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while next_leader.lock().map(|next| next.is_none()).unwrap_or(true) {
+        assert!(tokio::time::Instant::now() < deadline, "no next leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        folder
+            .join("blob")
+            .join(format!("job_{JOB_A}"))
+            .join("blob_p-next")
+            .exists(),
+        "the next leader's blob was deleted by a leader past its deadline ({cleaned:?})"
+    );
+    assert!(
+        matches!(cleaned, Err(Error::NotLeader { .. } | Error::CutOff { .. })),
+        "{cleaned:?}"
+    );
+    assert!(api.get_opt(&names::cluster_config_map("shop")).await?.is_some());
+    let next = next_leader
+        .lock()
+        .ok()
+        .and_then(|mut e| e.take())
+        .ok_or("no next leader")?;
+    next.stop().await;
+    Ok(())
+}
+
+/// A plan whose pointer would take the cluster ConfigMap past Kubernetes' 1 MiB is
+/// refused before the write, naming its key, and leaves no payload behind. (Before the
+/// fix the API server's 422 came back as a bare Kubernetes error naming no key.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_that_would_overflow_the_cluster_config_map_is_refused_naming_its_key() -> TestResult {
+    let env = TestEnv::new("cleanup-config-map-full").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let election = LeaderElection::start(api.clone(), steady("shop"));
+    election.wait_for_grant().await;
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads, election.identity());
+    plans.put(JOB_A, Bytes::from_static(b"plan")).await?;
+    // Entries the cluster holds already, up to a few bytes short of the limit, however
+    // it is counted (the API server counts the values, the policy core keys and values).
+    let name = names::cluster_config_map("shop");
+    let mut cm = api.get(&name).await?;
+    let data = cm.data.get_or_insert_with(Default::default);
+    let used: usize = data.values().map(String::len).sum();
+    let filler = flink_ha_policy::ha_layout::CONFIGMAP_LIMIT - used - 40;
+    data.insert("filler".into(), "x".repeat(filler));
+    api.replace(&name, &PostParams::default(), &cm).await?;
+    let before = common::file_names(&storage.path().join("shop"));
+
+    let key = execution_plan_key(JOB_B);
+    match plans.put(JOB_B, Bytes::from_static(b"plan")).await {
+        Err(error) => assert!(error.to_string().contains(&key), "{error}"),
+        Ok(()) => panic!("a plan past the ConfigMap's limit was written"),
+    }
+    assert_eq!(
+        common::file_names(&storage.path().join("shop")),
+        before,
+        "no payload is left behind"
+    );
+    assert_eq!(plans.job_ids().await?, [JOB_A]);
+    election.stop().await;
     Ok(())
 }

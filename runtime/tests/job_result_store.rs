@@ -14,7 +14,7 @@ use flink_ha_runtime::fence::Fence;
 use flink_ha_runtime::job_result_store::{ApplicationStatus, Entry, JobResult, JobResultStore};
 use flink_ha_runtime::payloads::PayloadStore;
 use flink_ha_runtime::storage::StorageOptions;
-use flink_ha_runtime::{Error, JobId, LeaderElection, names};
+use flink_ha_runtime::{Error, HaSettings, JobId, LeaderElection, names};
 use flink_ha_testenv::TestEnv;
 
 mod common;
@@ -65,11 +65,11 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
         }
     }
 
-    // JOB finishes. Its cleanup has removed the checkpoints and the counter when the
-    // leader loses the lock (released here, as a graceful stop does; a lost lease is the
-    // same): the leader entry and the plan stay behind.
-    let identity = first.identity().to_string();
-    first.stop().await;
+    // JOB finishes. Its cleanup has recorded the result and removed the checkpoints, the
+    // counter and the blobs, all inside its lease, when the lock check of the leader
+    // entry's removal fails (the lock moved on before this leader noticed; here the
+    // cleanup runs under an identity the lock does not name): the leader entry and the
+    // plan stay behind.
     let result = JobResult::new(JOB, ApplicationStatus::Succeeded, 42_000);
     let job = JobHa {
         cas: &cas(&api),
@@ -77,10 +77,12 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
         job_id: JOB,
         payloads: &payloads,
         fence: &fence,
-        identity: &identity,
+        identity: "deposed-without-knowing",
+        lease: &common::lease_of(&first)?,
     };
     let interrupted = clean_up_job(job, &results, &result).await;
     assert!(matches!(interrupted, Err(Error::NotLeader { .. })), "{interrupted:?}");
+    first.stop().await;
     assert_eq!(common::file_names(&results_dir), [format!("{JOB}_DIRTY.json")]);
     let job_cm = api.get(&names::job_config_map("shop", JOB)).await?;
     assert_eq!(
@@ -120,6 +122,7 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
             payloads: &payloads,
             fence: &fence,
             identity: second.identity(),
+            lease: &common::lease_of(&second)?,
         };
         clean_up_job(job, &results, ended).await?;
     }
@@ -150,6 +153,7 @@ async fn a_job_whose_cleanup_stopped_half_way_is_not_recovered_and_its_cleanup_i
 /// store (entries kept) under a temporary storageDir.
 struct Leader {
     _env: TestEnv,
+    api: Api<ConfigMap>,
     _storage: tempfile::TempDir,
     results: JobResultStore,
     election: LeaderElection,
@@ -168,6 +172,7 @@ impl Leader {
         let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads, election.identity());
         Ok(Leader {
             _env: env,
+            api,
             _storage: storage,
             results,
             election,
@@ -183,8 +188,9 @@ async fn a_job_with_a_clean_entry_is_not_recovered_even_with_a_plan() -> TestRes
     leader.plans.put(OTHER, Bytes::from_static(b"plan")).await?;
     // Kept entries (delete-on-commit false), e.g. a plan restored from a backup.
     let result = JobResult::new(JOB, ApplicationStatus::Canceled, 5);
-    leader.results.create_dirty(&result).await?;
-    leader.results.mark_clean(JOB).await?;
+    let lease = common::lease_of(&leader.election)?;
+    leader.results.create_dirty(&result, &lease).await?;
+    leader.results.mark_clean(JOB, &lease).await?;
     assert_eq!(leader.results.entry(JOB).await?, Some(Entry::Clean));
     assert_eq!(
         recoverable_jobs(&leader.plans, &leader.results).await?,
@@ -222,6 +228,198 @@ async fn a_plan_under_a_malformed_job_id_stops_recovery_and_is_left_alone() -> T
     Ok(())
 }
 
+/// A plan key that does not parse, marked for deletion: a removal in progress, not a job
+/// this runtime would have to run, so it does not stop recovery. (Before the fix it was
+/// counted as an unreadable plan, and every job of the cluster stood still.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_marked_for_deletion_does_not_stop_recovery() -> TestResult {
+    let leader = Leader::of_shop("jrs-marked-bad-key").await?;
+    leader.plans.put(OTHER, Bytes::from_static(b"plan")).await?;
+    leader.plans.put("Not.A.Job.Id", Bytes::from_static(b"plan")).await?;
+    let key = "flink-ha.executionPlan-Not.A.Job.Id";
+    let name = names::cluster_config_map("shop");
+    let mut cm = leader.api.get(&name).await?;
+    let data = cm.data.get_or_insert_with(Default::default);
+    let mut pointer: serde_json::Value = serde_json::from_str(data.get(key).ok_or("no such entry")?)?;
+    pointer["markedForDeletion"] = serde_json::Value::Bool(true);
+    data.insert(key.to_string(), pointer.to_string());
+    leader.api.replace(&name, &Default::default(), &cm).await?;
+
+    let recovery = recoverable_jobs(&leader.plans, &leader.results).await;
+    assert!(
+        matches!(&recovery, Ok(r) if r.recover == [JobId::parse(OTHER)?]),
+        "{recovery:?}"
+    );
+    leader.election.stop().await;
+    Ok(())
+}
+
+/// The configuration of cluster `cluster` in `namespace`, without
+/// `high-availability.cluster-id`: its payloads and job results go where Flink's standalone
+/// default puts them, `default`, which every such cluster on that storageDir shares.
+fn standalone_config(storage: &tempfile::TempDir, cluster: &str, namespace: &str) -> String {
+    format!(
+        "high-availability.type: kubernetes
+high-availability.storageDir: file://{}/ha
+kubernetes.cluster-id: {cluster}
+kubernetes.namespace: {namespace}
+high-availability.kubernetes.leader-election.lease-duration: 2 s
+high-availability.kubernetes.leader-election.renew-deadline: 1500 ms
+high-availability.kubernetes.leader-election.retry-period: 400 ms
+",
+        storage.path().display()
+    )
+}
+
+/// Two clusters, `orders` and `billing`, both without `high-availability.cluster-id`: one
+/// `job-result-store/default/` folder in Flink's layout. A job of `orders` ended and its
+/// cleanup stopped after the dirty entry. `billing`'s leader must not take that entry for
+/// one of its own cleanups: finishing it would mark it clean, and `orders`' next leader
+/// would run the finished job again from its plan. (Before the fix `billing` listed it
+/// among the cleanups to finish.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_on_the_default_folder_keep_to_their_own_job_results() -> TestResult {
+    let env = TestEnv::new("jrs-two-clusters").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let orders = HaSettings::from_flink_config("config.yaml", &standalone_config(&storage, "orders", &env.namespace))?;
+    let billing =
+        HaSettings::from_flink_config("config.yaml", &standalone_config(&storage, "billing", &env.namespace))?;
+    assert_eq!(
+        orders.job_result_store_path, billing.job_result_store_path,
+        "Flink's default"
+    );
+
+    let orders_leader = LeaderElection::start(api.clone(), orders.election.clone());
+    orders_leader.wait_for_grant().await;
+    let orders_plans = ExecutionPlanStore::new(
+        cas(&api),
+        "orders",
+        PayloadStore::for_settings(&orders)?,
+        orders_leader.identity(),
+    );
+    orders_plans.put(JOB, Bytes::from_static(b"plan of orders")).await?;
+    let orders_results = JobResultStore::for_settings(&orders)?;
+    let result = JobResult::new(JOB, ApplicationStatus::Succeeded, 1);
+    orders_results
+        .create_dirty(&result, &common::lease_of(&orders_leader)?)
+        .await?;
+
+    let billing_leader = LeaderElection::start(api.clone(), billing.election.clone());
+    billing_leader.wait_for_grant().await;
+    let billing_plans = ExecutionPlanStore::new(
+        cas(&api),
+        "billing",
+        PayloadStore::for_settings(&billing)?,
+        billing_leader.identity(),
+    );
+    let billing_results = JobResultStore::for_settings(&billing)?;
+    assert_eq!(
+        recoverable_jobs(&billing_plans, &billing_results).await?,
+        Recovery::default(),
+        "billing would finish the cleanup of orders' job and mark its entry clean"
+    );
+    assert_eq!(
+        recoverable_jobs(&orders_plans, &orders_results).await?.finish_cleanup,
+        [result],
+        "orders still knows its job ended"
+    );
+    orders_leader.stop().await;
+    billing_leader.stop().await;
+    Ok(())
+}
+
+/// Entries an earlier version wrote into the shared folder itself still count for the
+/// jobs this cluster has plans of: a job that ended is neither recovered nor forgotten
+/// across the upgrade, its cleanup is finished. Entries of other jobs there are not this
+/// cluster's: not even read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_of_an_earlier_version_in_the_shared_folder_still_end_this_clusters_jobs() -> TestResult {
+    const THEIRS: &str = "3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c";
+    let env = TestEnv::new("jrs-legacy").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let orders = HaSettings::from_flink_config("config.yaml", &standalone_config(&storage, "orders", &env.namespace))?;
+    let leader = LeaderElection::start(api.clone(), orders.election.clone());
+    leader.wait_for_grant().await;
+    let plans = ExecutionPlanStore::new(
+        cas(&api),
+        "orders",
+        PayloadStore::for_settings(&orders)?,
+        leader.identity(),
+    );
+    plans.put(JOB, Bytes::from_static(b"plan")).await?;
+    plans.put(OTHER, Bytes::from_static(b"plan")).await?;
+    let shared = storage.path().join("ha").join("job-result-store").join("default");
+    std::fs::create_dir_all(&shared)?;
+    let result = JobResult::new(JOB, ApplicationStatus::Succeeded, 3);
+    std::fs::write(shared.join(format!("{JOB}_DIRTY.json")), result.to_json())?;
+    std::fs::write(shared.join(format!("{THEIRS}_DIRTY.json")), "not even JSON")?;
+
+    let results = JobResultStore::for_settings(&orders)?;
+    assert_eq!(
+        recoverable_jobs(&plans, &results).await?,
+        Recovery {
+            recover: vec![JobId::parse(OTHER)?],
+            finish_cleanup: vec![result],
+        }
+    );
+    leader.stop().await;
+    Ok(())
+}
+
+/// The leader is paused (its renewals stop) as its job ends, and the job-result store is
+/// slow to answer (object_store retries a slow store for minutes): the dirty entry must not
+/// land after the lease ran out, when the next leader may already run the job. (Before the
+/// fix it landed seconds after the lease, and the cleanup went on as if it still led.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_result_cannot_land_after_the_lease() -> TestResult {
+    let env = TestEnv::new("jrs-after-lease").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let payloads = PayloadStore::open(&format!("file://{}", storage.path().display()), "shop")?;
+    let results_dir = storage.path().join("job-result-store").join("shop");
+    let slow = common::stores::Hooked::new("", None, std::time::Duration::from_secs(5));
+    let results = JobResultStore::with_object_store(
+        std::sync::Arc::new(slow),
+        object_store::path::Path::from(results_dir.display().to_string()),
+        format!("file://{}", results_dir.display()),
+        false,
+    );
+    let election = LeaderElection::start(api.clone(), fast("shop"));
+    let (_, epoch) = election.wait_for_grant().await;
+    let fence = Fence::new(epoch, election.identity());
+    fence.claim_job(&cas(&api), "shop", JOB).await?;
+    let plans = ExecutionPlanStore::new(cas(&api), "shop", payloads.clone(), election.identity());
+    plans.put(JOB, Bytes::from_static(b"plan")).await?;
+    let identity = election.identity().to_string();
+    let lease = common::lease_of(&election)?;
+    // Paused: no renewal from here on; the lease runs out within two seconds.
+    drop(election);
+
+    let job = JobHa {
+        cas: &cas(&api),
+        cluster_id: "shop",
+        job_id: JOB,
+        payloads: &payloads,
+        fence: &fence,
+        identity: &identity,
+        lease: &lease,
+    };
+    let ended = clean_up_job(job, &results, &JobResult::new(JOB, ApplicationStatus::Succeeded, 1)).await;
+    assert_eq!(
+        common::file_names(&results_dir),
+        Vec::<String>::new(),
+        "a job result landed after the lease ran out ({ended:?})"
+    );
+    assert_eq!(
+        plans.job_ids().await?,
+        [JOB],
+        "the job's plan stays: it did not end under a lease"
+    );
+    Ok(())
+}
+
 // ---- The store's files, on the local file system (no API server needed) ----
 
 fn read(dir: &std::path::Path, file: &str) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
@@ -233,9 +431,10 @@ async fn entries_are_flinks_files_and_every_step_is_idempotent() -> TestResult {
     let storage = tempfile::tempdir()?;
     let dir = storage.path().join("job-result-store").join("shop");
     let kept = job_results(&storage, "shop", false)?;
+    let lease = common::long_lease();
     let result = JobResult::new(JOB, ApplicationStatus::Failed, 1234);
 
-    kept.create_dirty(&result).await?;
+    kept.create_dirty(&result, &lease).await?;
     assert_eq!(common::file_names(&dir), [format!("{JOB}_DIRTY.json")]);
     let json = read(&dir, &format!("{JOB}_DIRTY.json"))?;
     assert_eq!(
@@ -252,9 +451,9 @@ async fn entries_are_flinks_files_and_every_step_is_idempotent() -> TestResult {
 
     // A retried cleanup writes the same result again: fine. Another result: refused,
     // and the first one stands.
-    kept.create_dirty(&result).await?;
+    kept.create_dirty(&result, &lease).await?;
     let other = JobResult::new(JOB, ApplicationStatus::Succeeded, 1234);
-    let refused = kept.create_dirty(&other).await;
+    let refused = kept.create_dirty(&other, &lease).await;
     assert!(
         matches!(&refused, Err(Error::Refused(m)) if m.contains(&format!("{JOB}_DIRTY.json"))),
         "{refused:?}"
@@ -262,25 +461,25 @@ async fn entries_are_flinks_files_and_every_step_is_idempotent() -> TestResult {
     assert_eq!(kept.dirty_results().await?, std::slice::from_ref(&result));
 
     // Committed: renamed to <job-id>.json, content unchanged; again is fine.
-    kept.mark_clean(JOB).await?;
+    kept.mark_clean(JOB, &lease).await?;
     assert_eq!(common::file_names(&dir), [format!("{JOB}.json")]);
     assert_eq!(read(&dir, &format!("{JOB}.json"))?, json);
-    kept.mark_clean(JOB).await?;
+    kept.mark_clean(JOB, &lease).await?;
     assert_eq!(kept.entry(JOB).await?, Some(Entry::Clean));
     assert_eq!(kept.clean_job_ids().await?, [JOB]);
     assert_eq!(kept.dirty_results().await?, []);
     // A cleanup run again after the commit records nothing new.
-    kept.create_dirty(&result).await?;
+    kept.create_dirty(&result, &lease).await?;
     assert_eq!(common::file_names(&dir), [format!("{JOB}.json")]);
     // Nothing to commit for a job without an entry.
-    assert!(kept.mark_clean(OTHER).await.is_err());
+    assert!(kept.mark_clean(OTHER, &lease).await.is_err());
 
     // Flink's default: deleted on commit, idempotently.
     let deleting = job_results(&storage, "shop", true)?;
     let second = JobResult::new(OTHER, ApplicationStatus::Succeeded, 7);
-    deleting.create_dirty(&second).await?;
-    deleting.mark_clean(OTHER).await?;
-    deleting.mark_clean(OTHER).await?;
+    deleting.create_dirty(&second, &lease).await?;
+    deleting.mark_clean(OTHER, &lease).await?;
+    deleting.mark_clean(OTHER, &lease).await?;
     assert_eq!(common::file_names(&dir), [format!("{JOB}.json")]);
     assert_eq!(deleting.entry(OTHER).await?, None);
     Ok(())
@@ -292,6 +491,7 @@ async fn flinks_own_entries_are_read_and_malformed_ones_are_errors_naming_the_fi
     let dir = storage.path().join("job-result-store").join("shop");
     std::fs::create_dir_all(&dir)?;
     let store = job_results(&storage, "shop", true)?;
+    let lease = common::long_lease();
     // As Flink 2.x writes a failed job's entry, with fields this runtime does not know.
     std::fs::write(
         dir.join(format!("{JOB}_DIRTY.json")),
@@ -308,7 +508,7 @@ async fn flinks_own_entries_are_read_and_malformed_ones_are_errors_naming_the_fi
     assert_eq!(dirty[0].net_runtime_ms, 99);
     assert!(dirty[0].failure_cause.is_some());
     // Written again by a retried cleanup: the same result, so no conflict.
-    store.create_dirty(&dirty[0]).await?;
+    store.create_dirty(&dirty[0], &lease).await?;
 
     for (content, reason) in [
         (r#"{"result":"#, "not JSON"),

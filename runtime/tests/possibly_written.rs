@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::Api;
+use kube::api::{Api, DeleteParams};
 
 use flink_ha_runtime::cas::ConfigMapCas;
 use flink_ha_runtime::checkpoint_store::{CompletedCheckpointStore, checkpoint_key};
+use flink_ha_runtime::cleanup::ExecutionPlanStore;
 use flink_ha_runtime::fence::Fence;
 use flink_ha_runtime::payloads::PayloadStore;
-use flink_ha_runtime::{Error, names};
+use flink_ha_runtime::{ElectionConfig, Error, LeaderElection, names};
 use flink_ha_testenv::TestEnv;
 
 mod common;
@@ -172,5 +173,52 @@ async fn a_dropped_write_then_a_new_leader_is_not_written_and_leaks_nothing() ->
     assert_eq!(payload_count(&s.storage), 1, "only checkpoint 1's payload is left");
     let next = CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, s.payloads.clone(), successor, 1);
     assert_eq!(next.recover().await?, Some((1, Bytes::from_static(b"one"))));
+    Ok(())
+}
+
+/// A plan's add lands, its answer is lost, and the cluster ConfigMap is deleted before
+/// the add reads it back (`kubectl delete`, a cleanup tool). Its leader restores the
+/// ConfigMap with what it held, the new pointer included: while it is gone, the add's
+/// outcome is unknown, not "not written". (Before the fix the read-back took the 404 as
+/// proof: the plan's payload was deleted, and the restored pointer named nothing, so the
+/// job could not be recovered.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_whose_answer_is_lost_while_the_cluster_config_map_is_deleted_is_kept() -> TestResult {
+    let s = setup("lost-answer-deleted-cluster").await?;
+    let election = LeaderElection::start(
+        s.api.clone(),
+        ElectionConfig {
+            cluster_id: "orders".into(),
+            lease_duration: Duration::from_secs(4),
+            renew_deadline: Duration::from_secs(3),
+            retry_period: Duration::from_secs(1),
+            max_retries: 15,
+        },
+    );
+    election.wait_for_grant().await;
+    let plans = ExecutionPlanStore::new(cas(&s.faulty), "orders", s.payloads.clone(), election.identity());
+    let name = names::cluster_config_map("orders");
+    let (api, deleted) = (s.api.clone(), name.clone());
+    s.faults.after_lost_put(Box::pin(async move {
+        if let Err(error) = api.delete(&deleted, &DeleteParams::default()).await {
+            panic!("could not delete the cluster ConfigMap: {error}");
+        }
+    }));
+    s.faults.set_plan(LOSE_NEXT_PUT_ANSWER);
+    let put = plans.put(JOB, Bytes::from_static(b"plan")).await;
+    assert_eq!(s.faults.plan(), PASS, "the fault must have fired");
+
+    // The leader restores the ConfigMap at its next renewal.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while s.api.get_opt(&name).await?.is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "the ConfigMap was not restored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = plans.get(JOB).await;
+    assert!(
+        matches!(&got, Ok(Some(plan)) if plan == &Bytes::from_static(b"plan")),
+        "the restored plan's payload is gone: {got:?} (the add said {put:?})"
+    );
+    drop(election);
     Ok(())
 }

@@ -22,10 +22,13 @@ use object_store::{
     PutOptions, PutPayload, PutResult,
 };
 
-use flink_ha_runtime::Error;
-use flink_ha_runtime::checkpoint_store::{CompletedCheckpointStore, ReadRetries};
+use flink_ha_runtime::checkpoint_store::{CompletedCheckpointStore, MissingCheckpoint, ReadRetries, checkpoint_key};
+use flink_ha_runtime::cleanup::ExecutionPlanStore;
 use flink_ha_runtime::fence::Fence;
+use flink_ha_runtime::history::{Event, History, Line};
+use flink_ha_runtime::jobmanager::{self, JobManagerOptions};
 use flink_ha_runtime::payloads::PayloadStore;
+use flink_ha_runtime::{Error, HaSettings, LeaderElection};
 use flink_ha_testenv::TestEnv;
 
 mod common;
@@ -226,12 +229,19 @@ async fn a_persistent_read_error_fails_the_recovery_and_drops_nothing() -> TestR
     Ok(())
 }
 
-/// A payload the store proves missing is skipped for an older readable one; if every
-/// retained payload is missing, the store is not the one that wrote them (another
-/// endpoint, an emptied bucket), and the job is not started empty.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_payloads_are_skipped_only_for_a_readable_older_one() -> TestResult {
-    let env = TestEnv::new("recovery-missing").await?;
+/// Checkpoints 1 and 2 of `JOB`, both retained, on the local file system; the path of
+/// each payload file, by its content.
+struct TwoRetained {
+    _env: TestEnv,
+    api: Api<ConfigMap>,
+    storage: tempfile::TempDir,
+    fence: Fence,
+    one: std::path::PathBuf,
+    two: std::path::PathBuf,
+}
+
+async fn two_retained(test: &str) -> Result<TwoRetained, Box<dyn std::error::Error>> {
+    let env = TestEnv::new(test).await?;
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let storage = tempfile::tempdir()?;
     let fence = Fence::new(0, "jm-1");
@@ -250,16 +260,83 @@ async fn missing_payloads_are_skipped_only_for_a_readable_older_one() -> TestRes
         Err(format!("no payload holds {content:?}").into())
     };
     let (one, two) = (payload_of(b"one")?, payload_of(b"two")?);
+    Ok(TwoRetained {
+        _env: env,
+        api,
+        storage,
+        fence,
+        one,
+        two,
+    })
+}
 
-    // The newest payload vanished: the older one is recovered.
-    std::fs::remove_file(&two)?;
-    let reader = CompletedCheckpointStore::new(cas(&api), "orders", JOB, plain(&storage)?, fence.clone(), 2);
-    assert_eq!(reader.recover().await?, Some((1, Bytes::from_static(b"one"))));
+/// The URI the pointer under `key` of `JOB`'s ConfigMap names.
+async fn pointed_uri(api: &Api<ConfigMap>, key: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let cm = api.get(&flink_ha_runtime::names::job_config_map("orders", JOB)).await?;
+    let value = cm.data.unwrap_or_default().remove(key).ok_or("no such key")?;
+    let pointer: serde_json::Value = serde_json::from_str(&value)?;
+    Ok(pointer["path"].as_str().ok_or("no path")?.to_string())
+}
 
-    // Both vanished: refused, not "no checkpoint".
-    std::fs::remove_file(&one)?;
-    let reader = CompletedCheckpointStore::new(cas(&api), "orders", JOB, plain(&storage)?, fence, 2);
+/// The newest checkpoint's payload is gone (a lifecycle rule, a hand that cleaned the
+/// bucket): recovery fails, naming the key and the URI, as Flink's does. (Before the fix
+/// it silently recovered checkpoint 1, rolling the job's state back without a word to
+/// anyone but the log.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_newest_payload_fails_the_recovery_naming_the_key_and_the_uri() -> TestResult {
+    let s = two_retained("recovery-missing-newest").await?;
+    let key = checkpoint_key(2);
+    let uri = pointed_uri(&s.api, &key).await?;
+    std::fs::remove_file(&s.two)?;
+    let reader = CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, plain(&s.storage)?, s.fence.clone(), 2);
     match reader.recover().await {
+        Err(error @ Error::CheckpointPayloadMissing { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains(&key) && message.contains(&uri), "{message}");
+            let Error::CheckpointPayloadMissing {
+                name,
+                key: named,
+                uri: pointed,
+            } = error
+            else {
+                unreachable!()
+            };
+            assert_eq!(
+                (name, named, pointed),
+                (flink_ha_runtime::names::job_config_map("orders", JOB), key, uri)
+            );
+        }
+        Err(error) => panic!("expected CheckpointPayloadMissing, got {error:?}"),
+        Ok(recovered) => panic!("recovered {recovered:?} past the missing newest checkpoint"),
+    }
+    // Nothing was dropped: the pointer is still there for the operator to judge, and
+    // adds stay refused, so retention cannot drop checkpoint 1 either.
+    assert_eq!(reader.checkpoint_ids().await?, [1, 2]);
+    assert!(matches!(
+        reader.add(3, Bytes::from_static(b"three")).await,
+        Err(Error::Refused(_))
+    ));
+    Ok(())
+}
+
+/// With the operator's explicit choice, a missing newest payload is skipped for the
+/// newest older one that can be read; if every retained payload is missing, the store is
+/// not the one that wrote them (another endpoint, an emptied bucket), and the job is not
+/// started empty even then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_explicit_choice_a_missing_payload_is_skipped_only_for_a_readable_older_one() -> TestResult {
+    let s = two_retained("recovery-missing-opt-in").await?;
+    let fall_back = || -> Result<CompletedCheckpointStore, Error> {
+        Ok(
+            CompletedCheckpointStore::new(cas(&s.api), "orders", JOB, plain(&s.storage)?, s.fence.clone(), 2)
+                .with_missing_checkpoint(MissingCheckpoint::FallBackToOlder),
+        )
+    };
+    std::fs::remove_file(&s.two)?;
+    assert_eq!(fall_back()?.recover().await?, Some((1, Bytes::from_static(b"one"))));
+
+    std::fs::remove_file(&s.one)?;
+    match fall_back()?.recover().await {
         Err(Error::Refused(reason)) => assert!(reason.contains("missing"), "{reason}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -318,5 +395,102 @@ async fn a_retried_payload_write_that_finds_its_own_object_succeeds() -> TestRes
         "checkpoint 3's payload, once; 2's went with retention"
     );
     assert_eq!(store.recover().await?, Some((3, Bytes::from_static(b"three"))));
+    Ok(())
+}
+
+/// Two jobs to recover; every retained checkpoint of the first is missing from storage.
+/// That job fails to recover, and says so; the other one is recovered and runs. (Before
+/// the fix the first job's failure failed the whole takeover: the leader gave the lock
+/// up, the next one did the same, and no job of the cluster ran at all.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_job_whose_payloads_are_missing_does_not_stop_the_others() -> TestResult {
+    const LOST: &str = "1111aaaa1111aaaa1111aaaa1111aaaa";
+    const KEPT: &str = "2222bbbb2222bbbb2222bbbb2222bbbb";
+    let env = TestEnv::new("recovery-one-job-lost").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let storage = tempfile::tempdir()?;
+    let config = format!(
+        "high-availability.type: kubernetes
+high-availability.storageDir: file://{}/ha
+high-availability.cluster-id: orders
+kubernetes.cluster-id: orders
+kubernetes.namespace: {}
+high-availability.kubernetes.leader-election.lease-duration: 2 s
+high-availability.kubernetes.leader-election.renew-deadline: 1500 ms
+high-availability.kubernetes.leader-election.retry-period: 400 ms
+",
+        storage.path().display(),
+        env.namespace
+    );
+    let settings = HaSettings::from_flink_config("config.yaml", &config)?;
+    let payloads = PayloadStore::for_settings(&settings)?;
+
+    // An earlier JobManager ran both jobs; each has one checkpoint.
+    let earlier = LeaderElection::start(api.clone(), settings.election.clone());
+    let (_, epoch) = earlier.wait_for_grant().await;
+    let plans = ExecutionPlanStore::new(cas(&api), "orders", payloads.clone(), earlier.identity());
+    let fence = Fence::new(epoch, earlier.identity());
+    let mut lost_payload = String::new();
+    for job in [LOST, KEPT] {
+        plans.put(job, Bytes::from(format!("{{\"job\":\"{job}\"}}"))).await?;
+        fence.claim_job(&cas(&api), "orders", job).await?;
+        let store = CompletedCheckpointStore::new(cas(&api), "orders", job, payloads.clone(), fence.clone(), 1);
+        store.recover().await?;
+        let added = store.add(1, Bytes::from_static(b"state")).await?;
+        if job == LOST {
+            lost_payload = added.path;
+        }
+    }
+    earlier.stop().await;
+    let lost_file = lost_payload.strip_prefix("file://").ok_or("a file:// URI")?;
+    std::fs::remove_file(lost_file)?;
+
+    let history_path = storage.path().join("history.jsonl");
+    let options = JobManagerOptions {
+        address: "pekko.tcp://flink@127.0.0.1:16123/user/rpc/dispatcher_1".into(),
+        rest_address: "http://127.0.0.1:18081".into(),
+        jobs: 2,
+        checkpoint_interval: Duration::from_millis(200),
+        history: History::open(&history_path)?,
+        ..JobManagerOptions::default()
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(jobmanager::run(env.client.clone(), settings, options, stopped));
+    let events = || -> Vec<Event> {
+        std::fs::read_to_string(&history_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Line>(l).ok())
+            .map(|l| l.event)
+            .collect()
+    };
+    let recovered = |job: &str| {
+        events()
+            .iter()
+            .any(|e| matches!(e, Event::Recovered { job: j, .. } if j == job))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !recovered(KEPT) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send_replace(true);
+    running.await??;
+    let history = events();
+    assert!(
+        recovered(KEPT),
+        "the job with its checkpoint was not recovered: {history:?}"
+    );
+    assert!(!recovered(LOST), "{history:?}");
+    // The lost job's failure was reported, naming it.
+    assert!(
+        history.iter().any(
+            |e| matches!(e, Event::WriteFailed { job, error, .. } if job == LOST && error.contains(&lost_payload))
+        ),
+        "{history:?}"
+    );
+    assert!(
+        !history.iter().any(|e| matches!(e, Event::GaveUp { .. })),
+        "the leader gave the lock up over one job: {history:?}"
+    );
     Ok(())
 }

@@ -2,14 +2,15 @@
 #![allow(dead_code)] // each test binary uses a part of them
 
 pub mod faults;
+pub mod stores;
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
-use flink_ha_runtime::ElectionConfig;
 use flink_ha_runtime::cas::ConfigMapCas;
+use flink_ha_runtime::{ElectionConfig, LeaderElection, LeaderLease};
 
 /// The names of the files in `dir`, sorted; none if it does not exist.
 pub fn file_names(dir: &std::path::Path) -> Vec<String> {
@@ -46,4 +47,15 @@ pub fn cas(api: &Api<ConfigMap>) -> ConfigMapCas {
 
 pub fn cas_with_retries(api: &Api<ConfigMap>, max_retries: u32) -> ConfigMapCas {
     ConfigMapCas::new(api.clone(), max_retries, Duration::from_secs(10))
+}
+
+/// The lease of the grant `election` holds now.
+pub fn lease_of(election: &LeaderElection) -> Result<LeaderLease, String> {
+    let session = election.leadership().borrow().session_id().ok_or("not leading")?;
+    Ok(election.lease(session))
+}
+
+/// A lease that lasts the whole test, for the stores' own tests with no election.
+pub fn long_lease() -> LeaderLease {
+    LeaderLease::until("tests", std::time::Instant::now() + Duration::from_secs(600))
 }
