@@ -508,3 +508,148 @@ async fn exemptions_waive_exactly_what_the_settings_say_and_a_bad_reload_keeps_t
     wait_until_denied(&env, &migrating, &owned, "[HA201]", 15).await?;
     Ok(())
 }
+
+/// The real Flink 2.3 capture's job and cluster ConfigMaps (tests/fixtures), ready to
+/// create: server-set metadata dropped, the cluster's lease renewed now for a minute.
+fn real_flink_configmaps() -> Result<(ConfigMap, ConfigMap), Box<dyn std::error::Error>> {
+    let text = include_str!("../../tests/fixtures/inspect-real-flink-2.3-after-recovery/configmaps.yaml");
+    let list: serde_json::Value = serde_yaml::from_str(text)?;
+    let mut items = Vec::new();
+    for mut item in list["items"].as_array().cloned().unwrap_or_default() {
+        let meta = item["metadata"].as_object_mut().ok_or("no metadata")?;
+        for field in ["namespace", "resourceVersion", "uid", "creationTimestamp"] {
+            meta.remove(field);
+        }
+        items.push(item);
+    }
+    let [job, mut cluster] = <[serde_json::Value; 2]>::try_from(items).map_err(|_| "two ConfigMaps")?;
+    cluster["metadata"]["annotations"]["control-plane.alpha.kubernetes.io/leader"] =
+        serde_json::json!(lease_record(jiff::Timestamp::now(), "PT60S"));
+    Ok((serde_json::from_value(job)?, serde_json::from_value(cluster)?))
+}
+
+fn lease_record(renewed: jiff::Timestamp, duration: &str) -> String {
+    serde_json::json!({
+        "holderIdentity": "6f46063f-947d-4e5c-9045-709dda02fdae",
+        "leaseDuration": duration,
+        "acquireTime": renewed.to_string(),
+        "renewTime": renewed.to_string(),
+        "leaderTransitions": 1
+    })
+    .to_string()
+}
+
+/// A Flink pointer with its delete mark set, as Flink's first removal step writes it.
+fn marked_for_deletion(value: &str) -> Result<String, Box<dyn std::error::Error>> {
+    use base64::Engine;
+    let mut bytes = base64::engine::general_purpose::STANDARD.decode(value)?;
+    let field = bytes
+        .windows(17)
+        .position(|w| w == b"markedForDeletion")
+        .ok_or("no delete marker")?;
+    // The class description ends (TC_ENDBLOCKDATA, no superclass); the object's data
+    // starts with the boolean.
+    let end = field
+        + bytes[field..]
+            .windows(2)
+            .position(|w| w == [0x78, 0x70])
+            .ok_or("no end")?;
+    bytes[end + 2] = 1;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+#[tokio::test]
+async fn deleting_a_job_configmap_with_checkpoints_under_its_clusters_live_lease_is_denied_until_the_lease_expires()
+-> TestResult {
+    const CHECKPOINT: &str = "checkpointID-0000000000000000066";
+    let env = enforced_env("webhook-ha205-job").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let (job, cluster) = real_flink_configmaps()?;
+    let job_name = job.metadata.name.clone().ok_or("no name")?;
+    api.create(&PostParams::default(), &cluster).await?;
+    api.create(&PostParams::default(), &job).await?;
+
+    // The job ConfigMap has no lease of its own: the webhook reads its cluster's.
+    let err = api
+        .delete(&job_name, &DeleteParams::default())
+        .await
+        .expect_err("denied while the cluster's lease is live");
+    let text = err.to_string();
+    assert!(
+        text.contains("[HA205]") && text.contains("1 checkpoint pointer, a checkpoint counter"),
+        "{text}"
+    );
+    assert!(text.contains("real-flink-cluster-config-map"), "{text}");
+    let out = kubectl(&env, &["delete", "configmap", &job_name], None)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("[HA205]"), "{stderr}");
+    // README quotes this line.
+    eprintln!("kubectl delete said: {stderr}");
+
+    // Emptying it by an update is no way around it.
+    let mut emptied = api.get(&job_name).await?;
+    emptied.data = Some(Default::default());
+    let err = api
+        .replace(&job_name, &PostParams::default(), &emptied)
+        .await
+        .expect_err("an update that takes the pointer away is denied");
+    assert!(err.to_string().contains("[HA205]"), "{err}");
+    assert!(
+        api.get(&job_name)
+            .await?
+            .data
+            .is_some_and(|d| d.contains_key(CHECKPOINT)),
+        "the checkpoint pointer must still be there"
+    );
+
+    // The cluster's leader is gone: its lease ran out a minute ago. The webhook keeps a
+    // read for two seconds, so the first deletes may still see the live lease.
+    let mut expired = api.get("real-flink-cluster-config-map").await?;
+    expired.metadata.annotations.get_or_insert_default().insert(
+        "control-plane.alpha.kubernetes.io/leader".into(),
+        lease_record(
+            jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_secs(120))?,
+            "PT15S",
+        ),
+    );
+    api.replace("real-flink-cluster-config-map", &PostParams::default(), &expired)
+        .await?;
+    let started = std::time::Instant::now();
+    loop {
+        match api.delete(&job_name, &DeleteParams::default()).await {
+            Ok(_) => break,
+            Err(e) if started.elapsed() < std::time::Duration::from_secs(15) && e.to_string().contains("[HA205]") => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(format!("not admitted once the lease expired: {e}").into()),
+        }
+    }
+    assert!(api.get_opt(&job_name).await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn flinks_own_job_cleanup_passes_the_webhook_under_a_live_lease() -> TestResult {
+    const CHECKPOINT: &str = "checkpointID-0000000000000000066";
+    let env = enforced_env("webhook-ha205-cleanup").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let (job, cluster) = real_flink_configmaps()?;
+    let job_name = job.metadata.name.clone().ok_or("no name")?;
+    api.create(&PostParams::default(), &cluster).await?;
+    api.create(&PostParams::default(), &job).await?;
+
+    // As Flink ends a job: the last checkpoint marked, then removed, then the counter,
+    // then the emptied ConfigMap deleted, all while the cluster runs on.
+    let mut cm = api.get(&job_name).await?;
+    let data = cm.data.get_or_insert_default();
+    let pointer = data.get(CHECKPOINT).cloned().ok_or("no checkpoint")?;
+    data.insert(CHECKPOINT.into(), marked_for_deletion(&pointer)?);
+    let mut cm = api.replace(&job_name, &PostParams::default(), &cm).await?;
+    cm.data.get_or_insert_default().remove(CHECKPOINT);
+    let mut cm = api.replace(&job_name, &PostParams::default(), &cm).await?;
+    cm.data.get_or_insert_default().remove("counter");
+    api.replace(&job_name, &PostParams::default(), &cm).await?;
+    api.delete(&job_name, &DeleteParams::default()).await?;
+    assert!(api.get_opt(&job_name).await?.is_none());
+    Ok(())
+}
