@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 mod common;
-use common::webhook::{enforced_env, kubectl, owned_ha_configmap};
+use common::webhook::{enforced_env, kubectl, lease_record, owned_ha_configmap, real_flink_configmaps};
 
 /// A `flink-config-<cluster>` ConfigMap holding `config_yaml`.
 fn flink_config(cluster: &str, config_yaml: &str) -> ConfigMap {
@@ -228,13 +228,24 @@ async fn the_deploy_manifests_follow_the_conventions_and_pass_the_api_servers_va
         args.contains("--cert-secret") && args.contains("flink-ha-webhook-tls"),
         "{args}"
     );
-    // The least RBAC: get and update of the one Secret and the one configuration.
+    // The least RBAC: get and update of the one Secret and the one configuration; and
+    // reads only otherwise: get of ConfigMaps (HA205's cluster leases) and namespaces.
     for kind in ["Role", "ClusterRole"] {
-        let rules = &of(kind)["rules"];
-        assert_eq!(rules.as_array().map(Vec::len), Some(1), "{kind}: {rules}");
-        assert_eq!(rules[0]["verbs"], serde_json::json!(["get", "update"]), "{kind}");
-        assert_eq!(rules[0]["resourceNames"].as_array().map(Vec::len), Some(1), "{kind}");
+        for role in enforce.iter().filter(|o| o["kind"] == kind) {
+            let (name, rules) = (&role["metadata"]["name"], &role["rules"]);
+            assert_eq!(rules.as_array().map(Vec::len), Some(1), "{name}: {rules}");
+            let resources = rules[0]["resources"].clone();
+            if resources == serde_json::json!(["configmaps"]) || resources == serde_json::json!(["namespaces"]) {
+                assert_eq!(rules[0]["verbs"], serde_json::json!(["get"]), "{name}: {rules}");
+                assert!(rules[0]["apiGroups"] == serde_json::json!([""]), "{name}: {rules}");
+            } else {
+                assert_eq!(rules[0]["verbs"], serde_json::json!(["get", "update"]), "{name}");
+                assert_eq!(rules[0]["resourceNames"].as_array().map(Vec::len), Some(1), "{name}");
+            }
+        }
     }
+    let names: Vec<&str> = enforce.iter().filter_map(|o| o["metadata"]["name"].as_str()).collect();
+    assert!(names.contains(&"flink-ha-webhook-configmaps"), "{names:?}");
     assert!(of("Secret")["data"].is_null(), "the Secret is created empty");
 
     // Bring your own certificates: cert-manager issues them and injects the CA; the
@@ -248,6 +259,10 @@ async fn the_deploy_manifests_follow_the_conventions_and_pass_the_api_servers_va
     assert!(
         !own_names.contains(&"flink-ha-webhook-ca-bundle"),
         "cert-manager/ keeps the caBundle RBAC"
+    );
+    assert!(
+        own_names.contains(&"flink-ha-webhook-configmaps"),
+        "cert-manager/ keeps the ConfigMap reads HA205 needs"
     );
     let own_of = |kind: &str| own.iter().find(|o| o["kind"] == kind).cloned().expect("present");
     assert_eq!(
@@ -507,36 +522,6 @@ async fn exemptions_waive_exactly_what_the_settings_say_and_a_bad_reload_keeps_t
     std::fs::write(&settings, without_migration)?;
     wait_until_denied(&env, &migrating, &owned, "[HA201]", 15).await?;
     Ok(())
-}
-
-/// The real Flink 2.3 capture's job and cluster ConfigMaps (tests/fixtures), ready to
-/// create: server-set metadata dropped, the cluster's lease renewed now for a minute.
-fn real_flink_configmaps() -> Result<(ConfigMap, ConfigMap), Box<dyn std::error::Error>> {
-    let text = include_str!("../../tests/fixtures/inspect-real-flink-2.3-after-recovery/configmaps.yaml");
-    let list: serde_json::Value = serde_yaml::from_str(text)?;
-    let mut items = Vec::new();
-    for mut item in list["items"].as_array().cloned().unwrap_or_default() {
-        let meta = item["metadata"].as_object_mut().ok_or("no metadata")?;
-        for field in ["namespace", "resourceVersion", "uid", "creationTimestamp"] {
-            meta.remove(field);
-        }
-        items.push(item);
-    }
-    let [job, mut cluster] = <[serde_json::Value; 2]>::try_from(items).map_err(|_| "two ConfigMaps")?;
-    cluster["metadata"]["annotations"]["control-plane.alpha.kubernetes.io/leader"] =
-        serde_json::json!(lease_record(jiff::Timestamp::now(), "PT60S"));
-    Ok((serde_json::from_value(job)?, serde_json::from_value(cluster)?))
-}
-
-fn lease_record(renewed: jiff::Timestamp, duration: &str) -> String {
-    serde_json::json!({
-        "holderIdentity": "6f46063f-947d-4e5c-9045-709dda02fdae",
-        "leaseDuration": duration,
-        "acquireTime": renewed.to_string(),
-        "renewTime": renewed.to_string(),
-        "leaderTransitions": 1
-    })
-    .to_string()
 }
 
 /// A Flink pointer with its delete mark set, as Flink's first removal step writes it.
