@@ -120,6 +120,10 @@ impl ContextLookup {
         let answer = match tokio::time::timeout(self.timeout, api.get_opt(&r.name)).await {
             Ok(Ok(Some(cm))) => serde_json::to_string(&cm).map(Some).map_err(|e| e.to_string()),
             Ok(Ok(None)) => Ok(None),
+            Ok(Err(kube::Error::Api(status))) => Err(format!(
+                "cannot read ConfigMap {}/{}: {} (HTTP {})",
+                r.namespace, r.name, status.message, status.code
+            )),
             Ok(Err(e)) => Err(format!("cannot read ConfigMap {}/{}: {e}", r.namespace, r.name)),
             Err(_) => Err(format!(
                 "reading ConfigMap {}/{} timed out after {} ms",

@@ -638,3 +638,70 @@ async fn flinks_own_job_cleanup_passes_the_webhook_under_a_live_lease() -> TestR
     assert!(api.get_opt(&job_name).await?.is_none());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_lease_the_webhook_may_not_read_leaves_the_decision_to_the_failure_policy() -> TestResult {
+    const LABEL: &str = "flink-ha-e2e/no-configmap-read";
+    let env = TestEnv::new("webhook-ha205-unreadable").await?;
+    // A webhook whose service account has no rights at all: it cannot read the lease.
+    let out = kubectl(&env, &["create", "serviceaccount", "blind-webhook"], None)?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = kubectl(&env, &["create", "token", "blind-webhook"], None)?;
+    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    let kubeconfig = env
+        .plane
+        .kubeconfig_for_token("blind-webhook", String::from_utf8(token.stdout)?.trim())?;
+    let hook = common::webhook::start_registered_as(&env, &kubeconfig, "flink-ha-e2e-blind", LABEL, &[]).await?;
+
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let (job, cluster) = real_flink_configmaps()?;
+    let job_name = job.metadata.name.clone().ok_or("no name")?;
+    api.create(&PostParams::default(), &cluster).await?;
+    api.create(&PostParams::default(), &job).await?;
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let label = serde_json::json!({"metadata": {"labels": {LABEL: "on"}}});
+    namespaces
+        .patch(
+            &env.namespace,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&label),
+        )
+        .await?;
+    wait_until_denied(&env, &env.namespace, &owned_ha_configmap("blind"), "[HA201]", 30).await?;
+
+    // failurePolicy: Fail, so no answer is a refusal; the API server says why.
+    let err = api
+        .delete(&job_name, &DeleteParams::default())
+        .await
+        .expect_err("refused: the webhook cannot decide");
+    let text = err.to_string();
+    assert!(
+        text.contains("flink-ha cannot decide this request") && text.contains("forbidden"),
+        "{text}"
+    );
+    assert!(api.get_opt(&job_name).await?.is_some());
+    assert!(
+        hook.metrics()?
+            .contains(r#"flink_ha_webhook_reviews_total{outcome="context_unavailable"} 1"#),
+        "{}",
+        hook.metrics()?
+    );
+    // Emptying it by an update turns on the lease too.
+    let mut emptied = api.get(&job_name).await?;
+    emptied.data = Some(Default::default());
+    let err = api
+        .replace(&job_name, &PostParams::default(), &emptied)
+        .await
+        .expect_err("refused: the webhook cannot decide");
+    assert!(err.to_string().contains("cannot decide"), "{err}");
+    // Decisions that do not turn on the lease are made: Flink's delete of a job
+    // ConfigMap it emptied.
+    let other_job = "real-flink-0123456789abcdef0123456789abcdef-config-map";
+    let mut ended = job.clone();
+    ended.metadata.name = Some(other_job.to_string());
+    ended.data = Some(Default::default());
+    api.create(&PostParams::default(), &ended).await?;
+    api.delete(other_job, &DeleteParams::default()).await?;
+    eprintln!("kube-rs said: {text}");
+    Ok(())
+}

@@ -66,6 +66,17 @@ pub async fn start_registered(
     label: &str,
     extra: &[&str],
 ) -> Result<Running, Box<dyn std::error::Error>> {
+    start_registered_as(env, &env.kubeconfig, name, label, extra).await
+}
+
+/// [`start_registered`] with the API server access of `kubeconfig`.
+pub async fn start_registered_as(
+    env: &TestEnv,
+    kubeconfig: &std::path::Path,
+    name: &str,
+    label: &str,
+    extra: &[&str],
+) -> Result<Running, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let (port, probe) = (free_port()?, free_port()?);
     let log = std::fs::File::create(dir.path().join("webhook.log"))?;
@@ -76,7 +87,7 @@ pub async fn start_registered(
         .arg(dir.path())
         .args(["--deadline-ms", "1000"])
         .args(extra)
-        .env("KUBECONFIG", &env.kubeconfig)
+        .env("KUBECONFIG", kubeconfig)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()?;
