@@ -540,24 +540,16 @@ struct Removed {
 
 impl Removed {
     fn between(old: &Node, new: &Node) -> Removed {
-        let data = |n: &Node| -> Vec<(String, String)> {
-            n.get("data")
-                .and_then(Node::as_map)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str().unwrap_or_default().to_string())))
-                .collect()
-        };
-        let (before, after) = (data(old), data(new));
-        let stays = |key: &str| after.iter().any(|(k, _)| k == key);
+        let (before, after) = (data_entries(old), data_entries(new));
+        let stays: std::collections::HashSet<&str> = after.iter().map(|(k, _)| *k).collect();
         let mut removed = Removed::default();
-        for (key, value) in before.iter().filter(|(k, _)| !stays(k)) {
+        for (key, value) in before.into_iter().filter(|(k, _)| !stays.contains(k)) {
             let bare = key.strip_prefix(flink::RUNTIME_KEY_PREFIX).unwrap_or(key);
             if is_pointer_key(bare) {
                 // Unmarked under a format that marks: not how Flink removes it. A pointer
                 // of Flink before 1.15 has no mark, and Flink removed it in one step.
                 if HaPointer::removal_mark(key, value) == Some(false) {
-                    removed.pointers.push(key.clone());
+                    removed.pointers.push(key.to_string());
                 }
             } else if bare == flink::COUNTER_KEY {
                 removed.counter = after.iter().any(|(k, v)| {
@@ -567,7 +559,7 @@ impl Removed {
                         && HaPointer::removal_mark(k, v) != Some(true)
                 });
             } else if bare.starts_with(flink::LEADER_ENTRY_PREFIX) || bare == flink::LEGACY_LEADER_ADDRESS_KEY {
-                removed.leader_entries.push(key.clone());
+                removed.leader_entries.push(key.to_string());
             }
         }
         if removed.leader_entries.len() < 2 {
@@ -615,6 +607,17 @@ impl std::fmt::Display for Removed {
         }
         write!(f, "{}", parts.join(", "))
     }
+}
+
+/// A ConfigMap's `data` entries, borrowed.
+fn data_entries(config_map: &Node) -> Vec<(&str, &str)> {
+    config_map
+        .get("data")
+        .and_then(Node::as_map)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str()?, v.as_str().unwrap_or_default())))
+        .collect()
 }
 
 fn is_pointer_key(key: &str) -> bool {
