@@ -219,6 +219,22 @@ impl HaPointer {
         })
     }
 
+    /// Whether an entry is marked for deletion, when its format has the mark: Flink's
+    /// `StateHandleWithDeleteMarker` (1.15 on) and the runtime's JSON pointers, whose
+    /// writers remove an entry in two steps (mark it, then remove the key). `None` when
+    /// the value has no mark to read: a pointer of Flink before 1.15, which removed keys
+    /// in one step, or a value that is not a pointer at all.
+    pub fn removal_mark(key: &str, value: &str) -> Option<bool> {
+        let trimmed = value.trim();
+        if key.starts_with(crate::ha_layout::RUNTIME_KEY_PREFIX) || trimmed.starts_with('{') {
+            return RuntimePointer::parse(trimmed).ok().map(|p| p.marked_for_deletion);
+        }
+        let bytes = base64::engine::general_purpose::STANDARD.decode(trimmed).ok()?;
+        let stream = JavaStream::parse(&bytes).ok()?;
+        let root = stream.root()?;
+        (root.class_name() == DELETE_MARKER_CLASS).then(|| root.bool_field("markedForDeletion").unwrap_or(false))
+    }
+
     /// The payload's URI, if it is a file.
     pub fn uri(&self) -> Option<&str> {
         match &self.location {

@@ -15,8 +15,8 @@
 //! assert_eq!(report.findings[0].line, Some(1));
 //! ```
 //!
-//! Entry points: [`lint`] / [`lint_inputs`] (files and bundles), [`review`]
-//! (AdmissionReview), [`rules::catalogue`], [`schema::schema`].
+//! Entry points: [`lint`] / [`lint_inputs`] (files and bundles), [`review`] and
+//! [`review_in_context`] (AdmissionReview), [`rules::catalogue`], [`schema::schema`].
 
 // Bad input is an error value, never a panic: no unwrap or expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -56,7 +56,9 @@ mod yaml_simple;
 mod yaml_tree;
 
 #[cfg(feature = "admission")]
-pub use admission::{MAX_REVIEW_BYTES, ReviewError, ReviewSettings, Reviewed, review};
+pub use admission::{
+    MAX_REVIEW_BYTES, ObjectRef, ReviewContext, ReviewError, ReviewSettings, Reviewed, review, review_in_context,
+};
 pub use config::{ConfigFile, read_config_text};
 pub use finding::{Finding, Report, Severity, Summary};
 pub use input::{InputFormat, LintInput, MAX_INPUT_BYTES, detect, lint_inputs};

@@ -1,5 +1,6 @@
 //! The fixture corpus: every directory under `tests/fixtures/` is one lint run (its
-//! files form a bundle), or, when it holds `review.json`, one admission review, or, when
+//! files form a bundle), or, when it holds `review.json`, one admission review (with
+//! `settings.json` and, as the host's lookup, `context.json` beside it), or, when
 //! it holds `inspect.json`, one `flink-ha inspect` of its ConfigMap dumps with the facts
 //! `inspect.json` gives (time, existence, payloads). The
 //! expected output sits beside the inputs in `expected.json` and must match byte for
@@ -10,11 +11,13 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use flink_ha_policy::{InputFormat, LintInput, LintRun, ReviewSettings, ha_state, lint_inputs, review, rules};
+use flink_ha_policy::{
+    InputFormat, LintInput, LintRun, ReviewContext, ReviewSettings, ha_state, lint_inputs, review_in_context, rules,
+};
 
 #[path = "support/corpus.rs"]
 mod corpus;
-use corpus::{REVIEW_NOW, REVIEW_NOW_MS, files_under};
+use corpus::{ContextFile, REVIEW_NOW, REVIEW_NOW_MS, files_under, review_context};
 
 fn fixture_dirs() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -102,7 +105,11 @@ pub fn actual_output(dir: &Path) -> String {
             Ok(s) => serde_json::from_str(&s).expect("valid settings.json"),
             Err(_) => ReviewSettings::default(),
         };
-        return match review(&body, now.as_millisecond(), &settings) {
+        let context = review_context(dir).map(|c| match c {
+            ContextFile::Found(found) => ReviewContext::Found(found),
+            ContextFile::Unknown(why) => ReviewContext::Unknown(why),
+        });
+        return match review_in_context(&body, now.as_millisecond(), &settings, context.as_ref()) {
             Ok(r) => {
                 let v: serde_json::Value = serde_json::from_str(&r.response).expect("response is JSON");
                 serde_json::to_string_pretty(&v).expect("serializable") + "\n"

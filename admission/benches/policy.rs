@@ -80,7 +80,7 @@ fn main() {
     let component_review = || {
         black_box(
             policy
-                .review(black_box(REVIEW), NOW_MS, &settings)
+                .review(black_box(REVIEW), NOW_MS, &settings, None)
                 .expect("answers")
                 .expect("reviews"),
         );

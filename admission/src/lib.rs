@@ -16,6 +16,9 @@
 //!   with the caBundle of its own webhook configuration kept in step.
 //! - [`settings`]: `--settings` (exemptions, rules off) with `--disable-rule` and
 //!   `--warn-only`, and the namespace labels a `namespaceSelector` exemption needs.
+//! - [`context`]: what a review asks to see beside the request (HA205: a job
+//!   ConfigMap's cluster ConfigMap, which holds the lease), read from the API server
+//!   with a timeout into a small bounded cache.
 //! - [`reload`]: the file watcher behind certificate reload and policy hot swap.
 //! - [`metrics`]: the Prometheus text endpoint.
 //!
@@ -25,6 +28,7 @@
 // Bad input is an error value, never a panic: no unwrap or expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod context;
 pub mod managed_certs;
 pub mod metrics;
 pub mod policy;

@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     /// allowed, denied, bad_request, policy_trap, policy_deadline, policy_memory_cap,
-    /// overloaded.
+    /// overloaded, context_unavailable (a lease the decision needs could not be read).
     pub outcome: &'static str,
 }
 

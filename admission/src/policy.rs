@@ -29,7 +29,7 @@ mod bindings {
     });
 }
 
-pub use bindings::{ExemptionApplied, InputFormat, ReviewSettings, Reviewed};
+pub use bindings::{ExemptionApplied, InputFormat, ObjectRef, ReviewContext, ReviewError, ReviewSettings, Reviewed};
 
 /// The policy the webhook was built with: the core as a component (see build.rs).
 pub const EMBEDDED_POLICY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/policy.wasm"));
@@ -262,15 +262,18 @@ impl Policy {
         self.compile_time
     }
 
-    /// Reviews one AdmissionReview. `Ok(Err(reason))`: the body is not a usable
-    /// AdmissionReview; `Err`: the policy itself failed (trap, deadline, memory cap).
+    /// Reviews one AdmissionReview, with what was looked up for it (`context`, for an
+    /// earlier [`ReviewError::ContextNeeded`]). `Ok(Err(_))`: no decision (a bad
+    /// request, or a context to look up or that could not be); `Err`: the policy itself
+    /// failed (trap, deadline, memory cap).
     pub fn review(
         &self,
         admission_review: &str,
         now_unix_ms: i64,
         settings: &ReviewSettings,
-    ) -> Result<Result<Reviewed, String>, PolicyError> {
-        self.call(|policy, store| policy.call_review(store, admission_review, now_unix_ms, settings))
+        context: Option<&ReviewContext>,
+    ) -> Result<Result<Reviewed, ReviewError>, PolicyError> {
+        self.call(|policy, store| policy.call_review(store, admission_review, now_unix_ms, settings, context))
     }
 
     /// Lints one input; the `flink-ha lint --format json` report.

@@ -33,10 +33,11 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
+use crate::context::ContextLookup;
 use crate::managed_certs::CertManager;
 use crate::metrics::ExemptionLabels;
 use crate::metrics::Metrics;
-use crate::policy::{Limits, Policy, PolicyEngine};
+use crate::policy::{Limits, Policy, PolicyEngine, ReviewError};
 use crate::reload::FileSetWatch;
 use crate::settings::{ApiClient, HostSettings, NamespaceLabels};
 use crate::tls::{ReloadingCert, certified_key_from_pem, load_certified_key, server_config};
@@ -106,7 +107,9 @@ pub struct ServerConfig {
     pub disabled_rules: Vec<String>,
     /// The settings file (exemptions, rules off), reloaded when it changes.
     pub settings_file: Option<PathBuf>,
-    /// The API server, for the namespace labels of `namespaceSelector` exemptions.
+    /// The API server: the cluster ConfigMaps HA205 asks for (a job ConfigMap's lease),
+    /// and the namespace labels of `namespaceSelector` exemptions. Without it a review
+    /// that needs a lease fails with HTTP 500 (the failurePolicy decides).
     pub kube_client: Option<ApiClient>,
     /// Admit everything and send would-be denials as warnings (a dry run).
     pub warn_only: bool,
@@ -157,6 +160,7 @@ struct ServerState {
     policy: ArcSwapOption<Policy>,
     settings: ArcSwap<HostSettings>,
     namespace_labels: Option<NamespaceLabels>,
+    context: ContextLookup,
     permits: Semaphore,
     metrics: Metrics,
     ready: AtomicBool,
@@ -210,6 +214,12 @@ impl Webhook {
                 .kube_client
                 .clone()
                 .map(|client| NamespaceLabels::new(client.0, NAMESPACE_LABELS_TTL)),
+            context: ContextLookup::new(
+                config.kube_client.clone().map(|client| client.0),
+                crate::context::DEFAULT_TTL,
+                crate::context::DEFAULT_TIMEOUT,
+                crate::context::DEFAULT_MAX_ENTRIES,
+            ),
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
             max_body_bytes: config.max_body_bytes,
@@ -683,15 +693,25 @@ async fn review_body(request: Request<Incoming>, shared: &ServerState, started: 
         _ => &host.review,
     };
 
-    shared.metrics.in_flight.inc();
-    let now_ms = jiff::Timestamp::now().as_millisecond();
-    let policy_started = Instant::now();
-    let outcome = policy.review(body, now_ms, settings);
-    shared
-        .metrics
-        .policy_seconds
-        .observe(policy_started.elapsed().as_secs_f64());
-    shared.metrics.in_flight.dec();
+    let evaluate = |now_ms: i64, context: Option<&crate::policy::ReviewContext>| {
+        shared.metrics.in_flight.inc();
+        let policy_started = Instant::now();
+        let outcome = policy.review(body, now_ms, settings, context);
+        shared
+            .metrics
+            .policy_seconds
+            .observe(policy_started.elapsed().as_secs_f64());
+        shared.metrics.in_flight.dec();
+        outcome
+    };
+    let mut outcome = evaluate(jiff::Timestamp::now().as_millisecond(), None);
+    // The decision turns on objects beside the request (a job ConfigMap's cluster
+    // ConfigMap, which holds the lease): look them up, and review again as of when they
+    // were read.
+    if let Ok(Err(ReviewError::ContextNeeded(refs))) = &outcome {
+        let looked = shared.context.lookup(refs).await;
+        outcome = evaluate(looked.read_at_ms, Some(&looked.context));
+    }
 
     match outcome {
         Ok(Ok(reviewed)) => {
@@ -723,10 +743,31 @@ async fn review_body(request: Request<Incoming>, shared: &ServerState, started: 
             );
             json(reviewed.response)
         }
-        Ok(Err(reason)) => {
+        Ok(Err(ReviewError::BadRequest(reason))) => {
             shared.metrics.count("bad_request");
             warn!(%reason, "not an AdmissionReview");
             text(StatusCode::BAD_REQUEST, &format!("{reason}\n"))
+        }
+        // No decision without a lease that could not be read: HTTP 500, so the API
+        // server applies the webhook's failurePolicy (Fail: denied; Ignore: admitted).
+        Ok(Err(ReviewError::ContextUnavailable(why))) => {
+            shared.metrics.count("context_unavailable");
+            let uid = request_uid(body);
+            error!(%uid, error = %why, duration_us = started.elapsed().as_micros() as u64, "no decision: the context could not be read");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("flink-ha cannot decide this request: {why}\n"),
+            )
+        }
+        Ok(Err(ReviewError::ContextNeeded(refs))) => {
+            shared.metrics.count("context_unavailable");
+            let uid = request_uid(body);
+            let asked: Vec<String> = refs.iter().map(|r| format!("{}/{}", r.namespace, r.name)).collect();
+            error!(%uid, asked = ?asked, "no decision: the policy asked for context again after it was given");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "flink-ha cannot decide this request: the policy asked for its context twice\n",
+            )
         }
         Err(failure) => {
             shared.metrics.count(failure.outcome());

@@ -465,3 +465,51 @@ async fn shutdown_turns_unready_keeps_serving_for_the_drain_delay_then_closes_th
         "still listening after shutdown"
     );
 }
+
+/// A DELETE of the real Flink 2.3 job ConfigMap (`pointers`: with its checkpoint and
+/// counter, else emptied as Flink leaves it before deleting it).
+fn job_configmap_delete(uid: &str, pointers: bool) -> String {
+    let text = include_str!("../../tests/fixtures/review-ha205-job-configmap-delete-live-denied/review.json");
+    let mut review: Value = serde_json::from_str(text).unwrap();
+    review["request"]["uid"] = json!(uid);
+    if !pointers {
+        review["request"]["oldObject"]["data"] = json!({});
+    }
+    review.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_the_webhook_cannot_read_is_an_http_500_so_the_failure_policy_decides() {
+    // No API server client: the job ConfigMap's cluster lease cannot be read.
+    let (cfg, dir) = config(PolicySource::Embedded);
+    assert!(cfg.kube_client.is_none());
+    let webhook = start(cfg, dir).await;
+    let http = client(&webhook.ca_pem);
+    let validate = webhook.url("/validate");
+
+    let r = http
+        .post(&validate)
+        .body(job_configmap_delete("uid-job-cm", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 500);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("cannot decide") && text.contains("no API server access"),
+        "{text}"
+    );
+    // A decision that does not turn on the lease is made as usual: Flink's own delete of
+    // the job ConfigMap it emptied.
+    let r = post_review(&http, &validate, job_configmap_delete("uid-emptied", false)).await;
+    assert_eq!(r["response"]["allowed"], true, "{r}");
+    let text = metrics(&http, webhook.url("/metrics")).await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"flink_ha_webhook_reviews_total{outcome="context_unavailable"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+}

@@ -9,13 +9,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use flink_ha_admission::policy::{InputFormat, ReviewSettings};
+use flink_ha_admission::policy::{InputFormat, ReviewContext, ReviewError, ReviewSettings};
 use flink_ha_admission::{EMBEDDED_POLICY, Limits, Policy, PolicyEngine};
 use flink_ha_policy::LintRun;
 
 #[path = "../../tests/support/corpus.rs"]
 mod corpus;
-use corpus::{REVIEW_NOW_MS as NOW_MS, files_under};
+use corpus::{ContextFile, REVIEW_NOW_MS as NOW_MS, files_under, review_context};
 
 fn policy() -> &'static Policy {
     static POLICY: OnceLock<(PolicyEngine, Policy)> = OnceLock::new();
@@ -42,9 +42,41 @@ fn native_lint(name: &str, bytes: &[u8]) -> String {
 /// stood, what exemptions waived (rule, exemption, why) and the response.
 type Outcome = (bool, Vec<String>, Vec<(String, String, String)>, String);
 
+/// Why a review has no decision, the same on both sides: a bad request (its message), a
+/// context to look up (`namespace/name`s), or one that could not be read (why).
+fn native_failure(error: flink_ha_policy::ReviewError) -> String {
+    match error {
+        flink_ha_policy::ReviewError::ContextNeeded(refs) => format!(
+            "context-needed {:?}",
+            refs.iter()
+                .map(|r| format!("{}/{}", r.namespace, r.name))
+                .collect::<Vec<_>>()
+        ),
+        flink_ha_policy::ReviewError::ContextUnavailable(why) => format!("context-unavailable {why}"),
+        other => format!("bad-request {other}"),
+    }
+}
+
+fn component_failure(error: ReviewError) -> String {
+    match error {
+        ReviewError::ContextNeeded(refs) => format!(
+            "context-needed {:?}",
+            refs.iter()
+                .map(|r| format!("{}/{}", r.namespace, r.name))
+                .collect::<Vec<_>>()
+        ),
+        ReviewError::ContextUnavailable(why) => format!("context-unavailable {why}"),
+        ReviewError::BadRequest(message) => format!("bad-request {message}"),
+    }
+}
+
 /// The native review as the component's WIT result would carry it.
-fn native_review(body: &str, settings: &Settings) -> Result<Outcome, String> {
-    flink_ha_policy::review(body, NOW_MS, settings)
+fn native_review(body: &str, settings: &Settings, context: Option<&ContextFile>) -> Result<Outcome, String> {
+    let context = context.map(|c| match c {
+        ContextFile::Found(found) => flink_ha_policy::ReviewContext::Found(found.clone()),
+        ContextFile::Unknown(why) => flink_ha_policy::ReviewContext::Unknown(why.clone()),
+    });
+    flink_ha_policy::review_in_context(body, NOW_MS, settings, context.as_ref())
         .map(|r| {
             let rules = r.findings.iter().map(|f| f.rule.as_str().to_string()).collect();
             let exempted = r
@@ -54,13 +86,17 @@ fn native_review(body: &str, settings: &Settings) -> Result<Outcome, String> {
                 .collect();
             (r.allowed, rules, exempted, r.response)
         })
-        .map_err(|e| e.to_string())
+        .map_err(native_failure)
 }
 
 /// A fixture's settings.json: disabled rules, warn-only, exemptions, namespace labels.
 type Settings = flink_ha_policy::ReviewSettings;
 
-fn component_review(body: &str, settings: &Settings) -> Result<Outcome, String> {
+fn component_review(body: &str, settings: &Settings, context: Option<&ContextFile>) -> Result<Outcome, String> {
+    let context = context.map(|c| match c {
+        ContextFile::Found(found) => ReviewContext::Found(found.clone()),
+        ContextFile::Unknown(why) => ReviewContext::Unknown(why.clone()),
+    });
     let settings = ReviewSettings {
         disabled_rules: settings.disabled_rules.clone(),
         warn_only: settings.warn_only,
@@ -75,12 +111,13 @@ fn component_review(body: &str, settings: &Settings) -> Result<Outcome, String> 
             .map(|labels| labels.clone().into_iter().collect()),
     };
     policy()
-        .review(body, NOW_MS, &settings)
+        .review(body, NOW_MS, &settings, context.as_ref())
         .expect("the policy answers")
         .map(|r| {
             let exempted = r.exempted.into_iter().map(|e| (e.rule, e.exemption, e.why)).collect();
             (r.allowed, r.rules, exempted, r.response)
         })
+        .map_err(component_failure)
 }
 
 #[test]
@@ -91,7 +128,7 @@ fn lint_is_byte_identical_over_fixtures_samples_and_the_lint_fuzz_corpus() {
         inputs.extend(files_under(&root.join(dir)).into_iter().filter(|p| {
             !matches!(
                 p.file_name().and_then(|n| n.to_str()),
-                Some("expected.json" | "review.json" | "settings.json" | "inspect.json")
+                Some("expected.json" | "review.json" | "settings.json" | "inspect.json" | "context.json")
             )
         }));
     }
@@ -191,8 +228,10 @@ fn review_is_byte_identical_over_review_fixtures_and_the_review_fuzz_corpus() {
         let Ok(body) = fs::read_to_string(path) else {
             continue;
         };
-        let native = native_review(&body, settings);
-        let component = component_review(&body, settings);
+        // A fixture's lookup (context.json); the fuzz corpus has none.
+        let context = path.parent().and_then(review_context);
+        let native = native_review(&body, settings, context.as_ref());
+        let component = component_review(&body, settings, context.as_ref());
         reviewed += usize::from(native.is_ok());
         if native != component {
             mismatches.push(format!(

@@ -4,9 +4,9 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
-use flink_ha_policy::{ReviewSettings, review};
+use flink_ha_policy::{ReviewContext, ReviewError, ReviewSettings, review_in_context};
 
 #[derive(Args)]
 pub struct ReviewArgs {
@@ -36,6 +36,41 @@ pub struct ReviewArgs {
     /// that cannot read the namespace.
     #[arg(long = "namespace-label", value_name = "KEY=VALUE", value_parser = parse_label)]
     namespace_labels: Vec<(String, String)>,
+
+    /// What the webhook would look up beside the request: the cluster ConfigMap(s) as
+    /// YAML or JSON (`kubectl get configmap <cluster-id>-cluster-config-map -o yaml`; a
+    /// List or several documents too). HA205 judges a job ConfigMap by its cluster's
+    /// lease; a review that needs it and has no --context says which ConfigMap to give.
+    /// An empty file: the cluster ConfigMap does not exist.
+    #[arg(long, value_name = "FILE")]
+    context: Option<std::path::PathBuf>,
+}
+
+/// The ConfigMaps in a `--context` file, each as JSON: one object, a `List`, or several
+/// YAML documents.
+fn read_context(path: &std::path::Path) -> Result<ReviewContext> {
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut found = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_json::Value::deserialize(document)
+            .with_context(|| format!("{} is not YAML or JSON", path.display()))?;
+        match value["kind"].as_str() {
+            _ if value.is_null() => {}
+            Some("List" | "ConfigMapList") => {
+                for item in value["items"].as_array().into_iter().flatten() {
+                    found.push(item.to_string());
+                }
+            }
+            Some("ConfigMap") => found.push(value.to_string()),
+            other => bail!(
+                "{}: expected ConfigMaps (one, a List, or several documents), found kind {}",
+                path.display(),
+                other.unwrap_or("(none)")
+            ),
+        }
+    }
+    Ok(ReviewContext::Found(found))
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -69,7 +104,24 @@ pub fn run(args: &ReviewArgs) -> Result<ExitCode> {
             .extend(file.rules_off().map(|rule| rule.as_str().to_string()));
         settings.exemptions = file.exemptions;
     }
-    let reviewed = review(&body, now, &settings).with_context(|| format!("cannot review {}", args.file))?;
+    let context = args.context.as_deref().map(read_context).transpose()?;
+    let reviewed = match review_in_context(&body, now, &settings, context.as_ref()) {
+        Ok(reviewed) => reviewed,
+        Err(ReviewError::ContextNeeded(refs)) => {
+            let names: Vec<String> = refs.iter().map(|r| format!("{}/{}", r.namespace, r.name)).collect();
+            let fetch: Vec<String> = refs
+                .iter()
+                .map(|r| format!("kubectl get configmap {} -n {} -o yaml", r.name, r.namespace))
+                .collect();
+            bail!(
+                "cannot review {}: the decision depends on the lease in ConfigMap {}; the webhook reads it from the API server, here pass it with --context FILE (`{} > FILE`; an empty file if it does not exist)",
+                args.file,
+                names.join(" and "),
+                fetch.join("; ")
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot review {}", args.file)),
+    };
     println!("{}", reviewed.response);
     Ok(if reviewed.allowed {
         ExitCode::SUCCESS

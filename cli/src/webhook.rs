@@ -165,12 +165,19 @@ pub fn run(args: &WebhookArgs) -> Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let managed = runtime.block_on(args.managed.manager())?;
-    // Settings may select namespaces by label: then the webhook reads them from the API
-    // server. Without a kubeconfig that is refused when the settings are loaded.
-    let kube_client = match (&managed, &args.settings) {
-        (Some(manager), _) => Some(manager.client()),
-        (None, Some(_)) => runtime.block_on(kube::Client::try_default()).ok(),
-        (None, None) => None,
+    // The API server: HA205 reads a job ConfigMap's cluster ConfigMap (its lease) when a
+    // decision turns on it, and namespaceSelector exemptions read namespace labels.
+    // Without it, a review that needs a lease fails with HTTP 500 (the failurePolicy
+    // decides), and a namespaceSelector exemption is refused when the settings load.
+    let kube_client = match &managed {
+        Some(manager) => Some(manager.client()),
+        None => match runtime.block_on(kube::Client::try_default()) {
+            Ok(client) => Some(client),
+            Err(e) => {
+                warn!(error = %e, "no API server access: a review that needs a cluster's lease (HA205 on a job ConfigMap) fails with HTTP 500");
+                None
+            }
+        },
     };
     let tls = match (&args.tls_cert, &args.tls_key, managed) {
         (_, _, Some(manager)) => TlsSource::Managed(manager),

@@ -278,6 +278,55 @@ fn review_exit_codes_follow_the_decision() {
 }
 
 #[test]
+fn review_takes_the_cluster_configmap_a_job_configmap_is_judged_by_from_a_context_file() {
+    let dir = fixtures();
+    let review = dir.join("review-ha205-job-configmap-delete-live-denied/review.json");
+    // `kubectl get cm -l app=real-flink -o yaml` of the real Flink 2.3 cluster: a List
+    // with the job and the cluster ConfigMap, whose lease was renewed at 06:37:18.5.
+    let capture = dir.join("inspect-real-flink-2.3-after-recovery/configmaps.yaml");
+    let run = |extra: &[&str]| bin().arg("review").arg(&review).args(extra).output().expect("runs");
+
+    let o = run(&["--now", "2026-11-28T06:37:23Z"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("ConfigMap default/real-flink-cluster-config-map")
+            && stderr(&o).contains("--context FILE")
+            && stderr(&o).contains("kubectl get configmap real-flink-cluster-config-map -n default -o yaml"),
+        "{}",
+        stderr(&o)
+    );
+
+    let context = capture.to_str().expect("UTF-8 path");
+    let o = run(&["--now", "2026-11-28T06:37:23Z", "--context", context]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let message = v["response"]["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("[HA205]") && message.contains("restarts the job empty"),
+        "{message}"
+    );
+
+    // The lease ran out at 06:37:33.5; and an empty context: no cluster ConfigMap.
+    let o = run(&["--now", "2026-11-28T06:40:00Z", "--context", context]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let empty = tmp.path().join("none.yaml");
+    std::fs::write(&empty, "").expect("write");
+    let o = run(&[
+        "--now",
+        "2026-11-28T06:37:23Z",
+        "--context",
+        empty.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let pod = tmp.path().join("pod.yaml");
+    std::fs::write(&pod, "kind: Pod\nmetadata: {name: x}\n").expect("write");
+    let o = run(&["--context", pod.to_str().expect("UTF-8")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("found kind Pod"), "{}", stderr(&o));
+}
+
+#[test]
 fn review_applies_a_settings_files_exemptions_as_the_webhook_does() {
     let dir = fixtures();
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -18,13 +18,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::webhook::owned_ha_configmap;
+use common::webhook::{owned_ha_configmap, real_flink_configmaps};
 use flink_ha_testenv::TestEnv;
 use flink_ha_testenv::process::{free_port, http_get_ok};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Secret};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -372,6 +372,23 @@ async fn kubectl_apply_k_deploy_is_the_whole_install_and_the_webhook_keeps_its_c
     assert_eq!(served_certificate(first.port, &ca).await?, der_of(&cert)?);
     wait_reviewed(&env).await?;
     assert_eq!(issued_count(&[&first]), 1, "{}", first.log_text());
+    // HA205 reads a job ConfigMap's cluster lease with the service account's RBAC: the
+    // delete is denied by the rule, not refused for want of an answer.
+    let configmaps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let (job, cluster) = real_flink_configmaps()?;
+    configmaps.create(&PostParams::default(), &cluster).await?;
+    configmaps.create(&PostParams::default(), &job).await?;
+    let job_name = job.metadata.name.clone().ok_or("no name")?;
+    match configmaps.delete(&job_name, &DeleteParams::default()).await {
+        Err(kube::Error::Api(e)) if e.message.contains("[HA205]") => {}
+        other => {
+            return Err(format!(
+                "a job ConfigMap delete under a live lease: {other:?}\n{}",
+                first.log_text()
+            )
+            .into());
+        }
+    }
     eprintln!("first replica's log:\n{}", first.log_text());
 
     // 2. A restart reuses the Secret: same certificate, nothing written.

@@ -6,8 +6,9 @@
 //!
 //! - Behind the webhook, nothing Flink writes is denied across start, checkpoints, a
 //!   SIGKILL failover, a job cancel and a graceful cluster shutdown (which exits 0 and
-//!   leaves no cluster ConfigMap); an owner reference on Flink's ConfigMap (HA201) and a
-//!   delete of its live cluster ConfigMap (HA205) are denied.
+//!   leaves no cluster ConfigMap); an owner reference on Flink's ConfigMap (HA201), a
+//!   delete of its live cluster ConfigMap and one of its running job's ConfigMap (HA205,
+//!   by the cluster's lease) are denied.
 //! - Beside `flink-ha jobmanager` on one cluster id: a Flink JobManager that takes over
 //!   from the runtime runs (no crash on the runtime's entries); the runtime that takes over
 //!   from Flink leaves Flink's job untouched, says why and gives the lock up; the next
@@ -37,6 +38,11 @@ static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// `flink_ha_webhook_reviews_total{outcome="denied"}` from the webhook's `/metrics`.
 fn webhook_denials(probe: u16) -> Result<u64, Error> {
+    webhook_reviews(probe, "denied")
+}
+
+/// `flink_ha_webhook_reviews_total{outcome=...}` from the webhook's `/metrics`.
+fn webhook_reviews(probe: u16, outcome: &str) -> Result<u64, Error> {
     let out = Command::new("curl")
         .args(["-s", "--max-time", "5"])
         .arg(format!("http://127.0.0.1:{probe}/metrics"))
@@ -44,7 +50,7 @@ fn webhook_denials(probe: u16) -> Result<u64, Error> {
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text
         .lines()
-        .filter(|l| l.starts_with("flink_ha_webhook_reviews_total") && l.contains(r#"outcome="denied""#))
+        .filter(|l| l.starts_with("flink_ha_webhook_reviews_total") && l.contains(&format!(r#"outcome="{outcome}""#)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64)
 }
@@ -93,6 +99,14 @@ async fn real_flink_behind_the_webhook_is_never_denied_and_shuts_down_cleanly() 
         matches!(&deleted, Err(kube::Error::Api(e)) if e.message.contains("[HA205]") && e.message.contains("execution plan")),
         "{deleted:?}"
     );
+    // Flink's job ConfigMap (checkpoint pointers and counter, no lease of its own) is
+    // judged by the cluster's lease: deleting it would restart the job empty.
+    let job_cm = names::job_config_map("real-flink", &job);
+    let deleted = api.delete(&job_cm, &DeleteParams::default()).await;
+    assert!(
+        matches!(&deleted, Err(kube::Error::Api(e)) if e.message.contains("[HA205]") && e.message.contains("restarts the job empty")),
+        "{deleted:?}"
+    );
     let denied_after_ours = webhook_denials(probe)?;
 
     // SIGKILL the leader; a second JobManager takes over and restores the job at the
@@ -122,7 +136,6 @@ async fn real_flink_behind_the_webhook_is_never_denied_and_shuts_down_cleanly() 
     // Cancel the job (Flink deletes its job ConfigMap), then shut the cluster down:
     // Flink releases the lock, takes it again and deletes the emptied ConfigMap.
     rest("PATCH", jm2.rest, &format!("/jobs/{job}?mode=cancel"), &[])?;
-    let job_cm = names::job_config_map("real-flink", &job);
     wait_for(
         "the job ConfigMap gone after the cancel",
         Duration::from_secs(60),
@@ -164,9 +177,11 @@ async fn real_flink_behind_the_webhook_is_never_denied_and_shuts_down_cleanly() 
         denials.join("\n")
     );
     assert!(
-        denied_after_ours - denied_before_ours >= 2,
-        "the owner reference and the delete were not both denied"
+        denied_after_ours - denied_before_ours >= 3,
+        "the owner reference and the two deletes were not all denied"
     );
+    // Flink's writes never needed a lease the webhook could not read.
+    assert_eq!(webhook_reviews(probe, "context_unavailable")?, 0);
     for line in &denials {
         let ours =
             (line.contains("UPDATE") && line.contains("HA201")) || (line.contains("DELETE") && line.contains("HA205"));

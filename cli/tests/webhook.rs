@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 mod common;
-use common::webhook::{enforced_env, kubectl, owned_ha_configmap};
+use common::webhook::{enforced_env, kubectl, lease_record, owned_ha_configmap, real_flink_configmaps};
 
 /// A `flink-config-<cluster>` ConfigMap holding `config_yaml`.
 fn flink_config(cluster: &str, config_yaml: &str) -> ConfigMap {
@@ -228,13 +228,24 @@ async fn the_deploy_manifests_follow_the_conventions_and_pass_the_api_servers_va
         args.contains("--cert-secret") && args.contains("flink-ha-webhook-tls"),
         "{args}"
     );
-    // The least RBAC: get and update of the one Secret and the one configuration.
+    // The least RBAC: get and update of the one Secret and the one configuration; and
+    // reads only otherwise: get of ConfigMaps (HA205's cluster leases) and namespaces.
     for kind in ["Role", "ClusterRole"] {
-        let rules = &of(kind)["rules"];
-        assert_eq!(rules.as_array().map(Vec::len), Some(1), "{kind}: {rules}");
-        assert_eq!(rules[0]["verbs"], serde_json::json!(["get", "update"]), "{kind}");
-        assert_eq!(rules[0]["resourceNames"].as_array().map(Vec::len), Some(1), "{kind}");
+        for role in enforce.iter().filter(|o| o["kind"] == kind) {
+            let (name, rules) = (&role["metadata"]["name"], &role["rules"]);
+            assert_eq!(rules.as_array().map(Vec::len), Some(1), "{name}: {rules}");
+            let resources = rules[0]["resources"].clone();
+            if resources == serde_json::json!(["configmaps"]) || resources == serde_json::json!(["namespaces"]) {
+                assert_eq!(rules[0]["verbs"], serde_json::json!(["get"]), "{name}: {rules}");
+                assert!(rules[0]["apiGroups"] == serde_json::json!([""]), "{name}: {rules}");
+            } else {
+                assert_eq!(rules[0]["verbs"], serde_json::json!(["get", "update"]), "{name}");
+                assert_eq!(rules[0]["resourceNames"].as_array().map(Vec::len), Some(1), "{name}");
+            }
+        }
     }
+    let names: Vec<&str> = enforce.iter().filter_map(|o| o["metadata"]["name"].as_str()).collect();
+    assert!(names.contains(&"flink-ha-webhook-configmaps"), "{names:?}");
     assert!(of("Secret")["data"].is_null(), "the Secret is created empty");
 
     // Bring your own certificates: cert-manager issues them and injects the CA; the
@@ -248,6 +259,10 @@ async fn the_deploy_manifests_follow_the_conventions_and_pass_the_api_servers_va
     assert!(
         !own_names.contains(&"flink-ha-webhook-ca-bundle"),
         "cert-manager/ keeps the caBundle RBAC"
+    );
+    assert!(
+        own_names.contains(&"flink-ha-webhook-configmaps"),
+        "cert-manager/ keeps the ConfigMap reads HA205 needs"
     );
     let own_of = |kind: &str| own.iter().find(|o| o["kind"] == kind).cloned().expect("present");
     assert_eq!(
@@ -506,5 +521,187 @@ async fn exemptions_waive_exactly_what_the_settings_say_and_a_bad_reload_keeps_t
     assert_ne!(without_migration, good);
     std::fs::write(&settings, without_migration)?;
     wait_until_denied(&env, &migrating, &owned, "[HA201]", 15).await?;
+    Ok(())
+}
+
+/// A Flink pointer with its delete mark set, as Flink's first removal step writes it.
+fn marked_for_deletion(value: &str) -> Result<String, Box<dyn std::error::Error>> {
+    use base64::Engine;
+    let mut bytes = base64::engine::general_purpose::STANDARD.decode(value)?;
+    let field = bytes
+        .windows(17)
+        .position(|w| w == b"markedForDeletion")
+        .ok_or("no delete marker")?;
+    // The class description ends (TC_ENDBLOCKDATA, no superclass); the object's data
+    // starts with the boolean.
+    let end = field
+        + bytes[field..]
+            .windows(2)
+            .position(|w| w == [0x78, 0x70])
+            .ok_or("no end")?;
+    bytes[end + 2] = 1;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+#[tokio::test]
+async fn deleting_a_job_configmap_with_checkpoints_under_its_clusters_live_lease_is_denied_until_the_lease_expires()
+-> TestResult {
+    const CHECKPOINT: &str = "checkpointID-0000000000000000066";
+    let env = enforced_env("webhook-ha205-job").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let (job, cluster) = real_flink_configmaps()?;
+    let job_name = job.metadata.name.clone().ok_or("no name")?;
+    api.create(&PostParams::default(), &cluster).await?;
+    api.create(&PostParams::default(), &job).await?;
+
+    // The job ConfigMap has no lease of its own: the webhook reads its cluster's.
+    let err = api
+        .delete(&job_name, &DeleteParams::default())
+        .await
+        .expect_err("denied while the cluster's lease is live");
+    let text = err.to_string();
+    assert!(
+        text.contains("[HA205]") && text.contains("1 checkpoint pointer, a checkpoint counter"),
+        "{text}"
+    );
+    assert!(text.contains("real-flink-cluster-config-map"), "{text}");
+    let out = kubectl(&env, &["delete", "configmap", &job_name], None)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("[HA205]"), "{stderr}");
+    // README quotes this line.
+    eprintln!("kubectl delete said: {stderr}");
+
+    // Emptying it by an update is no way around it.
+    let mut emptied = api.get(&job_name).await?;
+    emptied.data = Some(Default::default());
+    let err = api
+        .replace(&job_name, &PostParams::default(), &emptied)
+        .await
+        .expect_err("an update that takes the pointer away is denied");
+    assert!(err.to_string().contains("[HA205]"), "{err}");
+    assert!(
+        api.get(&job_name)
+            .await?
+            .data
+            .is_some_and(|d| d.contains_key(CHECKPOINT)),
+        "the checkpoint pointer must still be there"
+    );
+
+    // The cluster's leader is gone: its lease ran out a minute ago. The webhook keeps a
+    // read for two seconds, so the first deletes may still see the live lease.
+    let mut expired = api.get("real-flink-cluster-config-map").await?;
+    expired.metadata.annotations.get_or_insert_default().insert(
+        "control-plane.alpha.kubernetes.io/leader".into(),
+        lease_record(
+            jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_secs(120))?,
+            "PT15S",
+        ),
+    );
+    api.replace("real-flink-cluster-config-map", &PostParams::default(), &expired)
+        .await?;
+    let started = std::time::Instant::now();
+    loop {
+        match api.delete(&job_name, &DeleteParams::default()).await {
+            Ok(_) => break,
+            Err(e) if started.elapsed() < std::time::Duration::from_secs(15) && e.to_string().contains("[HA205]") => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(format!("not admitted once the lease expired: {e}").into()),
+        }
+    }
+    assert!(api.get_opt(&job_name).await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn flinks_own_job_cleanup_passes_the_webhook_under_a_live_lease() -> TestResult {
+    const CHECKPOINT: &str = "checkpointID-0000000000000000066";
+    let env = enforced_env("webhook-ha205-cleanup").await?;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let (job, cluster) = real_flink_configmaps()?;
+    let job_name = job.metadata.name.clone().ok_or("no name")?;
+    api.create(&PostParams::default(), &cluster).await?;
+    api.create(&PostParams::default(), &job).await?;
+
+    // As Flink ends a job: the last checkpoint marked, then removed, then the counter,
+    // then the emptied ConfigMap deleted, all while the cluster runs on.
+    let mut cm = api.get(&job_name).await?;
+    let data = cm.data.get_or_insert_default();
+    let pointer = data.get(CHECKPOINT).cloned().ok_or("no checkpoint")?;
+    data.insert(CHECKPOINT.into(), marked_for_deletion(&pointer)?);
+    let mut cm = api.replace(&job_name, &PostParams::default(), &cm).await?;
+    cm.data.get_or_insert_default().remove(CHECKPOINT);
+    let mut cm = api.replace(&job_name, &PostParams::default(), &cm).await?;
+    cm.data.get_or_insert_default().remove("counter");
+    api.replace(&job_name, &PostParams::default(), &cm).await?;
+    api.delete(&job_name, &DeleteParams::default()).await?;
+    assert!(api.get_opt(&job_name).await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_lease_the_webhook_may_not_read_leaves_the_decision_to_the_failure_policy() -> TestResult {
+    const LABEL: &str = "flink-ha-e2e/no-configmap-read";
+    let env = TestEnv::new("webhook-ha205-unreadable").await?;
+    // A webhook whose service account has no rights at all: it cannot read the lease.
+    let out = kubectl(&env, &["create", "serviceaccount", "blind-webhook"], None)?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = kubectl(&env, &["create", "token", "blind-webhook"], None)?;
+    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    let kubeconfig = env
+        .plane
+        .kubeconfig_for_token("blind-webhook", String::from_utf8(token.stdout)?.trim())?;
+    let hook = common::webhook::start_registered_as(&env, &kubeconfig, "flink-ha-e2e-blind", LABEL, &[]).await?;
+
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let (job, cluster) = real_flink_configmaps()?;
+    let job_name = job.metadata.name.clone().ok_or("no name")?;
+    api.create(&PostParams::default(), &cluster).await?;
+    api.create(&PostParams::default(), &job).await?;
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let label = serde_json::json!({"metadata": {"labels": {LABEL: "on"}}});
+    namespaces
+        .patch(
+            &env.namespace,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&label),
+        )
+        .await?;
+    wait_until_denied(&env, &env.namespace, &owned_ha_configmap("blind"), "[HA201]", 30).await?;
+
+    // failurePolicy: Fail, so no answer is a refusal; the API server says why.
+    let err = api
+        .delete(&job_name, &DeleteParams::default())
+        .await
+        .expect_err("refused: the webhook cannot decide");
+    let text = err.to_string();
+    assert!(
+        text.contains("flink-ha cannot decide this request") && text.contains("forbidden"),
+        "{text}"
+    );
+    assert!(api.get_opt(&job_name).await?.is_some());
+    assert!(
+        hook.metrics()?
+            .contains(r#"flink_ha_webhook_reviews_total{outcome="context_unavailable"} 1"#),
+        "{}",
+        hook.metrics()?
+    );
+    // Emptying it by an update turns on the lease too.
+    let mut emptied = api.get(&job_name).await?;
+    emptied.data = Some(Default::default());
+    let err = api
+        .replace(&job_name, &PostParams::default(), &emptied)
+        .await
+        .expect_err("refused: the webhook cannot decide");
+    assert!(err.to_string().contains("cannot decide"), "{err}");
+    // Decisions that do not turn on the lease are made: Flink's delete of a job
+    // ConfigMap it emptied.
+    let other_job = "real-flink-0123456789abcdef0123456789abcdef-config-map";
+    let mut ended = job.clone();
+    ended.metadata.name = Some(other_job.to_string());
+    ended.data = Some(Default::default());
+    api.create(&PostParams::default(), &ended).await?;
+    api.delete(other_job, &DeleteParams::default()).await?;
+    eprintln!("kube-rs said: {text}");
     Ok(())
 }

@@ -30,9 +30,12 @@ mod memcmp;
 #[global_allocator]
 static ALLOCATOR: arena::Arena = arena::Arena::new();
 
-use bindings::{ExemptionApplied, Guest, InputFormat, ReviewSettings, Reviewed};
+use bindings::{ExemptionApplied, Guest, InputFormat, ObjectRef, ReviewContext, ReviewError, ReviewSettings, Reviewed};
 
-use flink_ha_policy::{InputFormat as CoreFormat, LintRun, ReviewSettings as CoreSettings};
+use flink_ha_policy::{
+    InputFormat as CoreFormat, LintRun, ReviewContext as CoreContext, ReviewError as CoreError,
+    ReviewSettings as CoreSettings,
+};
 
 struct Policy;
 
@@ -41,10 +44,16 @@ impl Guest for Policy {
         lint_json(&name, &input, core_format(format))
     }
 
-    fn review(admission_review: String, now_unix_ms: i64, settings: ReviewSettings) -> Result<Reviewed, String> {
+    fn review(
+        admission_review: String,
+        now_unix_ms: i64,
+        settings: ReviewSettings,
+        context: Option<ReviewContext>,
+    ) -> Result<Reviewed, ReviewError> {
         let exemptions = match settings.exemptions_json.trim() {
             "" => Vec::new(),
-            json => serde_json::from_str(json).map_err(|e| format!("the host sent unusable exemptions: {e}"))?,
+            json => serde_json::from_str(json)
+                .map_err(|e| ReviewError::BadRequest(format!("the host sent unusable exemptions: {e}")))?,
         };
         let settings = CoreSettings {
             disabled_rules: settings.disabled_rules,
@@ -52,7 +61,12 @@ impl Guest for Policy {
             exemptions,
             namespace_labels: settings.namespace_labels.map(|labels| labels.into_iter().collect()),
         };
-        let reviewed = flink_ha_policy::review(&admission_review, now_unix_ms, &settings).map_err(|e| e.to_string())?;
+        let context = context.map(|context| match context {
+            ReviewContext::Found(found) => CoreContext::Found(found),
+            ReviewContext::Unknown(why) => CoreContext::Unknown(why),
+        });
+        let reviewed = flink_ha_policy::review_in_context(&admission_review, now_unix_ms, &settings, context.as_ref())
+            .map_err(review_error)?;
         Ok(Reviewed {
             rules: reviewed.findings.iter().map(|f| f.rule.as_str().to_string()).collect(),
             exempted: reviewed
@@ -84,6 +98,23 @@ impl Guest for Policy {
 }
 
 bindings::export!(Policy with_types_in bindings);
+
+/// The core's error as the WIT variant: a context to look up or one that failed, else a
+/// bad request with the core's message.
+fn review_error(error: CoreError) -> ReviewError {
+    match error {
+        CoreError::ContextNeeded(refs) => ReviewError::ContextNeeded(
+            refs.into_iter()
+                .map(|r| ObjectRef {
+                    namespace: r.namespace,
+                    name: r.name,
+                })
+                .collect(),
+        ),
+        CoreError::ContextUnavailable(why) => ReviewError::ContextUnavailable(why),
+        other => ReviewError::BadRequest(other.to_string()),
+    }
+}
 
 /// `flink-ha lint --input-format FORMAT NAME --format json`, without the newline.
 pub fn lint_json(name: &str, bytes: &[u8], format: CoreFormat) -> String {

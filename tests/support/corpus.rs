@@ -36,3 +36,26 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// A review fixture's `context.json`, what a host's lookup would have given the review.
+pub enum ContextFile {
+    /// `{"found": [<ConfigMap>, ...]}`: the objects, each as JSON text.
+    Found(Vec<String>),
+    /// `{"unknown": "<why>"}`: the lookup failed.
+    Unknown(String),
+}
+
+/// The `context.json` beside a review fixture; `None` without one.
+pub fn review_context(dir: &Path) -> Option<ContextFile> {
+    let text = std::fs::read_to_string(dir.join("context.json")).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).expect("a valid context.json");
+    if let Some(why) = value["unknown"].as_str() {
+        return Some(ContextFile::Unknown(why.to_string()));
+    }
+    let found = value["found"]
+        .as_array()
+        .expect("context.json has `found` or `unknown`");
+    Some(ContextFile::Found(
+        found.iter().map(serde_json::Value::to_string).collect(),
+    ))
+}

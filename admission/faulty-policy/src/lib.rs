@@ -16,7 +16,7 @@ mod bindings {
     });
 }
 
-use bindings::{Guest, InputFormat, ReviewSettings, Reviewed};
+use bindings::{Guest, InputFormat, ReviewContext, ReviewError, ReviewSettings, Reviewed};
 
 struct Faulty;
 
@@ -25,7 +25,12 @@ impl Guest for Faulty {
         "{}".to_string()
     }
 
-    fn review(admission_review: String, _now_unix_ms: i64, _settings: ReviewSettings) -> Result<Reviewed, String> {
+    fn review(
+        admission_review: String,
+        _now_unix_ms: i64,
+        _settings: ReviewSettings,
+        _context: Option<ReviewContext>,
+    ) -> Result<Reviewed, ReviewError> {
         if admission_review.contains("fault:trap") {
             panic!("the faulty policy traps on request");
         }

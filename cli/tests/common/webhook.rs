@@ -66,6 +66,17 @@ pub async fn start_registered(
     label: &str,
     extra: &[&str],
 ) -> Result<Running, Box<dyn std::error::Error>> {
+    start_registered_as(env, &env.kubeconfig, name, label, extra).await
+}
+
+/// [`start_registered`] with the API server access of `kubeconfig`.
+pub async fn start_registered_as(
+    env: &TestEnv,
+    kubeconfig: &std::path::Path,
+    name: &str,
+    label: &str,
+    extra: &[&str],
+) -> Result<Running, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let (port, probe) = (free_port()?, free_port()?);
     let log = std::fs::File::create(dir.path().join("webhook.log"))?;
@@ -76,7 +87,7 @@ pub async fn start_registered(
         .arg(dir.path())
         .args(["--deadline-ms", "1000"])
         .args(extra)
-        .env("KUBECONFIG", &env.kubeconfig)
+        .env("KUBECONFIG", kubeconfig)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()?;
@@ -213,4 +224,34 @@ pub fn kubectl(env: &TestEnv, args: &[&str], stdin: Option<&str>) -> std::io::Re
     }
     drop(child.stdin.take());
     child.wait_with_output()
+}
+
+/// The real Flink 2.3 capture's job and cluster ConfigMaps (tests/fixtures), ready to
+/// create: server-set metadata dropped, the cluster's lease renewed now for a minute.
+pub fn real_flink_configmaps() -> Result<(ConfigMap, ConfigMap), Box<dyn std::error::Error>> {
+    let text = include_str!("../../../tests/fixtures/inspect-real-flink-2.3-after-recovery/configmaps.yaml");
+    let list: serde_json::Value = serde_yaml::from_str(text)?;
+    let mut items = Vec::new();
+    for mut item in list["items"].as_array().cloned().unwrap_or_default() {
+        let meta = item["metadata"].as_object_mut().ok_or("no metadata")?;
+        for field in ["namespace", "resourceVersion", "uid", "creationTimestamp"] {
+            meta.remove(field);
+        }
+        items.push(item);
+    }
+    let [job, mut cluster] = <[serde_json::Value; 2]>::try_from(items).map_err(|_| "two ConfigMaps")?;
+    cluster["metadata"]["annotations"]["control-plane.alpha.kubernetes.io/leader"] =
+        serde_json::json!(lease_record(jiff::Timestamp::now(), "PT60S"));
+    Ok((serde_json::from_value(job)?, serde_json::from_value(cluster)?))
+}
+
+pub fn lease_record(renewed: jiff::Timestamp, duration: &str) -> String {
+    serde_json::json!({
+        "holderIdentity": "6f46063f-947d-4e5c-9045-709dda02fdae",
+        "leaseDuration": duration,
+        "acquireTime": renewed.to_string(),
+        "renewTime": renewed.to_string(),
+        "leaderTransitions": 1
+    })
+    .to_string()
 }
