@@ -15,6 +15,7 @@
 //! <storageDir>/<ha-cluster-id>/blob/no_job/…
 //! <storageDir>/<ha-cluster-id>/flink-ha-owner.json            this project's runtime: who owns the folder
 //! <storageDir>/job-result-store/<ha-cluster-id>/<job-id>[_DIRTY].json
+//! <storageDir>/job-result-store/<ha-cluster-id>/<namespace>/<cluster-id>/<job-id>[_DIRTY].json   the runtime's, per cluster
 //! <storageDir>/application-result-store/<ha-cluster-id>/…     2.x
 //! ```
 
@@ -89,6 +90,9 @@ pub enum StorageObject<'a> {
         name: &'a str,
         /// The job it is about, if the name is `<job-id>[_DIRTY].json`.
         job_id: Option<&'a str>,
+        /// The runtime's entries sit in a folder per cluster: its namespace and
+        /// Kubernetes cluster id. `None` for Flink's (per HA cluster id only).
+        cluster: Option<(&'a str, &'a str)>,
     },
     /// Not Flink HA data: what it looks like instead.
     Foreign {
@@ -121,19 +125,9 @@ pub fn classify<'a>(parts: &[&'a str]) -> StorageObject<'a> {
         return StorageObject::Foreign { looks_like: foreign };
     }
     match parts {
-        [store, folder, name] if *store == JOB_RESULT_STORE_DIR || *store == APPLICATION_RESULT_STORE_DIR => {
-            if !name.ends_with(".json") {
-                return StorageObject::Foreign {
-                    looks_like: "a file in a result store that is not a JSON entry",
-                };
-            }
-            let stem = name.strip_suffix(DIRTY_SUFFIX).or_else(|| name.strip_suffix(".json"));
-            StorageObject::ResultEntry {
-                store,
-                folder,
-                name,
-                job_id: stem.filter(|s| is_job_id(s)),
-            }
+        [store, folder, name] if is_result_store(store) => result_entry(store, folder, name, None),
+        [store, folder, namespace, cluster, name] if is_result_store(store) => {
+            result_entry(store, folder, name, Some((namespace, cluster)))
         }
         [folder, name] if *name == OWNER_MARKER => StorageObject::OwnerMarker { folder },
         [folder, name] if is_payload_name(name) => StorageObject::Payload { folder, name },
@@ -150,6 +144,31 @@ pub fn classify<'a>(parts: &[&'a str]) -> StorageObject<'a> {
         _ => StorageObject::Foreign {
             looks_like: "a file that is not in Flink's HA layout",
         },
+    }
+}
+
+fn is_result_store(store: &str) -> bool {
+    store == JOB_RESULT_STORE_DIR || store == APPLICATION_RESULT_STORE_DIR
+}
+
+fn result_entry<'a>(
+    store: &'a str,
+    folder: &'a str,
+    name: &'a str,
+    cluster: Option<(&'a str, &'a str)>,
+) -> StorageObject<'a> {
+    if !name.ends_with(".json") {
+        return StorageObject::Foreign {
+            looks_like: "a file in a result store that is not a JSON entry",
+        };
+    }
+    let stem = name.strip_suffix(DIRTY_SUFFIX).or_else(|| name.strip_suffix(".json"));
+    StorageObject::ResultEntry {
+        store,
+        folder,
+        name,
+        job_id: stem.filter(|s| is_job_id(s)),
+        cluster,
     }
 }
 
@@ -206,6 +225,7 @@ mod tests {
             "default/blob/no_job/blob_p-43a8",
             "job-result-store/default/25fc957960a1789dd1ef3466290fa995_DIRTY.json",
             "application-result-store/default/25fc957960a1789dd1ef3466290fa995.json",
+            "job-result-store/default/shop/orders/25fc957960a1789dd1ef3466290fa995_DIRTY.json",
             "team-b/flink-ha-owner.json",
         ] {
             assert!(of(path).is_ha_data(), "{path}: {:?}", of(path));
@@ -223,7 +243,8 @@ mod tests {
                 store: JOB_RESULT_STORE_DIR,
                 folder: "x",
                 name: &format!("{JOB}_DIRTY.json"),
-                job_id: Some(JOB)
+                job_id: Some(JOB),
+                cluster: None,
             }
         );
     }
@@ -254,8 +275,16 @@ mod tests {
         assert!(is_payload_name("completedCheckpointe31c6049fc69"));
         assert!(is_payload_name(&format!("submittedExecutionPlan{}", "a".repeat(24))));
         // The runtime's owned names: kind, owner, random part.
-        assert!(is_payload_name(&format!("completedCheckpoint-{}-{}", "0f".repeat(8), "a".repeat(24))));
-        assert!(is_payload_name(&format!("flinkHaProbe-{}-{}", "0f".repeat(8), "a".repeat(24))));
+        assert!(is_payload_name(&format!(
+            "completedCheckpoint-{}-{}",
+            "0f".repeat(8),
+            "a".repeat(24)
+        )));
+        assert!(is_payload_name(&format!(
+            "flinkHaProbe-{}-{}",
+            "0f".repeat(8),
+            "a".repeat(24)
+        )));
         assert!(!is_payload_name("completedCheckpoint../../x"));
         assert!(!is_payload_name("completedCheckpointxyzxyzxyzxyz"));
         assert_eq!(job_result_names(JOB)[1], format!("{JOB}_DIRTY.json"));

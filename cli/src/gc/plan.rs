@@ -371,8 +371,14 @@ pub async fn storage(
         .unwrap_or_else(|| vec![JOB_RESULT_STORE_DIR.to_owned(), folder.to_owned()]);
     let prefix: Vec<&str> = jrs_prefix.iter().map(String::as_str).collect();
     for (object, what) in inventory.under(&prefix) {
-        if let StorageObject::ResultEntry { job_id: Some(job), .. } = what
+        // The runtime's entries are in a folder per cluster: only the dead cluster's own.
+        if let StorageObject::ResultEntry {
+            job_id: Some(job),
+            cluster: owner,
+            ..
+        } = what
             && own_jobs.contains(job)
+            && owner.is_none_or(|(ns, id)| ns == cluster.namespace && id == cluster.cluster_id)
         {
             match others.jobs.get(job) {
                 Some(who) => plan.kept.push(format!("{}: job {job} is {who}'s too", object.uri)),
@@ -664,6 +670,7 @@ mod tests {
                 folder: "a",
                 name: "25fc957960a1789dd1ef3466290fa995_DIRTY.json",
                 job_id: Some("25fc957960a1789dd1ef3466290fa995"),
+                cluster: None,
             }
         );
     }
