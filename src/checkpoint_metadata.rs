@@ -1640,6 +1640,24 @@ mod tests {
     }
 
     #[test]
+    fn every_byte_of_the_real_file_changed_is_a_reading_or_an_error() {
+        // Each byte set to values that make lengths huge, negative or zero, and type bytes
+        // unknown: never a panic, and an error points inside the input.
+        let mut bytes = REAL_2_3.to_vec();
+        for at in 0..bytes.len() {
+            let original = bytes[at];
+            for value in [0x00, 0x01, 0x7F, 0x80, 0xFF, original.wrapping_add(1)] {
+                bytes[at] = value;
+                if let Ok(meta) = read(&bytes) {
+                    assert!(read(&bytes[..bytes.len() - 1]).is_err(), "{at}: a prefix read too");
+                    assert_eq!(meta.version, 6);
+                }
+            }
+            bytes[at] = original;
+        }
+    }
+
+    #[test]
     fn version_3_flink_1_15_with_every_handle_it_writes() {
         // Subtask 0: operator state (4) on a file, key groups (3) on a relative file, raw
         // keyed RocksDB incremental (5), one input channel and one result subpartition.
