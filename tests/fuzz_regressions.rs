@@ -84,7 +84,8 @@ fn flink_state_corpus_and_crashers_replay() {
 }
 
 /// `fuzz/fuzz_targets/checkpoint_metadata.rs`'s case; the seeds are a real Flink 2.3
-/// checkpoint's `_metadata` and hand-built files of each format version, which must still read.
+/// checkpoint's `_metadata`, the files Flink 2.3's serializers write for each format version
+/// (`tests/real-flink/serializer-2.3`) and hand-built ones, which must all still read.
 #[test]
 fn checkpoint_metadata_corpus_and_crashers_replay() {
     let cases: Vec<_> = files("fuzz/corpus/checkpoint_metadata")
@@ -92,7 +93,7 @@ fn checkpoint_metadata_corpus_and_crashers_replay() {
         .chain(files("fuzz/artifacts/checkpoint_metadata"))
         .collect();
     assert!(
-        cases.len() >= 5,
+        cases.len() >= 9,
         "the checkpoint_metadata corpus is committed ({} files)",
         cases.len()
     );
@@ -100,7 +101,7 @@ fn checkpoint_metadata_corpus_and_crashers_replay() {
         .iter()
         .filter(|path| cases::checkpoint_metadata(&std::fs::read(path).expect("readable")))
         .count();
-    assert!(read >= 5, "only {read} corpus files read");
+    assert!(read >= 9, "only {read} corpus files read");
 }
 
 #[test]
