@@ -1743,6 +1743,83 @@ mod tests {
     }
 
     #[test]
+    fn a_real_rocksdb_incremental_checkpoint_names_exactly_the_files_in_its_directory() {
+        // `tests/real-flink/rocksdb-2.3`: two retained incremental checkpoints of a Flink 2.3
+        // RocksDB job, and the listing of their checkpoint directory (`size path`).
+        const LISTING: &str = include_str!("../tests/real-flink/rocksdb-2.3/checkpoint-dir-listing.txt");
+        const ROOT: &str = "file:/tmp/rocks/ckpt/3fe5bf3fc560c9b1d6a3a258a235c6f6";
+        let listed: Vec<(String, u64)> = LISTING
+            .lines()
+            .map(|line| {
+                let (size, path) = line.split_once(' ').unwrap();
+                let path = path.strip_prefix("3fe5bf3fc560c9b1d6a3a258a235c6f6").unwrap();
+                (format!("{ROOT}{path}"), size.parse().unwrap())
+            })
+            .collect();
+        let checkpoints: [(u64, &[u8], &str); 2] = [
+            (
+                8,
+                include_bytes!("../tests/real-flink/rocksdb-2.3/_metadata-chk-8"),
+                include_str!("../tests/real-flink/rocksdb-2.3/_metadata-chk-8.flink.txt"),
+            ),
+            (
+                9,
+                include_bytes!("../tests/real-flink/rocksdb-2.3/_metadata-chk-9"),
+                include_str!("../tests/real-flink/rocksdb-2.3/_metadata-chk-9.flink.txt"),
+            ),
+        ];
+        let mut named = BTreeSet::new();
+        for (id, bytes, flink) in checkpoints {
+            let meta = read(bytes).unwrap();
+            assert_eq!((meta.version, meta.checkpoint_id), (6, id));
+            assert_eq!(render(&meta), flink, "chk-{id}");
+            let dir = format!("{ROOT}/chk-{id}");
+            // Every file it names is there, with the size it records.
+            for (_, _, _, file) in meta.files() {
+                let uri = file.location.resolve(&dir).unwrap();
+                let size = listed.iter().find(|(p, _)| *p == uri).map(|(_, s)| *s);
+                assert_eq!(size, Some(file.size), "chk-{id}: {uri}");
+            }
+            // Its exclusive files are relative; RocksDB's files absolute, under shared/.
+            let kinds: BTreeSet<_> = meta
+                .files()
+                .map(|(_, _, _, f)| match (&f.kind, &f.location) {
+                    (FileKind::Shared { .. } | FileKind::Private { .. }, Location::Uri { uri }) => {
+                        assert!(uri.starts_with(&format!("{ROOT}/shared/")), "{uri}");
+                        "rocksdb"
+                    }
+                    (FileKind::Meta | FileKind::Exclusive, Location::Relative { .. }) => "own",
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(kinds, BTreeSet::from(["own", "rocksdb"]));
+            // Everything in chk-N besides `_metadata` is named by it.
+            let required = meta.required_uris(&dir);
+            let own: Vec<_> = listed
+                .iter()
+                .map(|(p, _)| p.clone())
+                .filter(|p| p.starts_with(&format!("{dir}/")) && !p.ends_with("/_metadata"))
+                .collect();
+            assert_eq!(
+                own,
+                required
+                    .iter()
+                    .filter(|u| u.starts_with(&dir))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            );
+            named.extend(required);
+        }
+        // And nothing else is in the directory: shared/ holds exactly what the two name.
+        let unnamed: Vec<_> = listed
+            .iter()
+            .filter(|(p, _)| !p.ends_with("/_metadata") && !named.contains(p))
+            .collect();
+        assert!(unnamed.is_empty(), "{unnamed:?}");
+        assert_eq!(named.len(), listed.len() - 2);
+    }
+
+    #[test]
     fn every_truncation_of_the_real_file_is_an_error() {
         for len in 0..REAL_2_3.len() {
             let err = read(&REAL_2_3[..len]).unwrap_err();
