@@ -55,11 +55,13 @@
 //!
 //! # Paths
 //!
-//! Flink writes a file's path as a string: an absolute URI (`file:/…`, `s3://…`) for most
-//! handles, a bare file name for a relative handle (savepoints, and checkpoints of a
-//! relocatable kind), which Flink resolves against the directory the `_metadata` was read
-//! from. The format does not record that directory (the external pointer) itself: the
-//! caller knows it, and [`Location::resolve`] joins the two.
+//! Flink writes a file's path as a string: an absolute URI (`file:/…`, `s3://…`), or a bare
+//! file name for a relative handle, which Flink resolves against the directory the
+//! `_metadata` was read from. Flink 2.3 writes the files in the checkpoint's own directory
+//! (`chk-N/`: full keyed state, operator state, RocksDB's meta data file) as relative
+//! handles, and RocksDB's shared and private files (under `shared/`) as absolute ones; state
+//! under the inline threshold has no file at all. The format does not record the directory
+//! (Flink's external pointer): the caller knows it, and [`Location::resolve`] joins the two.
 
 use std::collections::BTreeSet;
 
