@@ -4,6 +4,7 @@
 //! file with `#[path]`). Each function panics only when the property it checks breaks.
 #![allow(dead_code)] // each includer uses its own part
 
+use flink_ha_policy::checkpoint_metadata::{self, MetadataError};
 use flink_ha_policy::flink_state::{HaPointer, read_completed_checkpoint, read_execution_plan};
 use flink_ha_policy::yaml::{parse_stream_full, parse_stream_simple};
 use flink_ha_policy::{InputFormat, LintRun, ReviewSettings, review};
@@ -79,6 +80,41 @@ pub fn settings(data: &[u8]) -> bool {
             assert!(e.line >= 1 && e.column >= 1, "{e}");
             let lines = flink_ha_policy::settings::yaml_lines(text).len();
             assert!(e.line <= lines + 1, "line {} of {lines}", e.line);
+            false
+        }
+    }
+}
+
+/// Any bytes as a checkpoint metadata file (`chk-N/_metadata`): a reading or an error that
+/// points inside the input, never a panic. A file that reads has nothing the reader skipped:
+/// without its last byte it does not read. Returns whether it read.
+pub fn checkpoint_metadata(data: &[u8]) -> bool {
+    match checkpoint_metadata::read(data) {
+        Ok(meta) => {
+            assert!(checkpoint_metadata::SUPPORTED_VERSIONS.contains(&meta.version));
+            let _ = meta.required_uris("s3://bucket/chk-1");
+            assert!(
+                checkpoint_metadata::read(&data[..data.len() - 1]).is_err(),
+                "a prefix read too"
+            );
+            true
+        }
+        Err(err) => {
+            let offset = match err {
+                MetadataError::Truncated { offset, .. }
+                | MetadataError::LengthPastEnd { offset, .. }
+                | MetadataError::Invalid { offset, .. }
+                | MetadataError::BadString { offset, .. }
+                | MetadataError::UnknownHandle { offset, .. }
+                | MetadataError::TooDeep { offset }
+                | MetadataError::Properties { offset, .. }
+                | MetadataError::PropertiesClass { offset, .. }
+                | MetadataError::TrailingBytes { offset, .. } => offset,
+                MetadataError::TooLarge { .. }
+                | MetadataError::NotMetadata { .. }
+                | MetadataError::UnsupportedVersion { .. } => 0,
+            };
+            assert!(offset <= data.len(), "{err} in {} bytes", data.len());
             false
         }
     }

@@ -27,6 +27,7 @@
 #[cfg(feature = "admission")]
 mod admission;
 mod bundle;
+pub mod checkpoint_metadata;
 pub mod config;
 pub mod duration;
 #[cfg(any(feature = "admission", feature = "settings"))]

@@ -83,6 +83,27 @@ fn flink_state_corpus_and_crashers_replay() {
     assert!(decoded >= 10, "only {decoded} corpus files decoded");
 }
 
+/// `fuzz/fuzz_targets/checkpoint_metadata.rs`'s case; the seeds are a real Flink 2.3
+/// checkpoint's `_metadata`, the files Flink 2.3's serializers write for each format version
+/// (`tests/real-flink/serializer-2.3`) and hand-built ones, which must all still read.
+#[test]
+fn checkpoint_metadata_corpus_and_crashers_replay() {
+    let cases: Vec<_> = files("fuzz/corpus/checkpoint_metadata")
+        .into_iter()
+        .chain(files("fuzz/artifacts/checkpoint_metadata"))
+        .collect();
+    assert!(
+        cases.len() >= 9,
+        "the checkpoint_metadata corpus is committed ({} files)",
+        cases.len()
+    );
+    let read = cases
+        .iter()
+        .filter(|path| cases::checkpoint_metadata(&std::fs::read(path).expect("readable")))
+        .count();
+    assert!(read >= 9, "only {read} corpus files read");
+}
+
 #[test]
 fn settings_corpus_and_crashers_replay() {
     let cases: Vec<_> = files("fuzz/corpus/settings")
