@@ -346,6 +346,34 @@ pub struct LatestCheckpoint {
     /// Why the payload could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether its `_metadata` and every state file it references exist, if the caller
+    /// looked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wholeness: Option<Wholeness>,
+}
+
+/// Whether a checkpoint can be restored from: its `_metadata` read, and every state file
+/// it references found with the size Flink recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Wholeness {
+    /// Everything is there.
+    Whole {
+        /// State files referenced (inline state not counted).
+        files: usize,
+        /// Their recorded bytes.
+        bytes: u64,
+    },
+    /// Files are missing or shorter than recorded.
+    NotWhole {
+        /// What is wrong, one entry per file.
+        problems: Vec<String>,
+    },
+    /// It could not be told (the metadata unreadable, storage not answering).
+    Unknown {
+        /// Why.
+        why: String,
+    },
 }
 
 /// One job's HA state.
@@ -676,6 +704,7 @@ pub fn apply_latest_checkpoint(job: &mut JobState, bytes: Result<&[u8], String>)
         checkpoint_id,
         info,
         error,
+        wholeness: None,
     });
 }
 
@@ -915,6 +944,21 @@ pub fn render_text(clusters: &[ClusterState]) -> String {
                         }
                         if let Some(metadata) = &info.metadata_uri {
                             let _ = writeln!(out, "    metadata:    {metadata}");
+                        }
+                        match &latest.wholeness {
+                            Some(Wholeness::Whole { files, bytes }) => {
+                                let _ = writeln!(
+                                    out,
+                                    "    whole:       yes: its _metadata and {files} state file(s), {bytes} bytes, exist as recorded"
+                                );
+                            }
+                            Some(Wholeness::NotWhole { problems }) => {
+                                let _ = writeln!(out, "    NOT whole:   {}", problems.join("; "));
+                            }
+                            Some(Wholeness::Unknown { why }) => {
+                                let _ = writeln!(out, "    whole:       not known: {why}");
+                            }
+                            None => {}
                         }
                     }
                     (None, Some(error)) => {

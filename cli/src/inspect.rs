@@ -227,6 +227,77 @@ pub async fn read_payloads(storage: &StorageAccess, cluster: &mut ClusterState) 
             None => continue,
         };
         ha_state::apply_latest_checkpoint(job, bytes.as_deref().map_err(Clone::clone));
+        if let Some(latest) = job.latest.as_mut()
+            && let Some(info) = &latest.info
+            && let Some(dir) = &info.external_pointer
+        {
+            let metadata = info.metadata_uri.clone().unwrap_or_else(|| format!("{dir}/_metadata"));
+            latest.wholeness = Some(wholeness(storage, dir, &metadata).await);
+        }
+    }
+}
+
+/// Whether a checkpoint is whole: its `_metadata` read (Flink's format, bounded) and every
+/// state file it references found with the size Flink recorded (a segment of a merged file:
+/// the file long enough to hold it).
+pub async fn wholeness(storage: &StorageAccess, dir: &str, metadata_uri: &str) -> ha_state::Wholeness {
+    use flink_ha_policy::checkpoint_metadata::{self, Location};
+    let bytes = match storage.read(metadata_uri).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return match storage.locate(metadata_uri).await {
+                ha_state::PayloadFact::Missing { .. } => ha_state::Wholeness::NotWhole {
+                    problems: vec![format!("{metadata_uri}: missing")],
+                },
+                _ => ha_state::Wholeness::Unknown { why: format!("{e:#}") },
+            };
+        }
+    };
+    let metadata = match checkpoint_metadata::read(&bytes) {
+        Ok(metadata) => metadata,
+        Err(e) => {
+            return ha_state::Wholeness::Unknown {
+                why: format!("{metadata_uri}: {e}"),
+            };
+        }
+    };
+    // Each file once: the largest extent any handle needs of it.
+    let mut needed: BTreeMap<String, (u64, bool)> = BTreeMap::new();
+    for (_, _, _, file) in metadata.files() {
+        let Some(uri) = file.location.resolve(dir) else { continue };
+        let (extent, exact) = match &file.location {
+            Location::Segment { start, .. } => (start.saturating_add(file.size), false),
+            _ => (file.size, true),
+        };
+        let entry = needed.entry(uri).or_insert((0, exact));
+        entry.0 = entry.0.max(extent);
+        entry.1 &= exact;
+    }
+    let mut problems = Vec::new();
+    let bytes: u64 = needed.values().map(|(size, _)| size).sum();
+    for (uri, (size, exact)) in &needed {
+        let Some(path) = storage.path_in_store(uri) else {
+            problems.push(format!("{uri}: not in the store of {}", storage.storage_dir));
+            continue;
+        };
+        match storage.stat(&path).await {
+            Ok(None) => problems.push(format!("{uri}: missing")),
+            Ok(Some((found, _))) if (*exact && found != *size) || found < *size => {
+                problems.push(format!("{uri}: {found} bytes, Flink recorded {size}"));
+            }
+            Ok(Some(_)) => {}
+            Err(e) => {
+                return ha_state::Wholeness::Unknown { why: format!("{e:#}") };
+            }
+        }
+    }
+    if problems.is_empty() {
+        ha_state::Wholeness::Whole {
+            files: needed.len(),
+            bytes,
+        }
+    } else {
+        ha_state::Wholeness::NotWhole { problems }
     }
 }
 

@@ -901,3 +901,41 @@ async fn backup_brings_back_deleted_ha_configmaps_only_while_their_payloads_exis
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inspect_tells_whether_the_latest_checkpoint_is_whole() -> TestResult {
+    let (env, folder) = gone_real_flink_cluster("inspect-whole").await?;
+    let root = folder.path();
+    let root_text = root.to_str().ok_or("utf-8")?;
+    // The payload names its checkpoint directory under the capture's install folder: point
+    // it into this test's folder (same length, so the Java stream stays valid).
+    let payload = root.join("ha/default").join(CHECKPOINT);
+    let mut bytes = std::fs::read(&payload)?;
+    replace_all(&mut bytes, b"/var/flink-data", root_text.as_bytes());
+    std::fs::write(&payload, bytes)?;
+    let chk = root.join(format!("ckpt/{JOB}/chk-66"));
+    std::fs::create_dir_all(&chk)?;
+    std::fs::copy(capture("_metadata-chk-66"), chk.join("_metadata"))?;
+    let storage = format!("file://{root_text}/ha");
+    let inspect = || {
+        flink_ha(
+            &["inspect", "real-flink", "-n", &env.namespace, "--storage", &storage],
+            Some(&env.kubeconfig),
+        )
+    };
+    // Its state is inline (a small hashmap backend): the _metadata alone makes it whole.
+    let out = inspect();
+    assert!(
+        stdout(&out).contains("whole:       yes: its _metadata and 0 state file(s), 0 bytes, exist as recorded"),
+        "{}",
+        describe(&out)
+    );
+    std::fs::remove_file(chk.join("_metadata"))?;
+    let out = inspect();
+    assert!(
+        stdout(&out).contains("NOT whole:") && stdout(&out).contains("_metadata: missing"),
+        "{}",
+        describe(&out)
+    );
+    Ok(())
+}
