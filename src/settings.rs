@@ -340,4 +340,17 @@ mod tests {
             assert!(schema.contains(needle), "{needle}");
         }
     }
+
+    #[test]
+    fn an_error_rule_waived_by_annotation_alone_is_refused_at_its_line() {
+        let text = "exemptions:\n  - name: operator-teardown\n    rules: [HA205]\n    users: [u]\n  - name: opt-out\n    rules: [HA205]\n    objectAnnotation: true\n";
+        let error = parse(text).unwrap_err();
+        assert_eq!(error.line, 5, "{error}");
+        assert!(
+            error.message.contains("HA205") && error.message.contains("objectAnnotation"),
+            "{error}"
+        );
+        let scoped = "exemptions:\n  - name: opt-out\n    rules: [HA205]\n    namespaces: [legacy]\n    objectAnnotation: true\n";
+        parse(scoped).unwrap();
+    }
 }
