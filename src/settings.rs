@@ -276,7 +276,7 @@ pub fn schema() -> Value {
                         "users": {"description": "userInfo.username, e.g. system:serviceaccount:NS:NAME", "type": "array", "items": {"type": "string", "minLength": 1}},
                         "groups": strings,
                         "objectAnnotation": {
-                            "description": "The object may opt out of these rules by listing them in the flink-ha.io/ignore annotation; an error rule also needs flink-ha.io/ignore-reason.",
+                            "description": "The object may opt out of these rules by listing them in the flink-ha.io/ignore annotation, read from the object as it was before the request (oldObject on UPDATE and DELETE). An error rule also needs flink-ha.io/ignore-reason, is never waived on CREATE, and needs users, groups, namespaces or namespaceSelector in the same exemption.",
                             "type": "boolean"
                         }
                     }
