@@ -199,16 +199,20 @@ pub fn review_in_context(
         Operation::Connect => Vec::new(),
     };
     findings.retain(|f| settings.enabled(f.rule));
-    let reviewed_object = match request.operation {
-        Operation::Delete => request.old_object.as_ref(),
-        _ => request.object.as_ref(),
+    // An opt-out annotation counts only if it was there before this request: the old
+    // object's on UPDATE and DELETE, else one write could add the violation and its
+    // waiver together. A CREATE has only the new object's, which waive no error rule.
+    let (annotated_object, annotations_of_new_object) = match request.operation {
+        Operation::Create => (request.object.as_ref(), true),
+        Operation::Update | Operation::Delete | Operation::Connect => (request.old_object.as_ref(), false),
     };
     let facts = RequestFacts {
         namespace: request.namespace.as_deref().unwrap_or_default(),
         namespace_labels: settings.namespace_labels.as_ref(),
         user: request.user_info.username.as_deref().unwrap_or_default(),
         groups: request.user_info.groups.as_deref().unwrap_or_default(),
-        annotations: reviewed_object.and_then(|o| o.metadata.annotations.as_ref()),
+        annotations: annotated_object.and_then(|o| o.metadata.annotations.as_ref()),
+        annotations_of_new_object,
     };
     let (findings, exempted) = exemptions::apply(findings, &settings.exemptions, &facts);
 
@@ -1056,6 +1060,45 @@ mod tests {
                 .unwrap()
                 .allowed
         );
+    }
+
+    #[test]
+    fn an_update_cannot_add_its_own_opt_out_annotation_with_the_violation() {
+        let (_, cluster) = real_configmaps();
+        let plan = "executionPlan-25fc957960a1789dd1ef3466290fa995";
+        let exempt: Vec<Exemption> = serde_json::from_value(json!([{
+            "name": "opt-out",
+            "rules": ["HA205"],
+            "namespaces": [NAMESPACE],
+            "objectAnnotation": true
+        }]))
+        .unwrap();
+        let settings = ReviewSettings {
+            exemptions: exempt,
+            ..ReviewSettings::default()
+        };
+        let annotate = |object: &Value| {
+            let mut object = object.clone();
+            object["metadata"]["annotations"]["flink-ha.io/ignore"] = json!("HA205");
+            object["metadata"]["annotations"]["flink-ha.io/ignore-reason"] = json!("self-service");
+            object
+        };
+        // The waiver arrives with the violation: the old object had none, so it stands.
+        let update = body(
+            "UPDATE",
+            Some(&cluster),
+            Some(&annotate(&without(&cluster, &[plan]))),
+            "admin",
+        );
+        let reviewed = review_in_context(&update, live(), &settings, None).unwrap();
+        assert!(!reviewed.allowed, "{}", reviewed.response);
+        assert!(reviewed.exempted.is_empty());
+        // Annotated beforehand (the old object has it): waived.
+        let annotated = annotate(&cluster);
+        let update = body("UPDATE", Some(&annotated), Some(&without(&annotated, &[plan])), "admin");
+        let reviewed = review_in_context(&update, live(), &settings, None).unwrap();
+        assert!(reviewed.allowed, "{}", reviewed.response);
+        assert_eq!(reviewed.exempted.len(), 1);
     }
 
     #[test]

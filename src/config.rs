@@ -3,7 +3,7 @@
 //! `config.yaml` (YAML 1.2, nested maps flattened to dotted keys).
 
 use crate::finding::Finding;
-use crate::options::{OptionSpec, display_value};
+use crate::options::{MASK, OptionSpec, display_value, is_sensitive};
 use crate::rules::RuleId;
 use crate::yaml::{Node, Pos, Value};
 
@@ -75,6 +75,11 @@ pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
     // The key of the last `parent:` line (YAML nesting that Flink ignores), to explain
     // the indented lines under it.
     let mut parent: Option<String> = None;
+    // The sensitive key whose value the following lines without ": " may continue (a
+    // PEM body pasted under `...secret-key: -----BEGIN ...`), and whether a PEM block is
+    // open: such lines are masked in messages, as the value itself is.
+    let mut secret_key: Option<String> = None;
+    let mut in_pem = false;
     for (i, line) in crate::scan::lines(text).enumerate() {
         let line_no = i + 1;
         let (conf_part, comment) = match crate::scan::find_byte(line, b'#') {
@@ -88,7 +93,27 @@ pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
         }
         let lead = char_len(&conf_part[..conf_part.len() - conf_part.trim_start_matches(|c: char| c <= ' ').len()]);
         let line_pos = Pos::new(line_no, lead + 1);
+        let pem_line = conf.contains("-----BEGIN") || conf.contains("-----END");
         let Some(split) = crate::scan::find_pair(conf.as_bytes(), b':', b' ') else {
+            let pem_ends = conf.contains("-----END");
+            if pem_line || in_pem || secret_key.is_some() {
+                in_pem = (in_pem || conf.contains("-----BEGIN")) && !pem_ends;
+                let of = secret_key
+                    .as_deref()
+                    .map(|k| format!(" (it may continue the value of `{k}`)"))
+                    .unwrap_or_default();
+                let mut finding = Finding::new(
+                    RuleId::HA003,
+                    format!("`{MASK}` has no \": \" (colon and space){of}; Flink skips the line, and a secret is not shown"),
+                    "flink-conf.yaml values are one line each: put the whole value on the key's line, or better, in a Secret read through an environment variable",
+                )
+                .at(Some(line_pos));
+                if let Some(key) = &secret_key {
+                    finding = finding.key(key.as_str());
+                }
+                findings.push(finding);
+                continue;
+            }
             let shown = match conf.split_once(':') {
                 Some((k, v)) if !v.trim().is_empty() => {
                     format!("{k}:{}", display_value(k, v))
@@ -96,6 +121,7 @@ pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
                 _ => display_value(conf, conf),
             };
             parent = conf.strip_suffix(':').map(|p| p.trim().to_string());
+            secret_key = parent.clone().filter(|p| is_sensitive(p));
             let (message, hint) = if conf.ends_with(':') {
                 (
                     format!(
@@ -137,6 +163,13 @@ pub fn parse_legacy(text: &str) -> (FlinkConfig, Vec<Finding>) {
         let raw_value = &conf[split + 2..];
         let key = raw_key.trim_matches(|c: char| c <= ' ');
         let value = raw_value.trim_matches(|c: char| c <= ' ');
+        if is_sensitive(key) {
+            secret_key = Some(key.to_string());
+            in_pem = value.contains("-----BEGIN") && !value.contains("-----END");
+        } else if lead == 0 {
+            secret_key = None;
+            in_pem = pem_line && value.contains("-----BEGIN") && !value.contains("-----END");
+        }
         if key.is_empty() || value.is_empty() {
             let what = if key.is_empty() {
                 "an empty key"
@@ -458,6 +491,33 @@ pub fn read_config_text(text: &str, file: ConfigFile) -> (Option<FlinkConfig>, V
 mod tests {
     use super::*;
     use crate::yaml::parse_stream;
+
+    #[test]
+    fn continuation_lines_of_a_sensitive_value_are_masked() {
+        let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj";
+        let text = format!(
+            "s3.secret-key: -----BEGIN PRIVATE KEY-----\n  {body}\n  c2VjcmV0LXRhaWw=\n-----END PRIVATE KEY-----\nrest.bind-port: 8081\n"
+        );
+        let (_, findings) = parse_legacy(&text);
+        assert_eq!(findings.len(), 3, "{findings:?}");
+        for finding in &findings {
+            let shown = format!("{} {} {:?}", finding.message, finding.hint, finding.key);
+            for secret in [body, "c2VjcmV0LXRhaWw", "PRIVATE KEY"] {
+                assert!(!shown.contains(secret), "{secret} shown: {shown}");
+            }
+            assert!(finding.message.contains(MASK), "{}", finding.message);
+        }
+        // A PEM block is masked under any key, and a line after the secret is not.
+        let (_, findings) =
+            parse_legacy("a.cert: -----BEGIN PRIVATE KEY-----\nAAAABBBB\n-----END PRIVATE KEY-----\nlonely-line\n");
+        let messages: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert!(
+            !messages[0].contains("AAAABBBB") && !messages[1].contains("PRIVATE"),
+            "{messages:?}"
+        );
+        assert!(messages[2].contains("lonely-line"), "{messages:?}");
+    }
 
     #[test]
     fn legacy_semantics() {

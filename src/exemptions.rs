@@ -2,7 +2,9 @@
 //!
 //! An exemption names rules and says when they are waived: in some namespaces (by name or
 //! label selector), for some requesting users or groups (the AdmissionReview's
-//! `userInfo`), or for objects that opt out with the `flink-ha.io/ignore` annotation.
+//! `userInfo`), or for objects that opt out with the `flink-ha.io/ignore` annotation
+//! (read from the old object on UPDATE and DELETE; on CREATE it waives warning rules only,
+//! and an exemption waiving an error rule by annotation also needs a subject or namespace).
 //! Every condition given must hold. An exempted error finding admits the request with a
 //! warning naming the exemption; an exempted warning is dropped. Both are reported, so
 //! the webhook can log and count them.
@@ -134,6 +136,28 @@ impl Exemption {
                 &self.name,
             ));
         }
+        // An object's annotation is written by whoever writes the object: alone it would
+        // let anyone who may write a ConfigMap waive an error rule. Such a waiver needs
+        // a subject or a namespace scope as well.
+        let scoped = !self.namespaces.is_empty()
+            || self.namespace_selector.is_some()
+            || !self.users.is_empty()
+            || !self.groups.is_empty();
+        if self.object_annotation
+            && !scoped
+            && let Some(rule) = self
+                .rules
+                .iter()
+                .find(|r| RuleId::parse(r).is_some_and(|id| id.severity() == Severity::Error))
+        {
+            return Err(fail(
+                "objectAnnotation",
+                format!(
+                    "`{rule}` is an error rule, and an object's own annotation cannot waive it alone; add users, groups, namespaces or namespaceSelector (or waive only warning rules here)"
+                ),
+                &self.name,
+            ));
+        }
         if let Some(selector) = &self.namespace_selector {
             if selector.match_labels.is_empty() && selector.match_expressions.is_empty() {
                 return Err(fail(
@@ -228,6 +252,12 @@ impl Exemption {
                 .and_then(|a| a.get(IGNORE_REASON_ANNOTATION))
                 .map(|r| r.trim())
                 .filter(|r| !r.is_empty());
+            if finding.severity == Severity::Error && facts.annotations_of_new_object {
+                return Err(Some(format!(
+                    "{IGNORE_ANNOTATION} lists {} on the object this request creates; an error rule is waived only by an annotation the object already had",
+                    finding.rule
+                )));
+            }
             match (finding.severity, reason) {
                 (Severity::Error, None) => {
                     return Err(Some(format!(
@@ -271,8 +301,12 @@ pub struct RequestFacts<'a> {
     pub user: &'a str,
     /// The requesting user's groups (`userInfo.groups`).
     pub groups: &'a [String],
-    /// The annotations of the object reviewed (the old object of a DELETE).
+    /// The annotations an `objectAnnotation` exemption reads: the old object's on UPDATE
+    /// and DELETE (in place before this request), the new object's on CREATE.
     pub annotations: Option<&'a BTreeMap<String, String>>,
+    /// `annotations` are the new object's (a CREATE): set by the very request reviewed,
+    /// so they never waive an error rule.
+    pub annotations_of_new_object: bool,
 }
 
 /// A finding an exemption waived.
@@ -354,6 +388,7 @@ mod tests {
             user,
             groups,
             annotations,
+            annotations_of_new_object: false,
         }
     }
 
@@ -545,5 +580,85 @@ mod tests {
             ..base
         };
         assert!(refused(empty).contains("every namespace"));
+    }
+
+    #[test]
+    fn the_new_objects_annotation_never_waives_an_error_rule() {
+        let exemption = Exemption {
+            name: "opt-out".into(),
+            rules: vec!["HA205".into(), "HA114".into()],
+            namespaces: vec!["x".into()],
+            object_annotation: true,
+            ..Exemption::default()
+        };
+        exemption.check().unwrap();
+        let with_reason = labels(&[
+            (IGNORE_ANNOTATION, "HA205,HA114"),
+            (IGNORE_REASON_ANNOTATION, "added in the same write"),
+        ]);
+        // CREATE: the only annotations are the new object's, set by the writer itself.
+        let created = RequestFacts {
+            annotations_of_new_object: true,
+            ..facts("x", None, "u", &[], Some(&with_reason))
+        };
+        let (standing, exempted) = apply(vec![finding(RuleId::HA205)], std::slice::from_ref(&exemption), &created);
+        assert!(exempted.is_empty(), "{exempted:?}");
+        assert!(
+            standing[0].message.contains("not exempted") && standing[0].message.contains("already"),
+            "{}",
+            standing[0].message
+        );
+        // A warning rule may still be waived by the object's own annotation.
+        let mut warning = finding(RuleId::HA114);
+        warning.severity = Severity::Warning;
+        let (standing, _) = apply(vec![warning], std::slice::from_ref(&exemption), &created);
+        assert!(standing.is_empty());
+        // UPDATE and DELETE: the old object's annotations, in place before this request.
+        let (standing, _) = apply(
+            vec![finding(RuleId::HA205)],
+            std::slice::from_ref(&exemption),
+            &facts("x", None, "u", &[], Some(&with_reason)),
+        );
+        assert!(standing.is_empty());
+    }
+
+    #[test]
+    fn an_error_rule_exemption_by_annotation_alone_is_refused() {
+        let annotation_only = Exemption {
+            name: "opt-out".into(),
+            rules: vec!["HA114".into(), "HA205".into()],
+            object_annotation: true,
+            ..Exemption::default()
+        };
+        let error = annotation_only.check().unwrap_err();
+        assert_eq!(error.field, "objectAnnotation");
+        assert!(
+            error.problem.contains("HA205") && error.problem.contains("users, groups, namespaces or namespaceSelector"),
+            "{error}"
+        );
+        // Warnings only: the object may opt out on its own.
+        Exemption {
+            rules: vec!["HA114".into()],
+            ..annotation_only.clone()
+        }
+        .check()
+        .unwrap();
+        // Scoped by a subject or a namespace: accepted.
+        for scoped in [
+            Exemption {
+                users: vec!["u".into()],
+                ..annotation_only.clone()
+            },
+            Exemption {
+                groups: vec!["g".into()],
+                ..annotation_only.clone()
+            },
+            Exemption {
+                namespaces: vec!["n".into()],
+                ..annotation_only.clone()
+            },
+        ] {
+            scoped.check().unwrap();
+        }
     }
 }

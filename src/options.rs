@@ -280,3 +280,21 @@ pub fn by_key(key: &str) -> Option<&'static OptionSpec> {
 
 /// The factory class name `high-availability.type` may name instead of `kubernetes`.
 pub const KUBERNETES_FACTORY: &str = "org.apache.flink.kubernetes.highavailability.KubernetesHaServicesFactory";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_browser_page_masks_the_same_keys_in_share_links() {
+        // web/src/share.js keeps its own copy (the page builds links without the core).
+        let share = include_str!("../web/src/share.js");
+        for marker in SENSITIVE {
+            assert!(
+                share.contains(&format!("'{marker}',")),
+                "web/src/share.js does not mask `{marker}`"
+            );
+        }
+        assert!(share.contains(&format!("'{MASK}'")));
+    }
+}

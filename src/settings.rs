@@ -276,7 +276,7 @@ pub fn schema() -> Value {
                         "users": {"description": "userInfo.username, e.g. system:serviceaccount:NS:NAME", "type": "array", "items": {"type": "string", "minLength": 1}},
                         "groups": strings,
                         "objectAnnotation": {
-                            "description": "The object may opt out of these rules by listing them in the flink-ha.io/ignore annotation; an error rule also needs flink-ha.io/ignore-reason.",
+                            "description": "The object may opt out of these rules by listing them in the flink-ha.io/ignore annotation, read from the object as it was before the request (oldObject on UPDATE and DELETE). An error rule also needs flink-ha.io/ignore-reason, is never waived on CREATE, and needs users, groups, namespaces or namespaceSelector in the same exemption.",
                             "type": "boolean"
                         }
                     }
@@ -339,5 +339,18 @@ mod tests {
         ] {
             assert!(schema.contains(needle), "{needle}");
         }
+    }
+
+    #[test]
+    fn an_error_rule_waived_by_annotation_alone_is_refused_at_its_line() {
+        let text = "exemptions:\n  - name: operator-teardown\n    rules: [HA205]\n    users: [u]\n  - name: opt-out\n    rules: [HA205]\n    objectAnnotation: true\n";
+        let error = parse(text).unwrap_err();
+        assert_eq!(error.line, 5, "{error}");
+        assert!(
+            error.message.contains("HA205") && error.message.contains("objectAnnotation"),
+            "{error}"
+        );
+        let scoped = "exemptions:\n  - name: opt-out\n    rules: [HA205]\n    namespaces: [legacy]\n    objectAnnotation: true\n";
+        parse(scoped).unwrap();
     }
 }

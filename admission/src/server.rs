@@ -111,7 +111,8 @@ pub struct ServerConfig {
     /// and the namespace labels of `namespaceSelector` exemptions. Without it a review
     /// that needs a lease fails with HTTP 500 (the failurePolicy decides).
     pub kube_client: Option<ApiClient>,
-    /// Admit everything and send would-be denials as warnings (a dry run).
+    /// Admit everything and send would-be denials as warnings (a dry run); a policy
+    /// failure is admitted too, with a warning naming it (else it is an HTTP 500).
     pub warn_only: bool,
     /// Pool size, memory cap and deadline of the policy.
     pub limits: Limits,
@@ -772,32 +773,54 @@ async fn review_body(request: Request<Incoming>, shared: &ServerState, started: 
         Err(failure) => {
             shared.metrics.count(failure.outcome());
             let uid = request_uid(body);
-            error!(%uid, error = %failure, duration_us = started.elapsed().as_micros() as u64, "policy failed");
-            json(failure_response(&uid, &failure.to_string()))
+            let duration_us = started.elapsed().as_micros() as u64;
+            if host.review.warn_only {
+                // A dry run never blocks a write, not even when the policy fails.
+                warn!(%uid, error = %failure, duration_us, "policy failed; admitted (warn-only)");
+                json(admitted_with_warning(&uid, &failure.to_string()))
+            } else {
+                // No decision: HTTP 500, so the API server applies the failurePolicy
+                // (Fail: denied; Ignore: admitted), as when the context cannot be read.
+                error!(%uid, error = %failure, duration_us, "no decision: the policy failed");
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("flink-ha cannot decide this request: {failure}\n"),
+                )
+            }
         }
     }
 }
 
 /// `request.uid` of a body the policy could not review, so the API server can match
-/// the failure to its request.
+/// the answer to its request. Only the uid is read: the body may be large or hostile,
+/// and a failed review must not build its whole tree.
 fn request_uid(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
+    #[derive(serde::Deserialize)]
+    struct Review {
+        request: Option<Uid>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Uid {
+        uid: Option<String>,
+    }
+    serde_json::from_str::<Review>(body)
         .ok()
-        .and_then(|v| v.pointer("/request/uid").and_then(|u| u.as_str()).map(str::to_string))
+        .and_then(|review| review.request)
+        .and_then(|request| request.uid)
         .unwrap_or_default()
 }
 
-/// Denied with code 500: the policy did not answer, and a webhook that fails closed
-/// must say why rather than time out. It lives here, not in the core: only a host can
-/// see a policy fail, and the host runs the core as a component, not linked in.
-fn failure_response(uid: &str, message: &str) -> String {
+/// Admitted with a warning naming the failure: under `--warn-only` the policy failing
+/// must not block the write. It lives here, not in the core: only a host can see a
+/// policy fail, and the host runs the core as a component, not linked in.
+fn admitted_with_warning(uid: &str, failure: &str) -> String {
     serde_json::json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "response": {
             "uid": uid,
-            "allowed": false,
-            "status": {"status": "Failure", "code": 500, "reason": "InternalError", "message": message}
+            "allowed": true,
+            "warnings": [format!("flink-ha did not review this request (admitted, warn-only): {failure}")]
         }
     })
     .to_string()
@@ -818,4 +841,32 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uid_is_read_alone_and_a_bad_body_gives_an_empty_one() {
+        let body = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-1","object":{"data":{"a":[1,{"b":null}]}}}}"#;
+        assert_eq!(request_uid(body), "u-1");
+        assert_eq!(request_uid(r#"{"request":{"uid":7}}"#), "");
+        assert_eq!(request_uid("not json"), "");
+        assert_eq!(request_uid("{}"), "");
+    }
+
+    #[test]
+    fn a_warn_only_failure_is_admitted_and_names_the_failure() {
+        let answer: serde_json::Value =
+            serde_json::from_str(&admitted_with_warning("u-2", "the policy trapped: boom")).unwrap();
+        assert_eq!(answer["response"]["uid"], "u-2");
+        assert_eq!(answer["response"]["allowed"], true);
+        assert!(
+            answer["response"]["warnings"][0]
+                .as_str()
+                .unwrap()
+                .contains("the policy trapped: boom")
+        );
+    }
 }

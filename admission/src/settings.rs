@@ -79,20 +79,29 @@ impl std::fmt::Debug for ApiClient {
 /// When a namespace's labels were read, and what they were (`None`: unreadable).
 type CachedLabels = (Instant, Option<BTreeMap<String, String>>);
 
+/// The most namespaces whose labels are kept: a request names any namespace it likes,
+/// so the cache must not grow with what requests name.
+pub const MAX_CACHED_NAMESPACES: usize = 1024;
+
 /// Namespace labels from the API server, kept for a while: labels change rarely, and a
-/// review must not wait on the API server each time.
+/// review must not wait on the API server each time. At most `max_entries` are kept,
+/// the oldest evicted first; failed lookups (a namespace that does not exist, an outage)
+/// are kept too, so naming namespaces costs one API call per namespace and TTL.
 pub struct NamespaceLabels {
     client: kube::Client,
     ttl: Duration,
+    max_entries: usize,
     cache: Mutex<HashMap<String, CachedLabels>>,
 }
 
 impl NamespaceLabels {
-    /// Lookups through `client`, each answer kept for `ttl`.
+    /// Lookups through `client`, each answer kept for `ttl`, at most
+    /// [`MAX_CACHED_NAMESPACES`] at a time.
     pub fn new(client: kube::Client, ttl: Duration) -> NamespaceLabels {
         NamespaceLabels {
             client,
             ttl,
+            max_entries: MAX_CACHED_NAMESPACES,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -126,11 +135,40 @@ impl NamespaceLabels {
             }
         };
         if let Ok(mut cache) = self.cache.lock() {
-            // A failed lookup is remembered briefly too, so an outage costs one wait
-            // per namespace and TTL, not one per review.
-            cache.insert(namespace.to_string(), (Instant::now(), labels.clone()));
+            // A failed lookup (no such namespace, an outage) is remembered too, so it
+            // costs one API call per namespace and TTL, not one per review.
+            remember(
+                &mut cache,
+                self.max_entries,
+                self.ttl,
+                namespace.to_string(),
+                labels.clone(),
+            );
         }
         labels
+    }
+}
+
+/// Keeps `labels` for `namespace`, holding at most `max_entries`: when full, expired
+/// entries go first, then the oldest.
+fn remember(
+    cache: &mut HashMap<String, CachedLabels>,
+    max_entries: usize,
+    ttl: Duration,
+    namespace: String,
+    labels: Option<BTreeMap<String, String>>,
+) {
+    if cache.len() >= max_entries && !cache.contains_key(&namespace) {
+        cache.retain(|_, (at, _)| at.elapsed() < ttl);
+        while cache.len() >= max_entries {
+            let Some(oldest) = cache.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone()) else {
+                break;
+            };
+            cache.remove(&oldest);
+        }
+    }
+    if max_entries > 0 {
+        cache.insert(namespace, (Instant::now(), labels));
     }
 }
 
@@ -181,5 +219,33 @@ mod tests {
         let body = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","namespace":"team-a","object":{"big":[1,2,3]}}}"#;
         assert_eq!(request_namespace(body).as_deref(), Some("team-a"));
         assert_eq!(request_namespace("{}"), None);
+    }
+
+    #[test]
+    fn the_namespace_cache_stays_within_its_bound_and_keeps_misses() {
+        let mut cache = HashMap::new();
+        let ttl = Duration::from_secs(60);
+        for i in 0..(MAX_CACHED_NAMESPACES + 500) {
+            // Every other one a namespace that does not exist: kept as a miss.
+            let labels = (i % 2 == 0).then(BTreeMap::new);
+            remember(&mut cache, MAX_CACHED_NAMESPACES, ttl, format!("ns-{i}"), labels);
+            assert!(cache.len() <= MAX_CACHED_NAMESPACES);
+        }
+        assert_eq!(cache.len(), MAX_CACHED_NAMESPACES);
+        // The newest stay, the oldest went; a miss is held like a hit.
+        let last = MAX_CACHED_NAMESPACES + 499;
+        assert!(cache.contains_key(&format!("ns-{last}")));
+        assert_eq!(cache[&format!("ns-{last}")].1, None);
+        assert!(!cache.contains_key("ns-0"));
+        // An entry already held is refreshed in place, evicting nothing.
+        remember(
+            &mut cache,
+            MAX_CACHED_NAMESPACES,
+            ttl,
+            format!("ns-{last}"),
+            Some(BTreeMap::new()),
+        );
+        assert_eq!(cache.len(), MAX_CACHED_NAMESPACES);
+        assert!(cache.contains_key(&format!("ns-{}", last - 1)));
     }
 }

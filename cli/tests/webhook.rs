@@ -428,7 +428,8 @@ async fn exemptions_waive_exactly_what_the_settings_say_and_a_bad_reload_keeps_t
     let dir = tempfile::tempdir()?;
     let settings = dir.path().join("settings.yaml");
     let good = format!(
-        "exemptions:\n  - name: operator-teardown\n    rules: [HA205]\n    users: [\"{operator}\"]\n  - name: migration\n    rules: [HA201]\n    namespaceSelector:\n      matchLabels: {{flink-ha.io/migration: \"true\"}}\n  - name: opt-out\n    rules: [HA205]\n    objectAnnotation: true\n"
+        "exemptions:\n  - name: operator-teardown\n    rules: [HA205]\n    users: [\"{operator}\"]\n  - name: migration\n    rules: [HA201]\n    namespaceSelector:\n      matchLabels: {{flink-ha.io/migration: \"true\"}}\n  - name: opt-out\n    rules: [HA205]\n    namespaces: [\"{ns}\"]\n    objectAnnotation: true\n",
+        ns = env.namespace
     );
     std::fs::write(&settings, &good)?;
     let settings_arg = settings.display().to_string();

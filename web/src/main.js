@@ -8,7 +8,7 @@ import { LinterClient } from './linter-client.js';
 import { createEditor, jumpTo, setText, showFindings } from './editor.js';
 import { renderFindings, summaryText } from './findings-view.js';
 import { renderRules, showRule } from './rules-view.js';
-import { decodeShare, encodeShare } from './share.js';
+import { decodeShare, encodeShare, MASK, maskSecrets } from './share.js';
 import { download } from './download.js';
 import { displayText, documentBytes, formatBytes, isUtf8, readFileBytes } from './input.js';
 import { el } from './dom.js';
@@ -157,7 +157,8 @@ ui.open.addEventListener('change', async () => {
 });
 
 ui.share.addEventListener('click', async () => {
-  const fragment = await encodeShare({ text: view.state.doc.toString(), name: ui.name.value, format: ui.format.value });
+  const text = view.state.doc.toString();
+  const fragment = await encodeShare({ text, name: ui.name.value, format: ui.format.value });
   if (!fragment) {
     setNotice('action', 'The input is too large to share as a link; download it or share the file instead.');
     return;
@@ -166,12 +167,16 @@ ui.share.addEventListener('click', async () => {
   ui.shareLink.value = location.href;
   ui.shareLink.hidden = false;
   ui.shareLink.select();
+  const { masked } = maskSecrets(text);
+  const secrets = masked
+    ? ` Values of sensitive keys (passwords, secret keys, tokens, private keys; ${masked} line${masked === 1 ? '' : 's'}) are replaced by ${MASK} in the link.`
+    : '';
   try {
     await navigator.clipboard.writeText(location.href);
-    setNotice('action', 'Link copied. The input is inside the link itself and was not uploaded.', 'info');
+    setNotice('action', `Link copied. The input is inside the link itself and was not uploaded.${secrets}`, 'info');
   } catch {
     setNotice('action', 'The link is in the box above (the browser did not allow copying it). '
-      + 'The input is inside the link itself and was not uploaded.', 'info');
+      + `The input is inside the link itself and was not uploaded.${secrets}`, 'info');
   }
 });
 

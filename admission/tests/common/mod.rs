@@ -124,13 +124,6 @@ pub async fn post_review(http: &reqwest::Client, url: &str, review: String) -> s
     answer.json().await.expect("an AdmissionReview in JSON")
 }
 
-/// As [`post_review`], but an answer that is not JSON (the 503 text of an overloaded
-/// server) is `None`, not a panic.
-pub async fn try_post_review(http: &reqwest::Client, url: &str, review: String) -> Option<serde_json::Value> {
-    let answer = http.post(url).body(review).send().await.expect("an answer");
-    answer.json().await.ok()
-}
-
 /// An AdmissionReview of a ConfigMap CREATE; `extra` is spliced into its data.
 pub fn configmap_review(uid: &str, name: &str, data: serde_json::Value, owned: bool) -> String {
     let mut metadata = serde_json::json!({"name": name, "namespace": "streaming"});
