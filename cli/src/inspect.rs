@@ -264,7 +264,9 @@ pub async fn wholeness(storage: &StorageAccess, dir: &str, metadata_uri: &str) -
     // Each file once: the largest extent any handle needs of it.
     let mut needed: BTreeMap<String, (u64, bool)> = BTreeMap::new();
     for (_, _, _, file) in metadata.files() {
-        let Some(uri) = file.location.resolve(dir) else { continue };
+        let Some(uri) = file.location.resolve(dir) else {
+            continue;
+        };
         let (extent, exact) = match &file.location {
             Location::Segment { start, .. } => (start.saturating_add(file.size), false),
             _ => (file.size, true),
