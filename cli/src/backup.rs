@@ -182,10 +182,7 @@ pub async fn build(
             },
         });
     }
-    let api_server = match kube::Config::infer().await {
-        Ok(config) => config.cluster_url.to_string(),
-        Err(_) => "(unknown)".to_owned(),
-    };
+    let api_server = crate::live::api_server_url().await;
     Ok(Backup {
         kind: BACKUP_KIND.to_owned(),
         version: 1,
@@ -389,7 +386,7 @@ async fn restore_objects(backup: &Backup, folder: &Path, storage: &StorageAccess
     for object in &backup.objects {
         let copy = folder.join(&object.file);
         let bytes = std::fs::read(&copy).with_context(|| format!("reading {}", copy.display()))?;
-        let digest: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let digest = crate::storage_access::hex(&Sha256::digest(&bytes));
         if digest != object.sha256 {
             bail!(
                 "{} does not match its checksum in the backup: the copy of {} is damaged; nothing was restored from it",

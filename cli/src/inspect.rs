@@ -115,6 +115,8 @@ pub struct Gathered {
     /// The live client, if not from a dump.
     pub client: Option<kube::Client>,
     pub scope_description: String,
+    /// The workloads found in scope (live only), keyed by namespace and cluster id.
+    pub workloads: BTreeMap<(String, String), Vec<String>>,
 }
 
 /// Reads the ConfigMaps (live or dump), groups the clusters, and (live) looks up which
@@ -140,13 +142,13 @@ pub async fn gather(source: &SourceArgs, cluster_id: Option<&str>, at: Option<Ti
     };
     let records: Vec<_> = configmaps.iter().map(|c| c.record.clone()).collect();
     let mut clusters = ha_state::read_clusters(&records, now, cluster_id);
-    let (client, scope_description) = match client {
+    let (client, scope_description, workloads) = match client {
         Some((client, scope)) => {
             let workloads = live::workloads(&client, &scope).await?;
             live::apply_workloads(&mut clusters, &workloads);
-            (Some(client), scope.describe())
+            (Some(client), scope.describe(), workloads)
         }
-        None => (None, scope_description),
+        None => (None, scope_description, BTreeMap::new()),
     };
     Ok(Gathered {
         configmaps,
@@ -154,6 +156,7 @@ pub async fn gather(source: &SourceArgs, cluster_id: Option<&str>, at: Option<Ti
         now,
         client,
         scope_description,
+        workloads,
     })
 }
 

@@ -76,6 +76,15 @@ pub async fn client() -> Result<kube::Client> {
         .context("no usable kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster); use --from FILE for a dump")
 }
 
+/// The URL of the API server the current kubeconfig points at (`(unknown)` without one):
+/// what a gc plan or a backup records as where it was made.
+pub async fn api_server_url() -> String {
+    match kube::Config::infer().await {
+        Ok(config) => config.cluster_url.to_string(),
+        Err(_) => "(unknown)".to_owned(),
+    }
+}
+
 /// Every ConfigMap in scope, a page of 500 at a time.
 pub async fn list_configmaps(client: &kube::Client, scope: &Scope) -> Result<Vec<SeenConfigMap>> {
     let api: Api<ConfigMap> = scope.api(client);

@@ -66,6 +66,13 @@ impl StorageAccess {
         parts.iter().fold(self.root.clone(), |p, part| p.clone().join(*part))
     }
 
+    /// The segments of `path` below the storageDir (`["default", "completedCheckpoint…"]`),
+    /// or `None` if it is not below it (the storageDir itself included).
+    pub fn relative(&self, path: &Path) -> Option<Vec<String>> {
+        let parts: Vec<String> = path.prefix_match(&self.root)?.map(|p| p.as_ref().to_owned()).collect();
+        (!parts.is_empty()).then_some(parts)
+    }
+
     /// The path of `uri` in this store, if it is in this store at all (same scheme and
     /// bucket/account).
     pub fn path_in_store(&self, uri: &str) -> Option<Path> {
@@ -170,7 +177,7 @@ impl StorageAccess {
         {
             hasher.update(&chunk);
         }
-        Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+        Ok(hex(&hasher.finalize()))
     }
 
     /// Copies an object into a local file (created new), returning its size and SHA-256.
@@ -200,7 +207,7 @@ impl StorageAccess {
                 .with_context(|| format!("writing {}", dest.display()))?;
         }
         file.sync_all().with_context(|| format!("writing {}", dest.display()))?;
-        Ok((size, hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()))
+        Ok((size, hex(&hasher.finalize())))
     }
 
     /// Writes `bytes` at `path` only if nothing is there (create-only: never overwrites).
@@ -254,6 +261,11 @@ impl StorageAccess {
             Err(e) => Err(e).with_context(|| format!("deleting {}", self.uri_of(path))),
         }
     }
+}
+
+/// Lower-case hex of a digest: how backups and gc plans write SHA-256.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What storage says about each URI.

@@ -35,10 +35,7 @@ pub struct PlanContext {
 impl PlanContext {
     /// The context of this run.
     pub async fn current(storage: Option<&StorageAccess>) -> PlanContext {
-        let api_server = match kube::Config::infer().await {
-            Ok(config) => config.cluster_url.to_string(),
-            Err(_) => "(unknown)".to_owned(),
-        };
+        let api_server = crate::live::api_server_url().await;
         let kube_context = kube::config::Kubeconfig::read().ok().and_then(|k| k.current_context);
         PlanContext {
             api_server,
@@ -55,7 +52,7 @@ pub fn digest(context: &PlanContext, plans: &[Plan]) -> String {
     hasher.update(serde_json::to_vec(context).unwrap_or_default());
     hasher.update(b"\n");
     hasher.update(serde_json::to_vec(plans).unwrap_or_default());
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::storage_access::hex(&hasher.finalize())
 }
 
 /// A dry run's JSON, as `--apply` reads it back.
@@ -168,12 +165,7 @@ fn check_saved(plans: &[Plan], saved: &PlanContext, here: &PlanContext, storage:
                             here.storage_root.as_deref().unwrap_or("(none)")
                         );
                     }
-                    let root = storage.child(&[]);
-                    let relative: Option<Vec<String>> = storage.path_in_store(uri).and_then(|p| {
-                        p.prefix_match(&root)
-                            .map(|parts| parts.map(|p| p.as_ref().to_owned()).collect())
-                    });
-                    let Some(relative) = relative.filter(|r| !r.is_empty()) else {
+                    let Some(relative) = storage.path_in_store(uri).and_then(|p| storage.relative(&p)) else {
                         bail!("the plan deletes {uri}, which is not inside {}", storage.storage_dir);
                     };
                     let parts: Vec<&str> = relative.iter().map(String::as_str).collect();
@@ -214,18 +206,13 @@ pub async fn write_backup(
         .with_context(|| format!("creating the backup folder {} (never an existing one)", dir.display()))?;
     let mut backup = backup::build(seen, &names, storage, now, "flink-ha gc").await?;
     if let Some(storage) = storage {
-        let root = storage.child(&[]);
         for (uri, path) in objects {
             let Some(path) = path.or_else(|| storage.path_in_store(&uri)) else {
                 bail!("{uri} is not in {}", storage.storage_dir);
             };
-            let relative: Vec<String> = path
-                .prefix_match(&root)
-                .map(|parts| parts.map(|p| p.as_ref().to_owned()).collect())
-                .unwrap_or_default();
-            if relative.is_empty() {
+            let Some(relative) = storage.relative(&path) else {
                 bail!("{uri} is not inside {}", storage.storage_dir);
-            }
+            };
             let relative = relative.join("/");
             let file = format!("objects/{relative}");
             let (size, sha256) = storage.copy_to_file(&path, &dir.join(&file)).await?;

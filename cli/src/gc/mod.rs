@@ -128,14 +128,15 @@ async fn gc(args: &GcArgs) -> Result<ExitCode> {
         assume_dead: args.assume_dead,
         all_namespaces: args.target.source.all_namespaces,
         sweep_folders: args.target.source.all_namespaces && args.target.cluster_id.is_none(),
+        now: gathered.now,
     };
     let mut plans = Vec::new();
     if let Some(folder) = &args.folder {
         let (Some((storage, _)), Some(inventory)) = (&storage, &inventory) else {
             bail!("--folder needs the storage root: give --storage or --config");
         };
-        let workloads = crate::live::workloads(&client, &crate::live::Scope::All).await?;
-        let plan = plan::named_folder(storage, inventory, folder, &gathered.clusters, &workloads).await?;
+        // --folder needs -A: the workloads gather listed are every namespace's.
+        let plan = plan::named_folder(storage, inventory, folder, &gathered.clusters, &gathered.workloads).await?;
         if args.yes {
             let (count, _) = plan.object_totals();
             match args.confirm_files {
@@ -147,7 +148,7 @@ async fn gc(args: &GcArgs) -> Result<ExitCode> {
         plans.push(plan);
     }
     for cluster in gathered.clusters.iter().filter(|_| args.folder.is_none()) {
-        let mut plan = plan::liveness(cluster, gathered.now, &settings, &gathered.configmaps);
+        let mut plan = plan::liveness(cluster, &settings, &gathered.configmaps);
         if !plan.refused {
             match (&storage, &inventory) {
                 (Some((storage, location)), Some(inventory)) => {
@@ -191,17 +192,9 @@ async fn gc(args: &GcArgs) -> Result<ExitCode> {
         && args.folder.is_none()
         && let (Some((storage, _)), Some(inventory)) = (&storage, &inventory)
     {
-        let workloads = crate::live::workloads(&client, &crate::live::Scope::All).await?;
+        // sweep_folders needs -A: the workloads gather listed are every namespace's.
         plans.extend(
-            plan::orphaned_folders(
-                storage,
-                inventory,
-                &gathered.clusters,
-                &workloads,
-                gathered.now,
-                &settings,
-            )
-            .await,
+            plan::orphaned_folders(storage, inventory, &gathered.clusters, &gathered.workloads, &settings).await,
         );
     }
     let context = execute::PlanContext::current(storage.as_ref().map(|(s, _)| s)).await;

@@ -27,6 +27,8 @@ pub struct Settings {
     pub all_namespaces: bool,
     /// Look for folders no ConfigMap refers to (`-A` without a cluster id).
     pub sweep_folders: bool,
+    /// The API server's clock when gc looked: every age is judged by it.
+    pub now: Timestamp,
 }
 
 /// What the cluster's Flink configuration says about its storage (`--config`).
@@ -134,11 +136,7 @@ impl Inventory {
         let mut objects = Vec::new();
         let mut foreign: BTreeMap<&'static str, (usize, String)> = BTreeMap::new();
         for object in storage.list(&root).await? {
-            let relative: Vec<String> = object
-                .path
-                .prefix_match(&root)
-                .map(|parts| parts.map(|p| p.as_ref().to_owned()).collect())
-                .unwrap_or_default();
+            let relative = storage.relative(&object.path).unwrap_or_default();
             let parts: Vec<&str> = relative.iter().map(String::as_str).collect();
             if let StorageObject::Foreign { looks_like } = storage_layout::classify(&parts) {
                 let entry = foreign.entry(looks_like).or_insert((0, relative.join("/")));
@@ -194,7 +192,8 @@ fn classify_owned(relative: &[String]) -> StorageObject<'_> {
 }
 
 /// Whether the cluster is dead long enough for its state to go, and its ConfigMaps.
-pub fn liveness(cluster: &ClusterState, now: Timestamp, settings: &Settings, seen: &[SeenConfigMap]) -> Plan {
+pub fn liveness(cluster: &ClusterState, settings: &Settings, seen: &[SeenConfigMap]) -> Plan {
+    let now = settings.now;
     let mut plan = Plan::new(&cluster.namespace, &cluster.cluster_id);
     let older_than_ms = i64::try_from(settings.older_than.as_millis()).unwrap_or(i64::MAX);
     match &cluster.existence {
@@ -356,7 +355,7 @@ pub async fn storage(
             Some(_) => plan.kept.push(format!(
                 "{uri}: named by its pointer, but outside its folder {folder}/ (give --config with the cluster id if its high-availability.cluster-id differs)"
             )),
-            None if storage.path_in_store(&uri).is_some_and(|p| p.prefix_matches(&storage.child(&[]))) => {}
+            None if storage.path_in_store(&uri).is_some_and(|p| storage.relative(&p).is_some()) => {}
             None => plan.kept.push(format!("{uri}: outside the storage root {}", inventory.root_uri)),
         }
     }
@@ -364,10 +363,7 @@ pub async fn storage(
     // Its jobs' job-result entries.
     let jrs_prefix: Vec<String> = configured
         .and_then(|c| storage.path_in_store(&c.job_result_store))
-        .and_then(|p| {
-            p.prefix_match(&storage.child(&[]))
-                .map(|parts| parts.map(|p| p.as_ref().to_owned()).collect())
-        })
+        .and_then(|p| storage.relative(&p))
         .unwrap_or_else(|| vec![JOB_RESULT_STORE_DIR.to_owned(), folder.to_owned()]);
     let prefix: Vec<&str> = jrs_prefix.iter().map(String::as_str).collect();
     for (object, what) in inventory.under(&prefix) {
@@ -432,7 +428,8 @@ async fn own_folder_objects(
             },
             StorageObject::OwnerMarker { .. } => marker_object = Some(object),
             _ if not_own.is_none() => {
-                let age_ms = Timestamp::now()
+                let age_ms = settings
+                    .now
                     .as_millisecond()
                     .saturating_sub(object.last_modified.as_millisecond());
                 if let Some(who) = others.uris.get(&object.uri) {
@@ -486,9 +483,9 @@ pub async fn orphaned_folders(
     inventory: &Inventory,
     clusters: &[ClusterState],
     workloads: &BTreeMap<(String, String), Vec<String>>,
-    now: Timestamp,
     settings: &Settings,
 ) -> Option<Plan> {
+    let now = settings.now;
     let mut plan = Plan::new("*", "(storage)");
     plan.refused = false;
     plan.reason = format!("folders of {} that no HA ConfigMap refers to", inventory.root_uri);
