@@ -545,22 +545,7 @@ pub async fn orphaned_folders(
         }
         let why =
             format!("in folder {folder}/, whose owner marker names {owner}, a cluster with no HA ConfigMaps left");
-        let mut marker = None;
-        for (object, what) in inventory.under(&prefix) {
-            match what {
-                StorageObject::OwnerMarker { .. } => marker = Some(object),
-                _ => plan.delete_object(object, why.clone()),
-            }
-        }
-        for store in [JOB_RESULT_STORE_DIR, APPLICATION_RESULT_STORE_DIR] {
-            let prefix = [store, folder];
-            for (object, _) in inventory.under(&prefix) {
-                plan.delete_object(object, format!("in {store}/{folder}/, the result store of that folder"));
-            }
-        }
-        if let Some(object) = marker {
-            plan.delete_object(object, "its owner marker, last".to_owned());
-        }
+        plan.delete_whole_folder(inventory, folder, &why, "the result store of that folder");
     }
     (!plan.deletions.is_empty() || !plan.kept.is_empty()).then_some(plan)
 }
@@ -612,29 +597,40 @@ pub async fn named_folder(
     }
     let mut plan = Plan::new("*", &format!("(folder {folder})"));
     plan.refused = false;
-    let mut marker = None;
-    let prefix = [folder];
-    for (object, what) in inventory.under(&prefix) {
-        match what {
-            StorageObject::OwnerMarker { .. } => marker = Some(object),
-            _ => plan.delete_object(object, format!("in folder {folder}/, named by --folder")),
-        }
-    }
-    for store in [JOB_RESULT_STORE_DIR, APPLICATION_RESULT_STORE_DIR] {
-        let prefix = [store, folder];
-        for (object, _) in inventory.under(&prefix) {
-            plan.delete_object(object, format!("in {store}/{folder}/, named by --folder"));
-        }
-    }
-    if let Some(object) = marker {
-        plan.delete_object(object, "its owner marker, last".to_owned());
-    }
+    plan.delete_whole_folder(
+        inventory,
+        folder,
+        &format!("in folder {folder}/, named by --folder"),
+        "named by --folder",
+    );
     let (count, bytes) = plan.object_totals();
     plan.reason = format!("named by --folder: {count} file(s), {bytes} bytes, no HA ConfigMap refers to it");
     Ok(plan)
 }
 
 impl Plan {
+    /// Every file of a cluster folder (`why`) and of its result-store folders (`in
+    /// <store>/<folder>/, <store_why>`), its owner marker last, after everything it vouched for.
+    fn delete_whole_folder(&mut self, inventory: &Inventory, folder: &str, why: &str, store_why: &str) {
+        let mut marker = None;
+        let prefix = [folder];
+        for (object, what) in inventory.under(&prefix) {
+            match what {
+                StorageObject::OwnerMarker { .. } => marker = Some(object),
+                _ => self.delete_object(object, why.to_owned()),
+            }
+        }
+        for store in [JOB_RESULT_STORE_DIR, APPLICATION_RESULT_STORE_DIR] {
+            let prefix = [store, folder];
+            for (object, _) in inventory.under(&prefix) {
+                self.delete_object(object, format!("in {store}/{folder}/, {store_why}"));
+            }
+        }
+        if let Some(object) = marker {
+            self.delete_object(object, "its owner marker, last".to_owned());
+        }
+    }
+
     /// How many storage objects the plan deletes, and their bytes.
     pub fn object_totals(&self) -> (usize, u64) {
         self.deletions.iter().fold((0, 0), |(n, b), d| match d {
