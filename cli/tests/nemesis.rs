@@ -1,27 +1,41 @@
-//! The nemesis test: three real `flink-ha jobmanager` processes run jobs that checkpoint,
-//! finish and are replaced, against the real API server and the real S3 server, while a
-//! seeded schedule of faults hits them: SIGKILL and SIGSTOP (past the lease) of the
-//! leader, SIGSTOP of the API server, answers dropped or delayed between a JobManager
-//! and the API server (a proxy per JobManager), storage errors, lost answers and stalls
-//! (a proxy in front of S3), and the cluster ConfigMap deleted under the running
-//! cluster. Every JobManager writes down what it did (`--history`); at the end the
-//! checker (`nemesis/checker.rs`) reads those histories, what the proxies saw and the HA
-//! state left behind, and names every broken guarantee.
+//! The nemesis test: real `flink-ha jobmanager` processes of two clusters (two
+//! namespaces, the same cluster id and no `high-availability.cluster-id`, so one payload
+//! folder in one storageDir) run jobs that checkpoint, finish and are replaced, against
+//! the real API server and the real S3 server, while a seeded schedule of faults hits
+//! them: SIGKILL and SIGSTOP (past the lease) of a leader, SIGSTOP of the API server,
+//! answers dropped or delayed between a JobManager and the API server (a proxy per
+//! JobManager), storage errors, lost answers, stalls, 404s for objects that exist, 412s,
+//! lost objects and a JobManager cut off from storage alone (a storage proxy per
+//! JobManager), the cluster ConfigMap deleted, and faults on top of each other (a lost
+//! answer during a ConfigMap deletion, a pause during a sweep, a stall during a
+//! job-result write). Every JobManager writes down what it did (`--history`); the
+//! harness watches every ConfigMap version the API server stores and every write the
+//! storage proxies forward; at the end the checker (`nemesis/checker.rs`) reads it all
+//! with the HA state left behind, and names every broken guarantee.
 //!
 //! `NEMESIS_SECS` (default 60) sets how long faults are injected, `NEMESIS_SEED` the
 //! schedule (printed at the start; the same seed gives the same schedule of faults,
-//! though not the same timing of the processes). The long run:
-//! `NEMESIS_SECS=1800 cargo test --release -p flink-ha-cli --test nemesis -- --nocapture`.
+//! though not the same timing of the processes), `NEMESIS_FAULTS` (comma-separated
+//! kinds) narrows the schedule to some kinds. The long run:
+//! `NEMESIS_SECS=1800 cargo test --release -p flink-ha-cli --test nemesis -- --nocapture no_acknowledged`.
+//!
+//! **The mutation check** (`planted_*` tests): the same run with one bug planted in the
+//! runtime (`flink_ha_runtime::planted`, switched on by environment variable in the
+//! binary the tests build), a fixed seed and the faults that bug needs; the checker must
+//! name it, by the rule written beside it.
 
 #[path = "nemesis/checker.rs"]
 mod checker;
 #[path = "nemesis/proxy.rs"]
 mod proxy;
+#[path = "nemesis/watch.rs"]
+mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
@@ -29,94 +43,198 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, ListParams};
 use rustix::process::{Pid, Signal};
 
-use checker::{FinalState, Observed, Record};
-use flink_ha_runtime::checkpoint_store::CHECKPOINT_PREFIX;
+use checker::{FinalState, Observed, Record, Violation};
+use flink_ha_runtime::checkpoint_store::{CHECKPOINT_PREFIX, PAYLOAD_KIND as CHECKPOINT_KIND};
 use flink_ha_runtime::cleanup::EXECUTION_PLAN_PREFIX;
 use flink_ha_runtime::history::{Event, Line, monotonic_ns};
 use flink_ha_runtime::job_result_store::JobResultStore;
-use flink_ha_runtime::payloads::{OWNER_MARKER, PROBE_KIND, PayloadStore, Pointer};
+use flink_ha_runtime::payloads::{OWNER_MARKER, PROBE_KIND, PayloadOwner, PayloadStore, Pointer, owner_token};
+use flink_ha_runtime::planted::{Bug, PLANTED_BUG_ENV};
+use flink_ha_runtime::sweep::PAYLOAD_KINDS;
 use flink_ha_runtime::{HaSettings, names};
 use flink_ha_testenv::{S3Server, TestEnv, pki};
-use proxy::{StorageFault, StorageProxy, TcpProxy, WireFault};
+use proxy::{StorageFault, StorageLog, StorageProxy, TcpProxy, WireFault};
+use watch::ConfigMapWatch;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-const CLUSTER: &str = "nemesis";
-const JOBMANAGERS: usize = 3;
+/// Every cluster's `kubernetes.cluster-id` (each in its own namespace).
+const CLUSTER_ID: &str = "nemesis";
+const BUCKET: &str = "nemesis";
 const LEASE: Duration = Duration::from_secs(2);
 /// The orphan sweep's minimum age: the floor for the lease and the 3 retries of
 /// `config` ((2 × 4 + 1) × 2 s; `flink-ha jobmanager` refuses less).
 const ORPHAN_MIN_AGE: Duration = Duration::from_secs(18);
 
 /// The faults, by the name the summary line counts them under.
-const FAULT_KINDS: [&str; 10] = [
+const FAULT_KINDS: [&str; 18] = [
     "kill",
     "pause",
     "apiserver-pause",
     "api-drop",
     "api-delay",
     "api-cut",
+    "api-delay-then-drop",
     "storage-errors",
     "storage-resets",
     "storage-stall",
+    "storage-404",
+    "storage-412",
+    "storage-partition",
+    "lose-object",
     "delete-cluster-cm",
+    "drop-during-cm-delete",
+    "pause-during-sweep",
+    "stall-during-job-result",
 ];
 
-fn config(namespace: &str, storage_endpoint: &str) -> String {
+/// One cluster of a run.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    jobmanagers: usize,
+    /// `high-availability.cluster-id`: the payload folder's name. Two clusters with the
+    /// same one share a folder; unset, it is Flink's `default`, shared by all such.
+    ha_cluster_id: Option<&'static str>,
+    /// `job-result-store.delete-on-commit`.
+    delete_on_commit: bool,
+    /// `high-availability.kubernetes.leader-election.renew-deadline`, in ms; the lease is
+    /// 2 s. Flink's default shape is a renew deadline as long as the lease.
+    renew_deadline_ms: u64,
+}
+
+/// Two clusters in one folder `nemesis/` (different namespaces, one cluster id), and a
+/// pair with `high-availability.cluster-id` unset, in `default/`; all on one storageDir.
+fn four_clusters() -> Vec<Shape> {
+    vec![
+        Shape {
+            jobmanagers: 3,
+            ha_cluster_id: Some("nemesis"),
+            delete_on_commit: false,
+            renew_deadline_ms: 1500,
+        },
+        Shape {
+            jobmanagers: 2,
+            ha_cluster_id: Some("nemesis"),
+            delete_on_commit: true,
+            renew_deadline_ms: 1500,
+        },
+        Shape {
+            jobmanagers: 1,
+            ha_cluster_id: None,
+            delete_on_commit: false,
+            renew_deadline_ms: 1500,
+        },
+        Shape {
+            jobmanagers: 1,
+            ha_cluster_id: None,
+            delete_on_commit: true,
+            renew_deadline_ms: 1500,
+        },
+    ]
+}
+
+/// One cluster of `jobmanagers` in its own folder.
+fn one_cluster(jobmanagers: usize) -> Vec<Shape> {
+    vec![Shape {
+        jobmanagers,
+        ha_cluster_id: Some("nemesis"),
+        delete_on_commit: false,
+        renew_deadline_ms: 1500,
+    }]
+}
+
+/// One run's shape.
+struct Scenario {
+    name: String,
+    seconds: u64,
+    seed: u64,
+    kinds: Vec<&'static str>,
+    clusters: Vec<Shape>,
+    finish_after: u64,
+    planted: Option<Bug>,
+    /// Wait for an orphan sweep after the faults (the leak rule (g) needs it).
+    wait_for_sweep: bool,
+}
+
+fn config(namespace: &str, storage_endpoint: &str, shape: Shape) -> String {
+    let delete_on_commit = shape.delete_on_commit;
+    let renew_deadline = shape.renew_deadline_ms;
+    let ha_cluster_id = shape
+        .ha_cluster_id
+        .map(|id| format!("high-availability.cluster-id: {id}\n"))
+        .unwrap_or_default();
     format!(
-        "high-availability.type: kubernetes
-high-availability.storageDir: s3://nemesis/recovery
+        "{ha_cluster_id}high-availability.type: kubernetes
+high-availability.storageDir: s3://{BUCKET}/recovery
 s3.endpoint: {storage_endpoint}
 s3.path.style.access: true
 s3.access-key: flink-ha-test
 s3.secret-key: flink-ha-test-secret
-high-availability.cluster-id: {CLUSTER}
-kubernetes.cluster-id: {CLUSTER}
+kubernetes.cluster-id: {CLUSTER_ID}
 kubernetes.namespace: {namespace}
 execution.checkpointing.interval: 200 ms
 execution.checkpointing.num-retained: 2
-job-result-store.delete-on-commit: false
+job-result-store.delete-on-commit: {delete_on_commit}
 high-availability.kubernetes.leader-election.lease-duration: 2 s
-high-availability.kubernetes.leader-election.renew-deadline: 1500 ms
+high-availability.kubernetes.leader-election.renew-deadline: {renew_deadline} ms
 high-availability.kubernetes.leader-election.retry-period: 400 ms
 kubernetes.transactional-operation.max-retries: 3
 "
     )
 }
 
-/// One JobManager slot: its proxy to the API server, its files, its current process.
+/// One cluster: its namespace, and how its job results are committed.
+struct ClusterOf {
+    env: TestEnv,
+    api: Api<ConfigMap>,
+    watch: ConfigMapWatch,
+    shape: Shape,
+}
+
+/// One JobManager slot: its proxies, its files, its current process.
 struct Slot {
+    cluster: usize,
+    name: String,
     proxy: TcpProxy,
+    storage: StorageProxy,
     kubeconfig: PathBuf,
+    config: PathBuf,
     history: PathBuf,
     child: Option<Child>,
 }
 
 /// Everything the run started; stops it all when dropped, also when the test fails.
-struct Cluster {
+struct Run {
     slots: Vec<Slot>,
-    config: PathBuf,
     apiserver_pid: Option<u32>,
+    finish_after: u64,
+    planted: Option<Bug>,
 }
 
-impl Cluster {
+impl Run {
     fn spawn(&mut self, index: usize, plane: &flink_ha_testenv::ControlPlane) -> std::io::Result<()> {
+        let finish_after = self.finish_after.to_string();
         let slot = &mut self.slots[index];
-        let child = Command::new(env!("CARGO_BIN_EXE_flink-ha"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flink-ha"));
+        command
             .args(["jobmanager", "--jobs", "2", "--checkpoint-interval", "200 ms"])
-            .args(["--finish-after", "25"])
+            .args(["--finish-after", &finish_after])
             .args(["--orphan-sweep-interval", "1 s"])
             .args(["--orphan-min-age", &format!("{} s", ORPHAN_MIN_AGE.as_secs())])
             .arg("--config")
-            .arg(&self.config)
+            .arg(&slot.config)
             .arg("--history")
             .arg(&slot.history)
-            .args(["--address", &format!("jm-{index}")])
+            .args(["--address", &slot.name])
             .env("KUBECONFIG", &slot.kubeconfig)
             .env("RUST_LOG", "error")
+            .env_remove(PLANTED_BUG_ENV)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
+            .stderr(Stdio::null());
+        if let Some(bug) = self.planted {
+            command.env(PLANTED_BUG_ENV, bug.name());
+        }
+        let child = command.spawn()?;
         plane.adopt(child.id());
         slot.child = Some(child);
         Ok(())
@@ -125,9 +243,15 @@ impl Cluster {
     fn pid(&self, index: usize) -> Option<u32> {
         self.slots[index].child.as_ref().map(Child::id)
     }
+
+    fn of_cluster(&self, cluster: usize) -> Vec<usize> {
+        (0..self.slots.len())
+            .filter(|&i| self.slots[i].cluster == cluster)
+            .collect()
+    }
 }
 
-impl Drop for Cluster {
+impl Drop for Run {
     fn drop(&mut self) {
         if let Some(pid) = self.apiserver_pid {
             signal(pid, Signal::CONT);
@@ -155,8 +279,8 @@ fn socket_of(url: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("{url} is not host:port: {e}"))
 }
 
-/// Every line of every history file, in file order.
-fn read_histories(slots: &[Slot]) -> Result<Vec<Record>, String> {
+/// Every line of the history files of `slots`, in file order.
+fn read_histories<'a>(slots: impl IntoIterator<Item = &'a Slot>) -> Result<Vec<Record>, String> {
     let mut records = Vec::new();
     for slot in slots {
         let name = slot
@@ -165,6 +289,7 @@ fn read_histories(slots: &[Slot]) -> Result<Vec<Record>, String> {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         let text = std::fs::read_to_string(&slot.history).unwrap_or_default();
+        let lines = text.lines().count();
         for (number, text) in text.lines().enumerate() {
             // A line cut by a SIGKILL is the only one that may not parse: the last.
             match serde_json::from_str::<Line>(text) {
@@ -173,7 +298,7 @@ fn read_histories(slots: &[Slot]) -> Result<Vec<Record>, String> {
                     source: format!("{name}:{}", number + 1),
                     text: text.to_string(),
                 }),
-                Err(error) if number + 1 == text.lines().count() => {
+                Err(error) if number + 1 == lines => {
                     eprintln!("nemesis: {name}:{}: a cut line ({error})", number + 1)
                 }
                 Err(error) => return Err(format!("{name}:{}: {error}: {text}", number + 1)),
@@ -183,34 +308,48 @@ fn read_histories(slots: &[Slot]) -> Result<Vec<Record>, String> {
     Ok(records)
 }
 
-/// The slot whose current process holds the lock, by the identity in the lock record
-/// and the identities the processes wrote into their histories.
-async fn leader_slot(api: &Api<ConfigMap>, cluster: &Cluster) -> Option<usize> {
-    let cm = tokio::time::timeout(Duration::from_secs(2), api.get_opt(&names::cluster_config_map(CLUSTER)))
-        .await
-        .ok()?
-        .ok()??;
+/// The slot of `cluster` whose current process holds its lock, by the identity in the
+/// lock record and the identities the processes wrote into their histories.
+async fn leader_slot(api: &Api<ConfigMap>, run: &Run, cluster: usize) -> Option<usize> {
+    let cm = tokio::time::timeout(
+        Duration::from_secs(2),
+        api.get_opt(&names::cluster_config_map(CLUSTER_ID)),
+    )
+    .await
+    .ok()?
+    .ok()??;
     let raw = cm.metadata.annotations?.remove(names::LEADER_ANNOTATION)?;
     let holder = serde_json::from_str::<serde_json::Value>(&raw).ok()?["holderIdentity"]
         .as_str()?
         .to_string();
-    (0..cluster.slots.len()).find(|&index| {
-        cluster
-            .pid(index)
-            .is_some_and(|pid| identity_of(&cluster.slots[index].history, pid) == holder)
+    run.of_cluster(cluster).into_iter().find(|&index| {
+        run.pid(index)
+            .is_some_and(|pid| identity_of(&run.slots[index].history, pid) == holder)
     })
 }
 
-/// The HA state after the run, read around the proxies.
-async fn final_state(api: &Api<ConfigMap>, settings: &HaSettings) -> Result<FinalState, Box<dyn std::error::Error>> {
-    let mut state = FinalState::default();
+/// The HA state of one cluster after the run, read around the proxies.
+async fn final_state(
+    api: &Api<ConfigMap>,
+    namespace: &str,
+    settings: &HaSettings,
+    swept: bool,
+) -> Result<FinalState, Box<dyn std::error::Error>> {
+    let mut state = FinalState {
+        orphans_may_stay: !swept,
+        ..FinalState::default()
+    };
     let list = api
-        .list(&ListParams::default().labels(&names::ha_selector(CLUSTER)))
+        .list(&ListParams::default().labels(&names::ha_selector(CLUSTER_ID)))
         .await?;
+    let mut token = None;
     for cm in list.items {
         let name = cm.metadata.name.clone().unwrap_or_default();
+        if name == names::cluster_config_map(CLUSTER_ID) {
+            token = owner_token(&cm).map(str::to_string);
+        }
         if let Some(job) = name
-            .strip_prefix(&format!("{CLUSTER}-"))
+            .strip_prefix(&format!("{CLUSTER_ID}-"))
             .and_then(|n| n.strip_suffix("-config-map"))
             .filter(|job| *job != "cluster")
         {
@@ -230,15 +369,20 @@ async fn final_state(api: &Api<ConfigMap>, settings: &HaSettings) -> Result<Fina
                 .push((name.clone(), key, pointer.path, pointer.marked_for_deletion));
         }
     }
+    let owner = token.map(|token| PayloadOwner::new(namespace, CLUSTER_ID, &token));
     let payloads = PayloadStore::for_settings(settings)?;
     let (store, root) = payloads.object_store();
     let objects: Vec<_> = store.list(Some(root)).try_collect().await?;
-    // Everything but the sweep's owner marker and its probe (of a sweep cut off by the
-    // stop), which hold no data.
+    // This cluster's payloads (the folder is shared), but for the sweep's owner marker
+    // and its probe (of a sweep cut off by the stop), which hold no data.
     state.payloads = objects
         .iter()
         .filter(|o| o.location.filename() != Some(OWNER_MARKER))
         .filter(|o| !o.location.filename().is_some_and(|name| name.starts_with(PROBE_KIND)))
+        .filter(|o| {
+            let name = o.location.filename().unwrap_or_default();
+            owner.as_ref().is_some_and(|owner| owner.owns(name, &PAYLOAD_KINDS))
+        })
         .map(|o| payloads.uri_of(&o.location))
         .collect();
     let entries = JobResultStore::for_settings(settings)?.entries().await?;
@@ -258,123 +402,349 @@ fn env_u64(name: &str) -> Result<Option<u64>, String> {
     }
 }
 
+/// The fault kinds `NEMESIS_FAULTS` names, or all of them.
+fn kinds_from_env() -> Result<Vec<&'static str>, String> {
+    let Ok(text) = std::env::var("NEMESIS_FAULTS") else {
+        return Ok(FAULT_KINDS.to_vec());
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|kind| {
+            FAULT_KINDS.iter().find(|k| **k == kind).copied().ok_or_else(|| {
+                format!(
+                    "NEMESIS_FAULTS: no fault kind `{kind}` (kinds: {})",
+                    FAULT_KINDS.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// One nemesis run at a time in this test binary: two side by side on two cores would
+/// miss their leases for the CPU, not for the faults.
+static TURN: Mutex<()> = Mutex::new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_checkpoint_is_lost_and_no_finished_job_rerun_under_faults() -> TestResult {
+    let _turn = TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let seconds = env_u64("NEMESIS_SECS")?.unwrap_or(60);
     let seed = env_u64("NEMESIS_SEED")?.unwrap_or_else(|| fastrand::u64(..));
+    let outcome = run(Scenario {
+        name: "nemesis".into(),
+        seconds,
+        seed,
+        kinds: kinds_from_env()?,
+        clusters: four_clusters(),
+        finish_after: 25,
+        planted: None,
+        wait_for_sweep: true,
+    })
+    .await?;
+    if !outcome.violations.is_empty() {
+        return Err(format!(
+            "{} violations (seed {seed}); histories kept in {}",
+            outcome.violations.len(),
+            outcome.kept.display()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The mutation check: `bug` planted, the checker must name it by `rule`.
+async fn planted(
+    bug: Bug,
+    rule: char,
+    kinds: &[&'static str],
+    seconds: u64,
+    clusters: Vec<Shape>,
+    finish_after: u64,
+) -> TestResult {
+    let _turn = TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let seed = env_u64("NEMESIS_SEED")?.unwrap_or(26);
+    let outcome = run(Scenario {
+        name: format!("planted {}", bug.name()),
+        seconds,
+        seed,
+        kinds: kinds.to_vec(),
+        clusters,
+        finish_after,
+        planted: Some(bug),
+        wait_for_sweep: false,
+    })
+    .await?;
+    let named: BTreeSet<char> = outcome.violations.iter().map(|v| v.rule).collect();
     eprintln!(
-        "nemesis: seed {seed}, {seconds} s of faults (NEMESIS_SEED={seed} NEMESIS_SECS={seconds} repeats the schedule)"
+        "nemesis: planted {} named by {:?} (expected {rule}); histories in {}",
+        bug.name(),
+        named,
+        outcome.kept.display()
+    );
+    assert!(
+        named.contains(&rule),
+        "the checker did not name the planted bug {} by rule ({rule}): it named {named:?} (seed {seed}, histories in {})",
+        bug.name(),
+        outcome.kept.display()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_no_fence_is_named_by_d() -> TestResult {
+    planted(Bug::NoFence, 'd', &["pause"], 40, one_cluster(3), 25).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_older_checkpoint_is_named_by_a() -> TestResult {
+    planted(Bug::OlderCheckpoint, 'a', &["kill"], 15, one_cluster(2), 25).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_sweep_any_owner_is_named_by_b() -> TestResult {
+    // Jobs that live past the sweep's minimum age, so the other cluster's sweep sees
+    // their plans old enough; no faults needed.
+    planted(Bug::SweepAnyOwner, 'b', &[], 30, four_clusters()[..2].to_vec(), 1000).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_no_job_result_is_named_by_b() -> TestResult {
+    planted(Bug::NoJobResult, 'b', &[], 10, one_cluster(1), 10).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_cleanup_before_result_is_named_by_b() -> TestResult {
+    planted(Bug::CleanupBeforeResult, 'b', &[], 10, one_cluster(1), 10).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_step_down_from_answer_is_named_by_c() -> TestResult {
+    // Flink's default shape (renew deadline = lease): the step-down margin is a tenth of
+    // the lease, and an answer delayed past it shows the bug.
+    let shape = Shape {
+        renew_deadline_ms: 2000,
+        ..one_cluster(3)[0]
+    };
+    planted(
+        Bug::StepDownFromAnswer,
+        'c',
+        &["api-delay-then-drop"],
+        40,
+        vec![shape],
+        25,
+    )
+    .await
+}
+
+/// What a run left: the violations, and the folder with its histories.
+struct Outcome {
+    violations: Vec<Violation>,
+    kept: PathBuf,
+}
+
+async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> {
+    let Scenario {
+        name: run_name,
+        seconds,
+        seed,
+        kinds,
+        clusters: shapes,
+        finish_after,
+        planted,
+        wait_for_sweep,
+    } = scenario;
+    eprintln!(
+        "{run_name}: seed {seed}, {seconds} s of faults (NEMESIS_SEED={seed} NEMESIS_SECS={seconds} repeats the schedule)"
     );
     let mut rng = fastrand::Rng::with_seed(seed);
 
-    let env = TestEnv::new("nemesis").await?;
-    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let s3 = S3Server::shared()?;
-    s3.create_bucket("nemesis")?;
-    let storage = StorageProxy::start(socket_of(&s3.endpoint())?, seed).await?;
-    let apiserver = socket_of(&env.plane.server)?;
-
+    s3.create_bucket(BUCKET)?;
+    let upstream = socket_of(&s3.endpoint())?;
+    let log: StorageLog = Arc::new(Mutex::new(Vec::new()));
     let dir = tempfile::Builder::new().prefix("flink-ha-nemesis-").tempdir()?;
-    let config_path = dir.path().join("config.yaml");
-    std::fs::write(&config_path, config(&env.namespace, &storage.endpoint()))?;
-    let mut cluster = Cluster {
-        slots: Vec::new(),
-        config: config_path,
-        apiserver_pid: env.plane.apiserver_pid(),
-    };
-    for index in 0..JOBMANAGERS {
-        let proxy = TcpProxy::start(apiserver).await?;
-        let kubeconfig = dir.path().join(format!("kubeconfig-{index}"));
-        pki::write_kubeconfig(
-            &kubeconfig,
-            &format!("https://127.0.0.1:{}", proxy.port),
-            env.plane.ca_cert(),
-            pki::ADMIN_TOKEN,
-        )?;
-        cluster.slots.push(Slot {
-            proxy,
-            kubeconfig,
-            history: dir.path().join(format!("jm-{index}.jsonl")),
-            child: None,
+    let mut clusters: Vec<ClusterOf> = Vec::new();
+    for (index, shape) in shapes.iter().enumerate() {
+        let env = TestEnv::new(&format!("nemesis-{index}")).await?;
+        let api = Api::namespaced(env.client.clone(), &env.namespace);
+        let watch = ConfigMapWatch::start(env.client.clone(), &env.namespace).await?;
+        clusters.push(ClusterOf {
+            env,
+            api,
+            watch,
+            shape: *shape,
         });
-        cluster.spawn(index, env.plane)?;
+    }
+    let plane = clusters[0].env.plane;
+    let apiserver = socket_of(&plane.server)?;
+    let mut run = Run {
+        slots: Vec::new(),
+        apiserver_pid: plane.apiserver_pid(),
+        finish_after,
+        planted,
+    };
+    for (cluster, shape) in shapes.iter().enumerate() {
+        for n in 0..shape.jobmanagers {
+            let name = format!("c{cluster}-jm{n}");
+            let proxy = TcpProxy::start(apiserver).await?;
+            let storage = StorageProxy::start(upstream, seed ^ (run.slots.len() as u64), &name, log.clone()).await?;
+            let kubeconfig = dir.path().join(format!("kubeconfig-{name}"));
+            pki::write_kubeconfig(
+                &kubeconfig,
+                &format!("https://127.0.0.1:{}", proxy.port),
+                plane.ca_cert(),
+                pki::ADMIN_TOKEN,
+            )?;
+            let config_path = dir.path().join(format!("config-{name}.yaml"));
+            let of = &clusters[cluster];
+            std::fs::write(&config_path, config(&of.env.namespace, &storage.endpoint(), of.shape))?;
+            run.slots.push(Slot {
+                cluster,
+                name: name.clone(),
+                proxy,
+                storage,
+                kubeconfig,
+                config: config_path,
+                history: dir.path().join(format!("{name}.jsonl")),
+                child: None,
+            });
+            let index = run.slots.len() - 1;
+            run.spawn(index, plane)?;
+        }
     }
 
-    // Faults only once the cluster runs: a leader with checkpoints.
+    // Faults only once every cluster runs: a leader with checkpoints.
     let warm_up = Instant::now() + Duration::from_secs(30);
-    while leader_slot(&api, &cluster).await.is_none() {
-        if Instant::now() > warm_up {
-            return Err("no leader within 30 s of the start".into());
+    for (index, cluster) in clusters.iter().enumerate() {
+        while leader_slot(&cluster.api, &run, index).await.is_none() {
+            if Instant::now() > warm_up {
+                return Err(format!("cluster {index}: no leader within 30 s of the start").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let mut faults: BTreeMap<&str, usize> = BTreeMap::new();
     let mut pauses: Vec<(u64, String)> = Vec::new();
     let mut timeline: Vec<String> = Vec::new();
+    let mut lost: BTreeSet<String> = BTreeSet::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(seconds) {
-        let kind = FAULT_KINDS[rng.usize(..FAULT_KINDS.len())];
-        let target = match leader_slot(&api, &cluster).await {
+        if kinds.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        let kind = kinds[rng.usize(..kinds.len())];
+        let cluster = rng.usize(..clusters.len());
+        let api = &clusters[cluster].api;
+        let members = run.of_cluster(cluster);
+        let target = match leader_slot(api, &run, cluster).await {
             Some(index) => index,
-            None => rng.usize(..JOBMANAGERS),
+            None => members[rng.usize(..members.len())],
         };
         let lasting = Duration::from_millis(rng.u64(500..3000));
         *faults.entry(kind).or_default() += 1;
         timeline.push(format!(
-            "{:.3} {kind} jm-{target} for {lasting:?}",
-            monotonic_ns() as f64 / 1e9
+            "{:.3} {kind} {} for {lasting:?}",
+            monotonic_ns() as f64 / 1e9,
+            run.slots[target].name
         ));
+        let pause = |run: &Run, pauses: &mut Vec<(u64, String)>| {
+            let pid = run.pid(target)?;
+            pauses.push((monotonic_ns(), identity_of(&run.slots[target].history, pid)));
+            signal(pid, Signal::STOP);
+            Some(pid)
+        };
+        let cluster_storage = |fault: StorageFault| {
+            for &member in &members {
+                run.slots[member].storage.set(fault);
+            }
+        };
         match kind {
             "kill" => {
-                if let Some(mut child) = cluster.slots[target].child.take() {
+                if let Some(mut child) = run.slots[target].child.take() {
                     let _ = child.kill();
                     let _ = child.wait();
                 }
                 tokio::time::sleep(lasting).await;
-                cluster.spawn(target, env.plane)?;
+                run.spawn(target, plane)?;
             }
             "pause" => {
-                if let Some(pid) = cluster.pid(target) {
-                    let identity = identity_of(&cluster.slots[target].history, pid);
-                    pauses.push((monotonic_ns(), identity));
-                    signal(pid, Signal::STOP);
+                if let Some(pid) = pause(&run, &mut pauses) {
+                    tokio::time::sleep(LEASE + lasting).await;
+                    signal(pid, Signal::CONT);
+                }
+            }
+            "pause-during-sweep" => {
+                // Frozen right as it lists the folder: a sweep's, or a recovery's, listing.
+                if run.slots[target].storage.next_listing(Duration::from_secs(3)).await
+                    && let Some(pid) = pause(&run, &mut pauses)
+                {
                     tokio::time::sleep(LEASE + lasting).await;
                     signal(pid, Signal::CONT);
                 }
             }
             "apiserver-pause" => {
-                if let Some(pid) = cluster.apiserver_pid {
+                if let Some(pid) = run.apiserver_pid {
                     signal(pid, Signal::STOP);
                     tokio::time::sleep(lasting).await;
                     signal(pid, Signal::CONT);
                 }
             }
-            "api-drop" => {
-                cluster.slots[target].proxy.set(WireFault::DropAnswers);
-                tokio::time::sleep(lasting).await;
-                cluster.slots[target].proxy.set(WireFault::Pass);
+            "api-drop" | "api-delay" | "api-delay-then-drop" => {
+                let proxy = &run.slots[target].proxy;
+                if kind != "api-drop" {
+                    proxy.set(WireFault::Delay(Duration::from_millis(rng.u64(200..1500))));
+                    tokio::time::sleep(lasting).await;
+                }
+                if kind != "api-delay" {
+                    proxy.set(WireFault::DropAnswers);
+                    tokio::time::sleep(lasting).await;
+                }
+                proxy.set(WireFault::Pass);
             }
-            "api-delay" => {
-                let by = Duration::from_millis(rng.u64(200..1500));
-                cluster.slots[target].proxy.set(WireFault::Delay(by));
-                tokio::time::sleep(lasting).await;
-                cluster.slots[target].proxy.set(WireFault::Pass);
-            }
-            "api-cut" => cluster.slots[target].proxy.cut(),
-            "storage-errors" | "storage-resets" | "storage-stall" => {
-                storage.set(match kind {
+            "api-cut" => run.slots[target].proxy.cut(),
+            "storage-errors"
+            | "storage-resets"
+            | "storage-stall"
+            | "storage-404"
+            | "storage-412"
+            | "stall-during-job-result" => {
+                let stall = Duration::from_millis(rng.u64(500..3000));
+                cluster_storage(match kind {
                     "storage-errors" => StorageFault::Errors(0.5),
                     "storage-resets" => StorageFault::Resets(0.5),
-                    _ => StorageFault::Stall(Duration::from_millis(rng.u64(500..3000))),
+                    "storage-404" => StorageFault::NotFound(0.5),
+                    "storage-412" => StorageFault::PreconditionFailed(0.5),
+                    "stall-during-job-result" => StorageFault::StallJobResults(stall),
+                    _ => StorageFault::Stall(stall),
                 });
                 tokio::time::sleep(lasting).await;
-                storage.set(StorageFault::Pass);
+                cluster_storage(StorageFault::Pass);
             }
-            "delete-cluster-cm" => {
-                let name = names::cluster_config_map(CLUSTER);
-                let _ = api.delete(&name, &DeleteParams::default()).await;
+            "storage-partition" => {
+                run.slots[target].storage.set(StorageFault::Partitioned);
+                tokio::time::sleep(lasting).await;
+                run.slots[target].storage.set(StorageFault::Pass);
+            }
+            "lose-object" => {
+                if let Some(uri) = lose_a_checkpoint(&run.slots[target].config, &s3.endpoint(), &mut rng).await? {
+                    timeline.push(format!("    lost {uri}"));
+                    lost.insert(uri);
+                }
+            }
+            "delete-cluster-cm" | "drop-during-cm-delete" => {
+                if kind == "drop-during-cm-delete" {
+                    run.slots[target].proxy.set(WireFault::DropAnswers);
+                }
+                let _ = api
+                    .delete(&names::cluster_config_map(CLUSTER_ID), &DeleteParams::default())
+                    .await;
+                if kind == "drop-during-cm-delete" {
+                    tokio::time::sleep(lasting).await;
+                    run.slots[target].proxy.set(WireFault::Pass);
+                }
             }
             _ => unreachable!("a fault kind without an action: {kind}"),
         }
@@ -382,53 +752,89 @@ async fn no_acknowledged_checkpoint_is_lost_and_no_finished_job_rerun_under_faul
     }
     let faulted = started.elapsed();
 
-    // Heal, let the cluster settle (a leader whose jobs checkpoint again, interrupted
+    // Heal, let the clusters settle (leaders whose jobs checkpoint again, interrupted
     // cleanups finished, and an orphan sweep that found every payload the faults left
     // old enough to delete), then stop every JobManager gracefully.
-    for slot in &cluster.slots {
+    for slot in &run.slots {
         slot.proxy.set(WireFault::Pass);
+        slot.storage.set(StorageFault::Pass);
     }
-    storage.set(StorageFault::Pass);
     // Requests the faults held back (a storage stall: up to 3 s) land after the heal.
     let last_write_ns = monotonic_ns() + 5_000_000_000;
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let swept_by = Instant::now() + ORPHAN_MIN_AGE + Duration::from_secs(40);
-    while !swept_since(&read_histories(&cluster.slots)?, last_write_ns, ORPHAN_MIN_AGE) {
-        if Instant::now() > swept_by {
-            return Err(format!(
-                "no orphan sweep listed the payloads {ORPHAN_MIN_AGE:?} after its process first listed them once the faults ended (seed {seed}); histories in {}",
-                dir.keep().display()
-            )
-            .into());
+    if wait_for_sweep {
+        let swept_by = Instant::now() + ORPHAN_MIN_AGE + Duration::from_secs(40);
+        while !swept_since(&read_histories(&run.slots)?, last_write_ns, ORPHAN_MIN_AGE) {
+            if Instant::now() > swept_by {
+                return Err(format!(
+                    "no orphan sweep listed the payloads {ORPHAN_MIN_AGE:?} after its process first listed them once the faults ended (seed {seed}); histories in {}",
+                    dir.keep().display()
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    for index in 0..JOBMANAGERS {
-        if let Some(pid) = cluster.pid(index) {
+    for index in 0..run.slots.len() {
+        if let Some(pid) = run.pid(index) {
             signal(pid, Signal::TERM);
         }
     }
     let stop_by = Instant::now() + Duration::from_secs(20);
-    for slot in &mut cluster.slots {
+    for slot in &mut run.slots {
         if let Some(child) = slot.child.as_mut() {
             while child.try_wait()?.is_none() && Instant::now() < stop_by {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
+    // The watch takes in the last versions.
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let history = read_histories(&cluster.slots)?;
+    let mut config_maps = watch::Watched::default();
+    for cluster in &clusters {
+        let seen = cluster.watch.seen();
+        config_maps.versions.extend(seen.versions);
+        config_maps.gaps.extend(seen.gaps);
+    }
     let observed = Observed {
-        storage_deletes: storage.deletes(),
+        storage: log.lock().map(|l| l.clone()).unwrap_or_default(),
+        config_maps,
+        lost,
     };
-    // The state is read around the proxies, from the servers themselves.
-    let direct = config(&env.namespace, &s3.endpoint());
-    let settings = HaSettings::from_flink_config("config.yaml", &direct)?;
-    let state = final_state(&api, &settings).await?;
-    let violations = checker::check(&history, &observed, Some(&state));
+    // What the harness saw, kept beside the histories for a post-mortem.
+    let mut seen = String::new();
+    for op in &observed.storage {
+        let body = op.body.as_ref().map(|b| String::from_utf8_lossy(b).to_string());
+        seen.push_str(&format!(
+            "storage {} {} {} sent {} answered {} status {:?} body {:?}\n",
+            op.via, op.method, op.uri, op.sent_ns, op.answered_ns, op.status, body
+        ));
+    }
+    for v in &observed.config_maps.versions {
+        seen.push_str(&format!("configmap {v:?}\n"));
+    }
+    std::fs::write(dir.path().join("observed.txt"), seen)?;
+    let mut violations = Vec::new();
+    let mut all_history = Vec::new();
+    for (index, cluster) in clusters.iter().enumerate() {
+        let history = read_histories(run.slots.iter().filter(|s| s.cluster == index))?;
+        // The state is read around the proxies, from the servers themselves.
+        let direct = config(&cluster.env.namespace, &s3.endpoint(), cluster.shape);
+        let settings = HaSettings::from_flink_config("config.yaml", &direct)?;
+        let swept = history.iter().any(|r| matches!(r.line.event, Event::Swept { .. }));
+        let state = final_state(&cluster.api, &cluster.env.namespace, &settings, swept).await?;
+        let found = checker::check(&history, &observed, Some(&state));
+        if !found.is_empty() {
+            orphans_explained(&history, &state, &settings).await;
+        }
+        violations.extend(found);
+        all_history.extend(history);
+    }
 
-    let acks = count(&history, |e| matches!(e, Event::CheckpointAcked { .. }));
-    let recoveries = count(&history, |e| {
+    let history = &all_history;
+    let acks = count(history, |e| matches!(e, Event::CheckpointAcked { .. }));
+    let recoveries = count(history, |e| {
         matches!(
             e,
             Event::Recovered {
@@ -437,9 +843,9 @@ async fn no_acknowledged_checkpoint_is_lost_and_no_finished_job_rerun_under_faul
             }
         )
     });
-    let finished = count(&history, |e| matches!(e, Event::JobFinished { .. }));
+    let finished = count(history, |e| matches!(e, Event::JobFinished { .. }));
     let kinds: Vec<String> = faults.iter().map(|(kind, n)| format!("{kind}={n}")).collect();
-    let failovers = failovers_after_pauses(&history, &pauses);
+    let failovers = failovers_after_pauses(history, &pauses);
     let swept: usize = history
         .iter()
         .map(|r| match &r.line.event {
@@ -448,39 +854,73 @@ async fn no_acknowledged_checkpoint_is_lost_and_no_finished_job_rerun_under_faul
         })
         .sum();
     eprintln!(
-        "nemesis: failover after a pause past the lease: {} ({} pauses), {finished} jobs finished, {swept} orphaned payloads swept, histories in {}",
+        "{run_name}: failover after a pause past the lease: {} ({} pauses), {finished} jobs finished, {swept} orphaned payloads swept, {} ConfigMap versions and {} storage writes observed, histories in {}",
         describe(&failovers),
         pauses.len(),
+        observed.config_maps.versions.len(),
+        observed.storage.len(),
         dir.path().display()
     );
     for violation in &violations {
         eprint!("{violation}");
     }
     eprintln!(
-        "nemesis: {} s, seed {seed}, {} faults ({}), {acks} checkpoints acknowledged, {recoveries} recoveries, violations: {}{}",
+        "{run_name}: {} s, seed {seed}, {} clusters, {} faults ({}), {acks} checkpoints acknowledged, {recoveries} recoveries, violations: {}{}",
         faulted.as_secs(),
+        clusters.len(),
         faults.values().sum::<usize>(),
         kinds.join(", "),
         violations.len(),
         checker::summary(&violations)
     );
     if !violations.is_empty() {
-        eprintln!("nemesis: the faults (CLOCK_MONOTONIC s, kind, target):");
+        eprintln!("{run_name}: the faults (CLOCK_MONOTONIC s, kind, target):");
         for line in &timeline {
             eprintln!("    {line}");
         }
-        orphans_explained(&history, &state, &settings).await;
-        // Keep the histories for a look.
-        let kept = dir.keep();
-        return Err(format!(
-            "{} violations (seed {seed}); histories kept in {}",
-            violations.len(),
-            kept.display()
-        )
-        .into());
     }
-    assert!(acks > 0, "no checkpoint was acknowledged: the run proves nothing");
-    Ok(())
+    if acks == 0 {
+        return Err(format!("{run_name}: no checkpoint was acknowledged: the run proves nothing").into());
+    }
+    Ok(Outcome {
+        violations,
+        kept: dir.keep(),
+    })
+}
+
+/// Destroys one checkpoint payload of the cluster `config` describes, directly on the
+/// S3 server (a storage that lost an object): its URI, or `None` if it had none.
+async fn lose_a_checkpoint(
+    config: &Path,
+    direct_endpoint: &str,
+    rng: &mut fastrand::Rng,
+) -> Result<Option<String>, Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(config)?;
+    let direct = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("s3.endpoint:") {
+                format!("s3.endpoint: {direct_endpoint}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let settings = HaSettings::from_flink_config("config.yaml", &direct)?;
+    let payloads = PayloadStore::for_settings(&settings)?;
+    let (store, root) = payloads.object_store();
+    let objects: Vec<_> = store.list(Some(root)).try_collect().await?;
+    let checkpoints: Vec<_> = objects
+        .iter()
+        .filter(|o| o.location.filename().is_some_and(|n| n.starts_with(CHECKPOINT_KIND)))
+        .collect();
+    if checkpoints.is_empty() {
+        return Ok(None);
+    }
+    let victim = checkpoints[rng.usize(..checkpoints.len())];
+    object_store::ObjectStoreExt::delete(store.as_ref(), &victim.location).await?;
+    Ok(Some(payloads.uri_of(&victim.location)))
 }
 
 /// What each payload no pointer names holds, and what the histories say of it.

@@ -168,7 +168,10 @@ pub async fn clean_up_job(job: JobHa<'_>, results: &JobResultStore, result: &Job
     }
     // First, so that from here on no leader recovers the job from its plan, however far
     // the cleanup gets.
-    results.create_dirty(result, job.lease).await?;
+    let cleanup_first = crate::planted::planted(crate::planted::Bug::CleanupBeforeResult);
+    if !crate::planted::planted(crate::planted::Bug::NoJobResult) && !cleanup_first {
+        results.create_dirty(result, job.lease).await?;
+    }
 
     let checkpoints = CompletedCheckpointStore::new(
         job.cas.clone(),
@@ -223,6 +226,9 @@ pub async fn clean_up_job(job: JobHa<'_>, results: &JobResultStore, result: &Job
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(error) => return Err(Error::Kube(error)),
         }
+    }
+    if cleanup_first {
+        results.create_dirty(result, job.lease).await?;
     }
     results.mark_clean(job.job_id, job.lease).await
 }

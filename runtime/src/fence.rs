@@ -72,6 +72,9 @@ impl Fence {
 
     /// The check every job-ConfigMap write makes in its compare-and-set.
     pub fn check(&self, cm: &ConfigMap, name: &str) -> Result<()> {
+        if crate::planted::planted(crate::planted::Bug::NoFence) {
+            return Ok(());
+        }
         let not_leader = |reason: String| Error::NotLeader {
             name: name.to_string(),
             reason,

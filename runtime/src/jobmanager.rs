@@ -326,7 +326,10 @@ impl Grant {
         let job_id = JobId::from_parts(fastrand::u64(..), fastrand::u64(..));
         let (acted_ns, valid_until_ns) = self.may_act()?;
         self.plans
-            .put(job_id.as_str(), Bytes::from(format!("{{\"job\":\"{job_id}\"}}")))
+            .put(
+                job_id.as_str(),
+                Bytes::from(format!("{{\"job\":\"{job_id}\",\"epoch\":{}}}", self.epoch)),
+            )
             .await?;
         tracing::info!(job = %job_id, "submitted");
         self.history.record(Event::JobSubmitted {
@@ -411,7 +414,9 @@ impl Grant {
         }
     }
 
-    /// One checkpoint: an id from the counter, then the add. The id.
+    /// One checkpoint: an id from the counter, then the add. The id. The payload names its
+    /// job, id and writer's epoch, so the nemesis harness can tell from the bytes it sees
+    /// stored whose write a pointer is.
     async fn checkpoint(&self, job: &JobHaServices, sent_ns: u64, valid_until_ns: u64) -> Result<u64> {
         let job_id = job.job_id().as_str();
         let id = job.counter().get_and_increment().await?;
@@ -423,7 +428,13 @@ impl Grant {
         });
         let added = job
             .checkpoints()
-            .add(id, Bytes::from(format!("{{\"job\":\"{job_id}\",\"checkpoint\":{id}}}")))
+            .add(
+                id,
+                Bytes::from(format!(
+                    "{{\"job\":\"{job_id}\",\"checkpoint\":{id},\"epoch\":{}}}",
+                    self.epoch
+                )),
+            )
             .await?;
         tracing::info!(job = %job_id, checkpoint = id, "checkpoint completed");
         self.history.record(Event::CheckpointAcked {

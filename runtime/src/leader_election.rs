@@ -713,7 +713,11 @@ impl Elector {
                 match tokio::time::timeout(left, renewal).await {
                     Ok(Ok(stored)) => {
                         cached = stored;
-                        step_down = self.step_down_at(sent_at);
+                        step_down = if crate::planted::planted(crate::planted::Bug::StepDownFromAnswer) {
+                            self.step_down_at(Instant::now())
+                        } else {
+                            self.step_down_at(sent_at)
+                        };
                         self.valid_until.send_replace(Some(step_down));
                         break;
                     }

@@ -35,6 +35,7 @@
 //! | [`job_result_store`] | Flink's job-result store: terminated jobs, never recovered again |
 //! | [`cleanup`] | the execution-plan store; job and cluster cleanup; what a new leader recovers |
 //! | [`sweep`] | the orphan sweep: payloads no pointer names, left by a killed writer |
+//! | [`planted`] | bugs planted on purpose for the nemesis mutation check (feature `planted-bugs`, tests only) |
 //! | [`history`] | what a JobManager did, as JSON lines, for the nemesis test's checker |
 //! | [`jobmanager`] | a JobManager-like process on all of the above (failover tests, demo) |
 //! | [`error`] | what callers must tell apart: not written, possibly written, not leader |
@@ -57,6 +58,7 @@ pub mod leader_election;
 pub mod leader_retrieval;
 pub mod names;
 pub mod payloads;
+pub mod planted;
 pub mod services;
 pub mod state_handle_store;
 pub mod storage;

@@ -430,7 +430,8 @@ impl PayloadStore {
             let Some(name) = meta.location.filename() else {
                 continue;
             };
-            if owner.owns(name, kinds) {
+            let any_owner = crate::planted::planted(crate::planted::Bug::SweepAnyOwner);
+            if owner.owns(name, kinds) || (any_owner && is_runtime_payload_name(name, kinds)) {
                 let uri = self.uri_of(&meta.location);
                 let since = first_seen.get(&uri).copied().unwrap_or(now);
                 seen_now.insert(uri.clone(), since);

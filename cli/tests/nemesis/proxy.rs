@@ -5,8 +5,10 @@
 //!   reaches the JobManager, and the connection is closed) or delayed, and connections cut.
 //! - [`StorageProxy`]: an HTTP/1.1 reverse proxy in front of the S3 server. Requests can
 //!   be answered 500 without reaching the server, forwarded and then left unanswered (the
-//!   connection dropped: the write may have happened), or stalled. It also notes every
-//!   DELETE it forwards, for the checker's rule (b).
+//!   connection dropped: the write may have happened), stalled, answered 404 or 412
+//!   without reaching the server, or cut off. One per JobManager, so one can be
+//!   partitioned from storage alone. All of them log every write they forward (PUT,
+//!   POST, DELETE) with the server's status and a PUT's body, for the checker.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -146,36 +148,91 @@ pub enum StorageFault {
     Resets(f64),
     /// Each request waits this long before it is forwarded.
     Stall(Duration),
+    /// This share of reads (GET, HEAD) is answered 404 NoSuchKey without reaching the
+    /// server, though the object may well exist (a lagging replica, a misrouted request).
+    NotFound(f64),
+    /// This share of writes (PUT) is answered 412 PreconditionFailed without reaching the
+    /// server.
+    PreconditionFailed(f64),
+    /// No request reaches the server, none is answered: the JobManager behind this proxy
+    /// is cut off from storage (and only from storage).
+    Partitioned,
+    /// Requests to the job-result store wait this long before they are forwarded; the
+    /// rest pass.
+    StallJobResults(Duration),
 }
+
+/// One write the storage proxy forwarded (PUT, POST, DELETE), with what the server said.
+#[derive(Clone, Debug)]
+pub struct StorageOp {
+    /// Which proxy: the JobManager slot behind it.
+    pub via: String,
+    pub method: String,
+    /// `s3://bucket/key`.
+    pub uri: String,
+    /// `CLOCK_MONOTONIC` ns when it was forwarded, and when the server's answer came.
+    pub sent_ns: u64,
+    pub answered_ns: u64,
+    /// The server's status; `None` if the server never answered.
+    pub status: Option<u16>,
+    /// A PUT's body (they are small here), for what the payload says of itself; `None`
+    /// for a copy (`x-amz-copy-source`, as a rename sends it).
+    pub body: Option<Bytes>,
+}
+
+impl StorageOp {
+    /// Whether the server did it (2xx).
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// The writes all storage proxies of a run forwarded, in one log.
+pub type StorageLog = Arc<Mutex<Vec<StorageOp>>>;
 
 /// An HTTP reverse proxy in front of the S3 server.
 pub struct StorageProxy {
     pub port: u16,
     fault: watch::Sender<StorageFault>,
-    deletes: Arc<Mutex<Vec<(u64, String)>>>,
+    /// Bumped at every listing (GET with `list-type`) through this proxy.
+    listings: watch::Receiver<u64>,
 }
 
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
+/// What every connection of one proxy shares.
+#[derive(Clone)]
+struct Shared {
+    via: String,
+    fault: watch::Receiver<StorageFault>,
+    log: StorageLog,
+    listings: Arc<watch::Sender<u64>>,
+    rng: Arc<Mutex<fastrand::Rng>>,
+}
+
 impl StorageProxy {
-    pub async fn start(upstream: SocketAddr, seed: u64) -> std::io::Result<StorageProxy> {
+    /// A proxy named `via` (the JobManager behind it) logging its writes into `log`.
+    pub async fn start(upstream: SocketAddr, seed: u64, via: &str, log: StorageLog) -> std::io::Result<StorageProxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let (fault, fault_rx) = watch::channel(StorageFault::Pass);
-        let deletes = Arc::new(Mutex::new(Vec::new()));
-        let noted = deletes.clone();
-        let rng = Arc::new(Mutex::new(fastrand::Rng::with_seed(seed)));
+        let (listed, listings) = watch::channel(0u64);
+        let shared = Shared {
+            via: via.to_string(),
+            fault: fault_rx,
+            log,
+            listings: Arc::new(listed),
+            rng: Arc::new(Mutex::new(fastrand::Rng::with_seed(seed))),
+        };
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let fault = fault_rx.clone();
-                let noted = noted.clone();
-                let rng = rng.clone();
+                let shared = shared.clone();
                 tokio::spawn(async move {
-                    let _ = serve(client, upstream, fault, noted, rng).await;
+                    let _ = serve(client, upstream, shared).await;
                 });
             }
         });
-        Ok(StorageProxy { port, fault, deletes })
+        Ok(StorageProxy { port, fault, listings })
     }
 
     pub fn endpoint(&self) -> String {
@@ -186,29 +243,31 @@ impl StorageProxy {
         self.fault.send_replace(fault);
     }
 
-    /// Every DELETE forwarded so far: when (`CLOCK_MONOTONIC` ns, at forwarding) and the
-    /// object's URI.
-    pub fn deletes(&self) -> Vec<(u64, String)> {
-        self.deletes.lock().map(|d| d.clone()).unwrap_or_default()
+    /// Waits (up to `within`) for the next listing of a folder through this proxy: the
+    /// start of an orphan sweep or of a recovery's reads. Whether one came.
+    pub async fn next_listing(&self, within: Duration) -> bool {
+        let mut listings = self.listings.clone();
+        listings.borrow_and_update();
+        tokio::time::timeout(within, listings.changed())
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 }
 
 /// One client connection, with one upstream connection of its own.
-async fn serve(
-    client: TcpStream,
-    upstream: SocketAddr,
-    fault: watch::Receiver<StorageFault>,
-    deletes: Arc<Mutex<Vec<(u64, String)>>>,
-    rng: Arc<Mutex<fastrand::Rng>>,
-) -> Result<(), BoxError> {
+async fn serve(client: TcpStream, upstream: SocketAddr, shared: Shared) -> Result<(), BoxError> {
+    if *shared.fault.borrow() == StorageFault::Partitioned {
+        // Cut off: the connection is accepted and dropped unanswered.
+        return Ok(());
+    }
     let server = TcpStream::connect(upstream).await?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(server)).await?;
     tokio::spawn(connection);
     let sender = Arc::new(tokio::sync::Mutex::new(sender));
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let fault = *fault.borrow();
-        let roll = rng.lock().map(|mut r| r.f64()).unwrap_or(1.0);
-        handle(request, sender.clone(), fault, roll, deletes.clone())
+        let fault = *shared.fault.borrow();
+        let roll = shared.rng.lock().map(|mut r| r.f64()).unwrap_or(1.0);
+        handle(request, sender.clone(), fault, roll, shared.clone())
     });
     hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(client), service)
@@ -217,7 +276,7 @@ async fn serve(
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-type Upstream = Arc<tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Incoming>>>;
+type Upstream = Arc<tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>;
 
 /// One request under `fault`; `roll` (uniform in 0..1) decides whether it is hit.
 async fn handle(
@@ -225,26 +284,79 @@ async fn handle(
     upstream: Upstream,
     fault: StorageFault,
     roll: f64,
-    deletes: Arc<Mutex<Vec<(u64, String)>>>,
+    shared: Shared,
 ) -> Result<Response<ProxyBody>, BoxError> {
+    let method = request.method().clone();
+    let is_read = method == hyper::Method::GET || method == hyper::Method::HEAD;
+    let query = request.uri().query().unwrap_or_default().to_string();
+    // Path style: /<bucket>/<key> is s3://<bucket>/<key>.
+    let uri = format!("s3:/{}", request.uri().path());
     match fault {
-        StorageFault::Errors(share) if roll < share => return Ok(internal_error()),
+        StorageFault::Errors(share) if roll < share => {
+            return Ok(answer(StatusCode::INTERNAL_SERVER_ERROR, "InternalError"));
+        }
+        StorageFault::NotFound(share) if roll < share && is_read && !query.contains("list-type") => {
+            return Ok(answer(StatusCode::NOT_FOUND, "NoSuchKey"));
+        }
+        StorageFault::PreconditionFailed(share) if roll < share && method == hyper::Method::PUT => {
+            return Ok(answer(StatusCode::PRECONDITION_FAILED, "PreconditionFailed"));
+        }
+        StorageFault::Partitioned => return Err(Box::new(LostAnswer)),
         StorageFault::Stall(by) => tokio::time::sleep(by).await,
+        StorageFault::StallJobResults(by) if uri.contains("/job-result-store/") => tokio::time::sleep(by).await,
         _ => {}
     }
-    if request.method() == hyper::Method::DELETE {
-        // Path style: /<bucket>/<key> is s3://<bucket>/<key>.
-        let uri = format!("s3:/{}", request.uri().path());
-        if let Ok(mut deletes) = deletes.lock() {
-            deletes.push((monotonic_ns(), uri));
+    if method == hyper::Method::GET && query.contains("list-type") {
+        shared.listings.send_modify(|n| *n += 1);
+    }
+    let is_copy = request.headers().contains_key("x-amz-copy-source");
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let is_write = !is_read && method != hyper::Method::OPTIONS;
+    let request = Request::from_parts(parts, Full::new(body.clone()));
+    let sent_ns = monotonic_ns();
+    let response = upstream.lock().await.send_request(request).await;
+    if is_write && let Ok(mut log) = shared.log.lock() {
+        let op = StorageOp {
+            via: shared.via.clone(),
+            method: method.to_string(),
+            uri,
+            sent_ns,
+            answered_ns: monotonic_ns(),
+            status: response.as_ref().ok().map(|r| r.status().as_u16()),
+            body: (method == hyper::Method::PUT && !is_copy).then_some(body.clone()),
+        };
+        if method == hyper::Method::POST && query.split('&').any(|q| q == "delete" || q.starts_with("delete=")) {
+            // A bulk delete (object_store's way): one DELETE per key it names. The
+            // server's answer may refuse single keys; none is refused here but by a fault.
+            for key in keys_of_bulk_delete(&body) {
+                log.push(StorageOp {
+                    method: "DELETE".into(),
+                    uri: format!("{}/{key}", op.uri.trim_end_matches('/')),
+                    body: None,
+                    ..op.clone()
+                });
+            }
+        } else {
+            log.push(op);
         }
     }
-    let response = upstream.lock().await.send_request(request).await?;
+    let response = response?;
     if matches!(fault, StorageFault::Resets(share) if roll < share) {
         // Forwarded, then the answer is lost with the connection.
         return Err(Box::new(LostAnswer));
     }
     Ok(response.map(|body| body.boxed()))
+}
+
+/// The keys in an S3 `DeleteObjects` request body (`<Key>…</Key>`; the runtime's names
+/// need no XML escapes).
+fn keys_of_bulk_delete(body: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(body);
+    text.split("<Key>")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</Key>").map(|(key, _)| key.to_string()))
+        .collect()
 }
 
 #[derive(Debug)]
@@ -258,13 +370,16 @@ impl std::fmt::Display for LostAnswer {
 
 impl std::error::Error for LostAnswer {}
 
-fn internal_error() -> Response<ProxyBody> {
-    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>injected by the nemesis</Message></Error>";
+/// An S3 error answer with `code`, made up by the nemesis.
+fn answer(status: StatusCode, code: &str) -> Response<ProxyBody> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the nemesis</Message></Error>"
+    );
     let mut response = Response::new(
-        Full::new(Bytes::from_static(body.as_bytes()))
+        Full::new(Bytes::from(body))
             .map_err(|never: Infallible| match never {})
             .boxed(),
     );
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    *response.status_mut() = status;
     response
 }
