@@ -67,7 +67,7 @@ const LEASE: Duration = Duration::from_secs(2);
 const ORPHAN_MIN_AGE: Duration = Duration::from_secs(18);
 
 /// The faults, by the name the summary line counts them under.
-const FAULT_KINDS: [&str; 18] = [
+const FAULT_KINDS: [&str; 19] = [
     "kill",
     "pause",
     "apiserver-pause",
@@ -83,6 +83,7 @@ const FAULT_KINDS: [&str; 18] = [
     "storage-partition",
     "lose-object",
     "delete-cluster-cm",
+    "delete-job-cm",
     "drop-during-cm-delete",
     "pause-during-sweep",
     "stall-during-job-result",
@@ -744,6 +745,26 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
                 if kind == "drop-during-cm-delete" {
                     tokio::time::sleep(lasting).await;
                     run.slots[target].proxy.set(WireFault::Pass);
+                }
+            }
+            "delete-job-cm" => {
+                // A job ConfigMap deleted under its running job (kubectl, a GC, a Helm
+                // uninstall; the webhook refuses it in production, the runtime must not
+                // lose the job when it happens anyway).
+                let listed = api
+                    .list(&ListParams::default().labels(&names::ha_selector(CLUSTER_ID)))
+                    .await;
+                let jobs: Vec<String> = listed
+                    .map(|l| l.items)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|cm| cm.metadata.name)
+                    .filter(|name| names::is_job_config_map(CLUSTER_ID, name))
+                    .collect();
+                if !jobs.is_empty() {
+                    let victim = &jobs[rng.usize(..jobs.len())];
+                    timeline.push(format!("    deleted {victim}"));
+                    let _ = api.delete(victim, &DeleteParams::default()).await;
                 }
             }
             _ => unreachable!("a fault kind without an action: {kind}"),

@@ -7,14 +7,22 @@
 //! than a lease. A write whose answer never came is "possibly written", and the caller
 //! learns it ([`Error::PossiblyWritten`]) so it never deletes a payload that a pointer
 //! may now reference.
+//!
+//! A job's own stores write through a [`ConfigMapCas::keeping`] clone: it remembers the
+//! job ConfigMap as last read or written, and if the ConfigMap is deleted under the job
+//! while this grant's lease is valid, the next write creates it again from that copy
+//! (fence, counter and checkpoint pointers) before applying its change. Flink's own
+//! JobManager starts the job empty in that case; the nemesis found this runtime did too.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, PostParams};
 
 use crate::error::{Error, Result};
+use crate::leader_election::LeaderLease;
 use crate::names;
 
 /// What an update function decided.
@@ -35,6 +43,42 @@ pub struct ConfigMapCas {
     pub(crate) max_retries: u32,
     /// The deadline of each request.
     request_timeout: Duration,
+    /// A copy of one ConfigMap to put back if it is deleted ([`ConfigMapCas::keeping`]).
+    keeper: Option<Keeper>,
+}
+
+/// The copy of one ConfigMap its writer keeps to put it back ([`ConfigMapCas::keeping`]).
+#[derive(Clone)]
+struct Keeper {
+    name: String,
+    last: Arc<Mutex<Option<ConfigMap>>>,
+    lease: LeaderLease,
+}
+
+impl Keeper {
+    fn keep(&self, name: &str, cm: &ConfigMap) {
+        if name == self.name {
+            *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(cm.clone());
+        }
+    }
+
+    /// The copy to create `name` from, if it is this keeper's and the lease is valid.
+    fn copy_of(&self, name: &str) -> Option<ConfigMap> {
+        if name != self.name || self.lease.check().is_err() {
+            return None;
+        }
+        let mut copy = self.last.lock().unwrap_or_else(PoisonError::into_inner).clone()?;
+        // What the server sets on create, and nothing of the deleted object's identity.
+        let meta = &mut copy.metadata;
+        meta.resource_version = None;
+        meta.uid = None;
+        meta.creation_timestamp = None;
+        meta.deletion_timestamp = None;
+        meta.deletion_grace_period_seconds = None;
+        meta.managed_fields = None;
+        meta.generation = None;
+        Some(copy)
+    }
 }
 
 impl ConfigMapCas {
@@ -45,14 +89,34 @@ impl ConfigMapCas {
             api,
             max_retries,
             request_timeout,
+            keeper: None,
+        }
+    }
+
+    /// This CAS, keeping a copy of `name` as last read or written; when `name` is found
+    /// deleted while `lease` is valid, a write creates it again from that copy first.
+    /// For a job's own stores under its fence: the copy is what the fence holder wrote.
+    pub fn keeping(&self, name: &str, lease: LeaderLease) -> ConfigMapCas {
+        ConfigMapCas {
+            keeper: Some(Keeper {
+                name: name.to_string(),
+                last: Arc::new(Mutex::new(None)),
+                lease,
+            }),
+            ..self.clone()
         }
     }
 
     /// Reads a ConfigMap; `None` if it does not exist.
     pub async fn get(&self, name: &str) -> Result<Option<ConfigMap>> {
-        self.within_deadline(format!("GET ConfigMap {name}"), self.api.get_opt(name))
+        let got = self
+            .within_deadline(format!("GET ConfigMap {name}"), self.api.get_opt(name))
             .await?
-            .map_err(Error::Kube)
+            .map_err(Error::Kube)?;
+        if let (Some(keeper), Some(cm)) = (&self.keeper, &got) {
+            keeper.keep(name, cm);
+        }
+        Ok(got)
     }
 
     /// Applies `change` to the current ConfigMap and writes it if it asks to, retrying
@@ -90,10 +154,18 @@ impl ConfigMapCas {
                 }
                 Err(error) => return Err(unanswered.or(name, error)),
             };
-            let (mut object, exists) = match (current, template) {
-                (Some(object), _) => (object, true),
-                (None, Some(template)) => (template.clone(), false),
-                (None, None) => {
+            let kept = match (&current, &self.keeper) {
+                (None, Some(keeper)) => keeper.copy_of(name),
+                _ => None,
+            };
+            let (mut object, exists) = match (current, kept, template) {
+                (Some(object), _, _) => (object, true),
+                (None, Some(kept), _) => {
+                    tracing::warn!(%name, "the ConfigMap was deleted under this leader's job; creating it again from the copy this leader last read or wrote");
+                    (kept, false)
+                }
+                (None, None, Some(template)) => (template.clone(), false),
+                (None, None, None) => {
                     return Err(unanswered.or(name, Error::Missing { name: name.to_string() }));
                 }
             };
@@ -118,7 +190,12 @@ impl ConfigMapCas {
                 .await
             };
             match written {
-                Ok(Ok(stored)) => return Ok(stored),
+                Ok(Ok(stored)) => {
+                    if let Some(keeper) = &self.keeper {
+                        keeper.keep(name, &stored);
+                    }
+                    return Ok(stored);
+                }
                 // 409: a concurrent writer won (or created it first). Re-read and retry.
                 Ok(Err(kube::Error::Api(status))) if status.code == 409 => {
                     tracing::debug!(%name, attempt, "conflict; retrying");

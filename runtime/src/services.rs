@@ -144,10 +144,15 @@ impl HaServices {
     pub async fn take_up_job(&self, election: &LeaderElection, epoch: u64, job_id: &JobId) -> Result<JobHaServices> {
         let lease = election.lease_of_epoch(epoch)?;
         let fence = self.claim(election, epoch, job_id).await?;
-        let counter = CheckpointIdCounter::new(self.cas.clone(), &self.settings.cluster_id, job_id, fence.clone());
+        // The job's stores put its ConfigMap back if it is deleted under the running job.
+        let job_cas = self.cas.keeping(
+            &crate::names::job_config_map(&self.settings.cluster_id, job_id),
+            lease.clone(),
+        );
+        let counter = CheckpointIdCounter::new(job_cas.clone(), &self.settings.cluster_id, job_id, fence.clone());
         counter.start().await?;
         let checkpoints = CompletedCheckpointStore::new(
-            self.cas.clone(),
+            job_cas,
             &self.settings.cluster_id,
             job_id,
             self.payloads_for(election),
