@@ -67,7 +67,7 @@ const LEASE: Duration = Duration::from_secs(2);
 const ORPHAN_MIN_AGE: Duration = Duration::from_secs(18);
 
 /// The faults, by the name the summary line counts them under.
-const FAULT_KINDS: [&str; 19] = [
+const FAULT_KINDS: [&str; 20] = [
     "kill",
     "pause",
     "apiserver-pause",
@@ -86,6 +86,7 @@ const FAULT_KINDS: [&str; 19] = [
     "delete-job-cm",
     "drop-during-cm-delete",
     "pause-during-sweep",
+    "pause-during-write",
     "stall-during-job-result",
 ];
 
@@ -493,7 +494,7 @@ async fn planted(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planted_no_fence_is_named_by_d() -> TestResult {
-    planted(Bug::NoFence, 'd', &["pause"], 40, one_cluster(3), 25).await
+    planted(Bug::NoFence, 'd', &["pause-during-write"], 30, one_cluster(3), 25).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -677,11 +678,16 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
                     signal(pid, Signal::CONT);
                 }
             }
-            "pause-during-sweep" => {
-                // Frozen right as it lists the folder: a sweep's, or a recovery's, listing.
-                if run.slots[target].storage.next_listing(Duration::from_secs(3)).await
-                    && let Some(pid) = pause(&run, &mut pauses)
-                {
+            "pause-during-sweep" | "pause-during-write" => {
+                // Frozen right as it lists the folder (a sweep's, or a recovery's,
+                // listing), or as it writes a payload (an add, its pointer still to come).
+                let storage = &run.slots[target].storage;
+                let caught = if kind == "pause-during-sweep" {
+                    storage.next_listing(Duration::from_secs(3)).await
+                } else {
+                    storage.next_put(Duration::from_secs(3)).await
+                };
+                if caught && let Some(pid) = pause(&run, &mut pauses) {
                     tokio::time::sleep(LEASE + lasting).await;
                     signal(pid, Signal::CONT);
                 }

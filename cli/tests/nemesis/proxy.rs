@@ -196,6 +196,8 @@ pub struct StorageProxy {
     fault: watch::Sender<StorageFault>,
     /// Bumped at every listing (GET with `list-type`) through this proxy.
     listings: watch::Receiver<u64>,
+    /// Bumped at every PUT this proxy is about to forward.
+    puts: watch::Receiver<u64>,
 }
 
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -207,6 +209,7 @@ struct Shared {
     fault: watch::Receiver<StorageFault>,
     log: StorageLog,
     listings: Arc<watch::Sender<u64>>,
+    puts: Arc<watch::Sender<u64>>,
     rng: Arc<Mutex<fastrand::Rng>>,
 }
 
@@ -217,11 +220,13 @@ impl StorageProxy {
         let port = listener.local_addr()?.port();
         let (fault, fault_rx) = watch::channel(StorageFault::Pass);
         let (listed, listings) = watch::channel(0u64);
+        let (put, puts) = watch::channel(0u64);
         let shared = Shared {
             via: via.to_string(),
             fault: fault_rx,
             log,
             listings: Arc::new(listed),
+            puts: Arc::new(put),
             rng: Arc::new(Mutex::new(fastrand::Rng::with_seed(seed))),
         };
         tokio::spawn(async move {
@@ -232,7 +237,12 @@ impl StorageProxy {
                 });
             }
         });
-        Ok(StorageProxy { port, fault, listings })
+        Ok(StorageProxy {
+            port,
+            fault,
+            listings,
+            puts,
+        })
     }
 
     pub fn endpoint(&self) -> String {
@@ -249,6 +259,16 @@ impl StorageProxy {
         let mut listings = self.listings.clone();
         listings.borrow_and_update();
         tokio::time::timeout(within, listings.changed())
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Waits (up to `within`) for the next PUT through this proxy (a checkpoint's payload,
+    /// first step of an add whose pointer comes next). Whether one came.
+    pub async fn next_put(&self, within: Duration) -> bool {
+        let mut puts = self.puts.clone();
+        puts.borrow_and_update();
+        tokio::time::timeout(within, puts.changed())
             .await
             .is_ok_and(|r| r.is_ok())
     }
@@ -308,6 +328,9 @@ async fn handle(
     }
     if method == hyper::Method::GET && query.contains("list-type") {
         shared.listings.send_modify(|n| *n += 1);
+    }
+    if method == hyper::Method::PUT {
+        shared.puts.send_modify(|n| *n += 1);
     }
     let is_copy = request.headers().contains_key("x-amz-copy-source");
     let (parts, body) = request.into_parts();
