@@ -76,10 +76,7 @@ async fn a_job_config_map_deleted_under_the_running_job_is_put_back_whole() -> T
     // Whoever leads next recovers the newest checkpoint, not an empty job.
     let again = services.take_up_job(&election, epoch, &job).await?;
     let recovered = again.checkpoints().recover().await?;
-    assert_eq!(
-        recovered.map(|(id, bytes)| (id, bytes)),
-        Some((4, Bytes::from("checkpoint 4")))
-    );
+    assert_eq!(recovered, Some((4, Bytes::from("checkpoint 4"))));
     assert_eq!(again.checkpoints().checkpoint_ids().await?, vec![3, 4]);
 
     // Once this grant is over, a deletion is not undone: the copy may be stale by then.
