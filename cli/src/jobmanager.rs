@@ -34,8 +34,9 @@ pub struct JobManagerArgs {
     /// How often each job completes a checkpoint (Flink's duration syntax: `1 s`, `500ms`).
     #[arg(long, default_value = "1 s", value_parser = parse_duration)]
     checkpoint_interval: Duration,
-    /// End each job once it completed checkpoint N (its result recorded, its HA data
-    /// cleaned up) and submit a new one in its place. Without it, jobs run until the
+    /// End each job once it completed checkpoint N (succeeded, cancelled or failed, at
+    /// random; its result recorded, its HA data cleaned up) and submit a new one in its
+    /// place. Without it, jobs run until the
     /// process stops.
     #[arg(long, value_name = "N")]
     finish_after: Option<u64>,
@@ -66,6 +67,24 @@ pub struct JobManagerArgs {
     /// Flink's does.
     #[arg(long)]
     recover_from_older_checkpoint: bool,
+    /// Run this process's wall clock ahead (`+2 min`) or behind (`-3 min`) — what it
+    /// writes as the lock's acquire and renew times. For tests of clock skew: the
+    /// runtime decides nothing by the wall clock (a Flink standby beside it would).
+    #[arg(long, value_name = "OFFSET", allow_hyphen_values = true, value_parser = parse_offset)]
+    wall_clock_offset: Option<i64>,
+}
+
+/// A signed duration in Flink's syntax (`-3 min`, `+90 s`, `2 min`), in milliseconds.
+fn parse_offset(text: &str) -> Result<i64, String> {
+    let trimmed = text.trim();
+    let (sign, rest) = match trimmed.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, trimmed.strip_prefix('+').unwrap_or(trimmed)),
+    };
+    let duration = parse_duration(rest.trim())?;
+    i64::try_from(duration.as_millis())
+        .map(|ms| sign * ms)
+        .map_err(|_| format!("`{text}` is too large an offset"))
 }
 
 fn parse_http_url(text: &str) -> Result<String, String> {
@@ -95,6 +114,13 @@ pub fn run(args: &JobManagerArgs) -> Result<ExitCode> {
     };
     if args.recover_from_older_checkpoint {
         settings.on_missing_checkpoint = MissingCheckpoint::FallBackToOlder;
+    }
+    if let Some(offset_ms) = args.wall_clock_offset {
+        tracing::warn!(
+            offset_ms,
+            "this process's wall clock runs off by an offset (--wall-clock-offset)"
+        );
+        flink_ha_runtime::clock::set_wall_clock_offset(offset_ms);
     }
     for finding in &settings.report.findings {
         tracing::warn!(rule = finding.rule.as_str(), "{}", finding.message);

@@ -1,17 +1,20 @@
-//! The nemesis test: real `flink-ha jobmanager` processes of two clusters (two
-//! namespaces, the same cluster id and no `high-availability.cluster-id`, so one payload
-//! folder in one storageDir) run jobs that checkpoint, finish and are replaced, against
-//! the real API server and the real S3 server, while a seeded schedule of faults hits
-//! them: SIGKILL and SIGSTOP (past the lease) of a leader, SIGSTOP of the API server,
-//! answers dropped or delayed between a JobManager and the API server (a proxy per
-//! JobManager), storage errors, lost answers, stalls, 404s for objects that exist, 412s,
-//! lost objects and a JobManager cut off from storage alone (a storage proxy per
-//! JobManager), the cluster ConfigMap deleted, and faults on top of each other (a lost
-//! answer during a ConfigMap deletion, a pause during a sweep, a stall during a
-//! job-result write). Every JobManager writes down what it did (`--history`); the
-//! harness watches every ConfigMap version the API server stores and every write the
-//! storage proxies forward; at the end the checker (`nemesis/checker.rs`) reads it all
-//! with the HA state left behind, and names every broken guarantee.
+//! The nemesis test: real `flink-ha jobmanager` processes of four clusters on one API
+//! server and one storageDir (two in different namespaces sharing a payload folder, two
+//! with `high-availability.cluster-id` unset sharing `default/`; `delete-on-commit` on
+//! for half; wall clocks minutes ahead and behind; a storage server whose Last-Modified
+//! times run 7 minutes behind) run jobs that checkpoint and end (succeeded, cancelled or
+//! failed) and are replaced, against the real API server and the real S3 server, while a
+//! seeded schedule of faults hits them: SIGKILL and SIGSTOP (past the lease) of a leader,
+//! SIGSTOP of the API server, answers dropped or delayed between a JobManager and the API
+//! server (a proxy per JobManager), storage errors, lost answers, stalls, 404s for
+//! objects that exist, 412s, lost objects and a JobManager cut off from storage alone (a
+//! storage proxy per JobManager), cluster and job ConfigMaps deleted, and faults on top
+//! of each other (a pause as a payload is written or a folder listed, a lost answer
+//! during a ConfigMap deletion, a stall during a job-result write). Every JobManager
+//! writes down what it did (`--history`); the harness watches every ConfigMap version
+//! the API server stores and every write the storage proxies forward; at the end the
+//! checker (`nemesis/checker.rs`) reads it all with the HA state left behind, and names
+//! every broken guarantee.
 //!
 //! `NEMESIS_SECS` (default 60) sets how long faults are injected, `NEMESIS_SEED` the
 //! schedule (printed at the start; the same seed gives the same schedule of faults,
@@ -58,8 +61,6 @@ use watch::ConfigMapWatch;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// Every cluster's `kubernetes.cluster-id` (each in its own namespace).
-const CLUSTER_ID: &str = "nemesis";
 const BUCKET: &str = "nemesis";
 const LEASE: Duration = Duration::from_secs(2);
 /// The orphan sweep's minimum age: the floor for the lease and the 3 retries of
@@ -94,6 +95,8 @@ const FAULT_KINDS: [&str; 20] = [
 #[derive(Clone, Copy, Debug)]
 struct Shape {
     jobmanagers: usize,
+    /// `kubernetes.cluster-id` (each cluster has a namespace of its own).
+    cluster_id: &'static str,
     /// `high-availability.cluster-id`: the payload folder's name. Two clusters with the
     /// same one share a folder; unset, it is Flink's `default`, shared by all such.
     ha_cluster_id: Option<&'static str>,
@@ -104,30 +107,35 @@ struct Shape {
     renew_deadline_ms: u64,
 }
 
-/// Two clusters in one folder `nemesis/` (different namespaces, one cluster id), and a
-/// pair with `high-availability.cluster-id` unset, in `default/`; all on one storageDir.
+/// Two clusters in one folder `nemesis/` (different namespaces, one cluster id, the
+/// folder named by `high-availability.cluster-id`), and a pair with it unset (cluster ids
+/// `nemesis` and `orders`), in `default/`; all on one storageDir, each in its namespace.
 fn four_clusters() -> Vec<Shape> {
     vec![
         Shape {
             jobmanagers: 3,
+            cluster_id: "nemesis",
             ha_cluster_id: Some("nemesis"),
             delete_on_commit: false,
             renew_deadline_ms: 1500,
         },
         Shape {
             jobmanagers: 2,
+            cluster_id: "nemesis",
             ha_cluster_id: Some("nemesis"),
             delete_on_commit: true,
             renew_deadline_ms: 1500,
         },
         Shape {
             jobmanagers: 1,
+            cluster_id: "nemesis",
             ha_cluster_id: None,
             delete_on_commit: false,
             renew_deadline_ms: 1500,
         },
         Shape {
             jobmanagers: 1,
+            cluster_id: "orders",
             ha_cluster_id: None,
             delete_on_commit: true,
             renew_deadline_ms: 1500,
@@ -139,11 +147,15 @@ fn four_clusters() -> Vec<Shape> {
 fn one_cluster(jobmanagers: usize) -> Vec<Shape> {
     vec![Shape {
         jobmanagers,
+        cluster_id: "nemesis",
         ha_cluster_id: Some("nemesis"),
         delete_on_commit: false,
         renew_deadline_ms: 1500,
     }]
 }
+
+/// The JobManagers' wall-clock offsets, dealt out in turn.
+const CLOCK_OFFSETS: [&str; 5] = ["0 s", "+3 min", "-2 min", "+45 s", "-5 min"];
 
 /// One run's shape.
 struct Scenario {
@@ -160,6 +172,7 @@ struct Scenario {
 
 fn config(namespace: &str, storage_endpoint: &str, shape: Shape) -> String {
     let delete_on_commit = shape.delete_on_commit;
+    let cluster_id = shape.cluster_id;
     let renew_deadline = shape.renew_deadline_ms;
     let ha_cluster_id = shape
         .ha_cluster_id
@@ -172,7 +185,7 @@ s3.endpoint: {storage_endpoint}
 s3.path.style.access: true
 s3.access-key: flink-ha-test
 s3.secret-key: flink-ha-test-secret
-kubernetes.cluster-id: {CLUSTER_ID}
+kubernetes.cluster-id: {cluster_id}
 kubernetes.namespace: {namespace}
 execution.checkpointing.interval: 200 ms
 execution.checkpointing.num-retained: 2
@@ -197,6 +210,8 @@ struct ClusterOf {
 struct Slot {
     cluster: usize,
     name: String,
+    /// How far this JobManager's wall clock is off (`--wall-clock-offset`).
+    clock_offset: String,
     proxy: TcpProxy,
     storage: StorageProxy,
     kubeconfig: PathBuf,
@@ -228,6 +243,7 @@ impl Run {
             .arg("--history")
             .arg(&slot.history)
             .args(["--address", &slot.name])
+            .args(["--wall-clock-offset", &slot.clock_offset])
             .env("KUBECONFIG", &slot.kubeconfig)
             .env("RUST_LOG", "error")
             .env_remove(PLANTED_BUG_ENV)
@@ -312,10 +328,10 @@ fn read_histories<'a>(slots: impl IntoIterator<Item = &'a Slot>) -> Result<Vec<R
 
 /// The slot of `cluster` whose current process holds its lock, by the identity in the
 /// lock record and the identities the processes wrote into their histories.
-async fn leader_slot(api: &Api<ConfigMap>, run: &Run, cluster: usize) -> Option<usize> {
+async fn leader_slot(api: &Api<ConfigMap>, cluster_id: &str, run: &Run, cluster: usize) -> Option<usize> {
     let cm = tokio::time::timeout(
         Duration::from_secs(2),
-        api.get_opt(&names::cluster_config_map(CLUSTER_ID)),
+        api.get_opt(&names::cluster_config_map(cluster_id)),
     )
     .await
     .ok()?
@@ -334,6 +350,7 @@ async fn leader_slot(api: &Api<ConfigMap>, run: &Run, cluster: usize) -> Option<
 async fn final_state(
     api: &Api<ConfigMap>,
     namespace: &str,
+    cluster_id: &str,
     settings: &HaSettings,
     swept: bool,
 ) -> Result<FinalState, Box<dyn std::error::Error>> {
@@ -342,16 +359,16 @@ async fn final_state(
         ..FinalState::default()
     };
     let list = api
-        .list(&ListParams::default().labels(&names::ha_selector(CLUSTER_ID)))
+        .list(&ListParams::default().labels(&names::ha_selector(cluster_id)))
         .await?;
     let mut token = None;
     for cm in list.items {
         let name = cm.metadata.name.clone().unwrap_or_default();
-        if name == names::cluster_config_map(CLUSTER_ID) {
+        if name == names::cluster_config_map(cluster_id) {
             token = owner_token(&cm).map(str::to_string);
         }
         if let Some(job) = name
-            .strip_prefix(&format!("{CLUSTER_ID}-"))
+            .strip_prefix(&format!("{cluster_id}-"))
             .and_then(|n| n.strip_suffix("-config-map"))
             .filter(|job| *job != "cluster")
         {
@@ -371,7 +388,7 @@ async fn final_state(
                 .push((name.clone(), key, pointer.path, pointer.marked_for_deletion));
         }
     }
-    let owner = token.map(|token| PayloadOwner::new(namespace, CLUSTER_ID, &token));
+    let owner = token.map(|token| PayloadOwner::new(namespace, cluster_id, &token));
     let payloads = PayloadStore::for_settings(settings)?;
     let (store, root) = payloads.object_store();
     let objects: Vec<_> = store.list(Some(root)).try_collect().await?;
@@ -405,13 +422,9 @@ fn env_u64(name: &str) -> Result<Option<u64>, String> {
 }
 
 /// Fault kinds the default schedule leaves out, each for a violation it finds that is
-/// not fixed yet (`NEMESIS_FAULTS` still runs them):
-///
-/// - `drop-during-cm-delete`: the cluster ConfigMap deleted while its leader's answers are
-///   lost. The leader cannot put it back within its lease, the next leader creates it
-///   without the execution-plan pointers, and the running jobs are replaced by new ones
-///   (rules g, h). The plans' pointers exist nowhere else; issue 26 keeps it open.
-const NOT_YET: [&str; 1] = ["drop-during-cm-delete"];
+/// not fixed yet (`NEMESIS_FAULTS` still runs them). None now; `drop-during-cm-delete`
+/// was here until the plan pointers got a copy in each job ConfigMap.
+const NOT_YET: [&str; 0] = [];
 
 /// The fault kinds `NEMESIS_FAULTS` names, or all but [`NOT_YET`].
 fn kinds_from_env() -> Result<Vec<&'static str>, String> {
@@ -598,7 +611,9 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
         for n in 0..shape.jobmanagers {
             let name = format!("c{cluster}-jm{n}");
             let proxy = TcpProxy::start(apiserver).await?;
-            let storage = StorageProxy::start(upstream, seed ^ (run.slots.len() as u64), &name, log.clone()).await?;
+            // The storage server's clock is 7 minutes behind, as its Last-Modified times say.
+            let storage =
+                StorageProxy::start(upstream, seed ^ (run.slots.len() as u64), &name, log.clone(), -420_000).await?;
             let kubeconfig = dir.path().join(format!("kubeconfig-{name}"));
             pki::write_kubeconfig(
                 &kubeconfig,
@@ -609,9 +624,12 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
             let config_path = dir.path().join(format!("config-{name}.yaml"));
             let of = &clusters[cluster];
             std::fs::write(&config_path, config(&of.env.namespace, &storage.endpoint(), of.shape))?;
+            // Wall clocks minutes ahead and behind: nothing may decide by them.
+            let clock_offset = CLOCK_OFFSETS[run.slots.len() % CLOCK_OFFSETS.len()].to_string();
             run.slots.push(Slot {
                 cluster,
                 name: name.clone(),
+                clock_offset,
                 proxy,
                 storage,
                 kubeconfig,
@@ -627,7 +645,10 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
     // Faults only once every cluster runs: a leader with checkpoints.
     let warm_up = Instant::now() + Duration::from_secs(30);
     for (index, cluster) in clusters.iter().enumerate() {
-        while leader_slot(&cluster.api, &run, index).await.is_none() {
+        while leader_slot(&cluster.api, cluster.shape.cluster_id, &run, index)
+            .await
+            .is_none()
+        {
             if Instant::now() > warm_up {
                 return Err(format!("cluster {index}: no leader within 30 s of the start").into());
             }
@@ -650,7 +671,9 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
         let cluster = rng.usize(..clusters.len());
         let api = &clusters[cluster].api;
         let members = run.of_cluster(cluster);
-        let target = match leader_slot(api, &run, cluster).await {
+        let cluster_id = clusters[cluster].shape.cluster_id;
+        let leader = leader_slot(api, cluster_id, &run, cluster).await;
+        let target = match leader {
             Some(index) => index,
             None => members[rng.usize(..members.len())],
         };
@@ -764,7 +787,7 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
                     run.slots[target].proxy.set(WireFault::DropAnswers);
                 }
                 let _ = api
-                    .delete(&names::cluster_config_map(CLUSTER_ID), &DeleteParams::default())
+                    .delete(&names::cluster_config_map(cluster_id), &DeleteParams::default())
                     .await;
                 if kind == "drop-during-cm-delete" {
                     tokio::time::sleep(lasting).await;
@@ -774,16 +797,21 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
             "delete-job-cm" => {
                 // A job ConfigMap deleted under its running job (kubectl, a GC, a Helm
                 // uninstall; the webhook refuses it in production, the runtime must not
-                // lose the job when it happens anyway).
-                let listed = api
-                    .list(&ListParams::default().labels(&names::ha_selector(CLUSTER_ID)))
-                    .await;
+                // lose the job when it happens anyway). Only while a leader runs the
+                // jobs: deleted between leaders, nobody holds a copy of the job's
+                // checkpoint pointers, and they are gone for good (HA205 refuses that).
+                let listed = match leader {
+                    Some(_) => api
+                        .list(&ListParams::default().labels(&names::ha_selector(cluster_id)))
+                        .await
+                        .map(|l| l.items)
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
                 let jobs: Vec<String> = listed
-                    .map(|l| l.items)
-                    .unwrap_or_default()
                     .into_iter()
                     .filter_map(|cm| cm.metadata.name)
-                    .filter(|name| names::is_job_config_map(CLUSTER_ID, name))
+                    .filter(|name| names::is_job_config_map(cluster_id, name))
                     .collect();
                 if !jobs.is_empty() {
                     let victim = &jobs[rng.usize(..jobs.len())];
@@ -868,7 +896,14 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
         let direct = config(&cluster.env.namespace, &s3.endpoint(), cluster.shape);
         let settings = HaSettings::from_flink_config("config.yaml", &direct)?;
         let swept = history.iter().any(|r| matches!(r.line.event, Event::Swept { .. }));
-        let state = final_state(&cluster.api, &cluster.env.namespace, &settings, swept).await?;
+        let state = final_state(
+            &cluster.api,
+            &cluster.env.namespace,
+            cluster.shape.cluster_id,
+            &settings,
+            swept,
+        )
+        .await?;
         let found = checker::check(&history, &observed, Some(&state));
         if !found.is_empty() {
             orphans_explained(&history, &state, &settings).await;
@@ -910,9 +945,8 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
         eprint!("{violation}");
     }
     eprintln!(
-        "{run_name}: {} s, seed {seed}, {} clusters, {} faults ({}), {acks} checkpoints acknowledged, {recoveries} recoveries, violations: {}{}",
+        "{run_name}: {} s, seed {seed}, {} faults ({}), {acks} checkpoints acknowledged, {recoveries} recoveries, violations: {}{}",
         faulted.as_secs(),
-        clusters.len(),
         faults.values().sum::<usize>(),
         kinds.join(", "),
         violations.len(),

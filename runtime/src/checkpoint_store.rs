@@ -245,12 +245,20 @@ impl CompletedCheckpointStore {
     }
 
     /// One payload, with retries for failures that may pass.
+    ///
+    /// "Not found" is retried as well: a pointer names the payload, so storage that says
+    /// it is not there may be a lagging replica or a misrouted request (the nemesis's
+    /// `storage-404`), and declaring the newest checkpoint missing fails the job's
+    /// recovery. A payload truly gone costs the retries' three seconds, then fails as before.
     async fn read(&self, path: &str) -> Result<Bytes> {
         let mut backoff = self.read_retries.first_backoff;
         let mut attempt = 1;
         loop {
             match self.store.payloads.get(path).await {
-                Err(error) if error.is_transient_storage_error() && attempt < self.read_retries.attempts => {
+                Err(error)
+                    if (error.is_transient_storage_error() || matches!(error, Error::PayloadMissing { .. }))
+                        && attempt < self.read_retries.attempts =>
+                {
                     tracing::warn!(%path, %error, attempt, "checkpoint payload read failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = backoff.saturating_mul(2);

@@ -36,7 +36,7 @@ use crate::cas::{Change, ConfigMapCas, Unanswered};
 use crate::checkpoint_counter::CheckpointIdCounter;
 use crate::checkpoint_store::CompletedCheckpointStore;
 use crate::error::{Error, Result};
-use crate::fence::Fence;
+use crate::fence::{Fence, PLAN_COPY_ANNOTATION};
 use crate::job_result_store::{JobResult, JobResultStore};
 use crate::leader_election::{LeaderLease, check_holds_lock};
 use crate::names::{self, JobId, is_job_id};
@@ -62,6 +62,19 @@ pub const EXECUTION_PLAN_KIND: &str = "submittedExecutionPlan";
 /// The execution plans of a cluster, in its cluster ConfigMap.
 pub struct ExecutionPlanStore {
     store: StateHandleStore,
+    cluster_id: String,
+}
+
+/// The live (unmarked, well-formed) plan pointer of `job_id` in the cluster ConfigMap of
+/// `cluster_id`, as stored: what a claim copies into the job ConfigMap.
+pub async fn plan_pointer(cas: &ConfigMapCas, cluster_id: &str, job_id: &str) -> Result<Option<String>> {
+    let Some(cm) = cas.get(&names::cluster_config_map(cluster_id)).await? else {
+        return Ok(None);
+    };
+    let value = cm.data.as_ref().and_then(|d| d.get(&execution_plan_key(job_id)));
+    Ok(value
+        .filter(|value| Pointer::parse(value).is_ok_and(|p| !p.marked_for_deletion))
+        .cloned())
 }
 
 impl ExecutionPlanStore {
@@ -76,7 +89,62 @@ impl ExecutionPlanStore {
                     identity: identity.to_string(),
                 },
             ),
+            cluster_id: cluster_id.to_string(),
         }
+    }
+
+    /// Plan pointers only a job ConfigMap's copy still holds ([`PLAN_COPY_ANNOTATION`]):
+    /// the job ConfigMaps of this cluster whose copy is well-formed and whose job has no
+    /// plan key here. Read only.
+    async fn lost_plans(&self, planned: &[JobId]) -> Result<Vec<(JobId, String)>> {
+        let mut lost = Vec::new();
+        for cm in self.store.cas.job_config_maps(&self.cluster_id).await? {
+            let Some(copy) = cm
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(PLAN_COPY_ANNOTATION))
+            else {
+                continue;
+            };
+            let name = cm.metadata.name.as_deref().unwrap_or_default();
+            let Some(job_id) = (match names::HaConfigMapName::parse(name) {
+                Some(names::HaConfigMapName::Job { cluster_id, job_id }) if cluster_id == self.cluster_id => {
+                    JobId::parse(job_id).ok()
+                }
+                _ => None,
+            }) else {
+                continue;
+            };
+            if planned.contains(&job_id) {
+                continue;
+            }
+            match Pointer::parse(copy) {
+                Ok(pointer) if !pointer.marked_for_deletion => lost.push((job_id, copy.clone())),
+                Ok(_) => {}
+                Err(reason) => tracing::warn!(%name, %reason, "a malformed copy of a plan pointer; not restored"),
+            }
+        }
+        Ok(lost)
+    }
+
+    /// Puts the plan pointer `value` of `job_id` back into the cluster ConfigMap, where it
+    /// is missing: only while the lock names this process, never over a key that is there.
+    async fn restore_pointer(&self, job_id: &JobId, value: &str) -> Result<()> {
+        let key = execution_plan_key(job_id.as_str());
+        self.store
+            .cas
+            .update(&self.store.name, |cm| {
+                self.store.guard.check(cm, &self.store.name)?;
+                let data = cm.data.get_or_insert_with(Default::default);
+                if data.contains_key(&key) {
+                    return Ok(Change::Unchanged);
+                }
+                data.insert(key.clone(), value.to_string());
+                Ok(Change::Write)
+            })
+            .await
+            .map(drop)
     }
 
     /// Stores `plan` as the job's execution plan: the payload in `storageDir`, its pointer
@@ -259,7 +327,12 @@ pub async fn recoverable_jobs(plans: &ExecutionPlanStore, results: &JobResultSto
     }
     // Plans first: a job that ends between the two reads has its dirty entry written
     // before its plan goes, so the second read sees it and the job is not rerun.
-    let planned = plans.job_ids().await?;
+    let mut planned = plans.job_ids().await?;
+    // Jobs whose plan pointer went with a lost cluster ConfigMap (deleted while its leader
+    // could not put it back): their job ConfigMaps keep a copy. Read before the results,
+    // like the plans: a job ending between the reads has its dirty entry already written.
+    let lost = plans.lost_plans(&planned).await?;
+    planned.extend(lost.iter().map(|(job_id, _)| job_id.clone()));
     let mut entries = results.entries().await?;
     // Entries an earlier version wrote into the folder other clusters share, for the
     // jobs planned here only (read, never written): a job that ended is not run again
@@ -282,6 +355,13 @@ pub async fn recoverable_jobs(plans: &ExecutionPlanStore, results: &JobResultSto
         .map(|result| result.job_id.as_str())
         .chain(entries.clean.iter().map(String::as_str))
         .collect();
+    for (job_id, copy) in &lost {
+        if ended.contains(job_id.as_str()) {
+            continue;
+        }
+        tracing::warn!(job = %job_id, "the execution-plan pointer is missing from the cluster ConfigMap (lost with a deleted one?); putting it back from the job ConfigMap's copy");
+        plans.restore_pointer(job_id, copy).await?;
+    }
     let recover = planned
         .into_iter()
         .filter(|job_id| !ended.contains(job_id.as_str()))

@@ -24,6 +24,12 @@ use crate::names;
 /// The annotation that carries the fence on a job ConfigMap.
 pub const FENCE_ANNOTATION: &str = "flink-ha/leader-fence";
 
+/// The annotation of a job ConfigMap that holds a copy of the job's execution-plan
+/// pointer, written with each claim. The cluster ConfigMap holds the plan pointers; if it
+/// is deleted while its leader cannot put it back, they would be lost with it (the
+/// nemesis found the jobs then replaced by new ones).
+pub const PLAN_COPY_ANNOTATION: &str = "flink-ha/execution-plan";
+
 /// One leader's claim on the job ConfigMaps: its grant's epoch and its identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fence {
@@ -119,6 +125,21 @@ impl Fence {
     /// Claims the job ConfigMap of `job_id`, creating it (HA labels, no owner
     /// references) if it does not exist. Call after a grant, before recovering the job.
     pub async fn claim_job(&self, cas: &ConfigMapCas, cluster_id: &str, job_id: &str) -> Result<ConfigMap> {
+        self.claim_job_noting_plan(cas, cluster_id, job_id, None).await
+    }
+
+    /// [`Fence::claim_job`], and in the same write a copy of the job's execution-plan
+    /// pointer (`plan`, as the cluster ConfigMap holds it) in the annotation
+    /// [`PLAN_COPY_ANNOTATION`]: if the cluster ConfigMap is lost with the plan pointers
+    /// in it, the next leader puts them back from there
+    /// ([`crate::cleanup::recoverable_jobs`]).
+    pub async fn claim_job_noting_plan(
+        &self,
+        cas: &ConfigMapCas,
+        cluster_id: &str,
+        job_id: &str,
+        plan: Option<&str>,
+    ) -> Result<ConfigMap> {
         let name = names::job_config_map(cluster_id, job_id);
         let template = ConfigMap {
             metadata: ObjectMeta {
@@ -128,8 +149,17 @@ impl Fence {
             },
             ..ConfigMap::default()
         };
-        cas.update_or_create(&name, Some(&template), |cm| self.apply_claim(cm, &name))
-            .await
+        cas.update_or_create(&name, Some(&template), |cm| {
+            let claimed = self.apply_claim(cm, &name)?;
+            let Some(plan) = plan else { return Ok(claimed) };
+            let annotations = cm.metadata.annotations.get_or_insert_with(Default::default);
+            if annotations.get(PLAN_COPY_ANNOTATION).map(String::as_str) == Some(plan) {
+                return Ok(claimed);
+            }
+            annotations.insert(PLAN_COPY_ANNOTATION.to_string(), plan.to_string());
+            Ok(Change::Write)
+        })
+        .await
     }
 }
 

@@ -225,7 +225,7 @@ impl History {
         let Some(file) = &self.file else { return };
         let line = Line {
             mono_ns: monotonic_ns(),
-            wall_ms: jiff::Timestamp::now().as_millisecond(),
+            wall_ms: crate::clock::wall_now().as_millisecond(),
             pid: std::process::id(),
             identity: self.identity.clone(),
             event,

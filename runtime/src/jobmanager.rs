@@ -41,7 +41,8 @@ pub struct JobManagerOptions {
     pub jobs: usize,
     /// How often each running job completes a checkpoint.
     pub checkpoint_interval: Duration,
-    /// A job ends (succeeds) once it completed a checkpoint with this id or higher, and
+    /// A job ends (succeeded, cancelled or failed, at random) once it completed a
+    /// checkpoint with this id or higher, and
     /// a new job is submitted in its place. `None`: jobs run until the process stops.
     pub finish_after: Option<u64>,
     /// Where to write down what this process does; [`History::disabled`] for nothing.
@@ -502,7 +503,13 @@ impl Grant {
                     epoch: self.epoch,
                 });
                 let runtime_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-                let result = JobResult::new(job_id, ApplicationStatus::Succeeded, runtime_ms);
+                // Jobs end every way Flink's do; the job-result store treats them alike.
+                let status = match fastrand::u8(..3) {
+                    0 => ApplicationStatus::Succeeded,
+                    1 => ApplicationStatus::Canceled,
+                    _ => ApplicationStatus::Failed,
+                };
+                let result = JobResult::new(job_id, status, runtime_ms);
                 let cleaned = self.clean_up(job, &result).await;
                 // The dirty entry went first: once that is written, the job has ended.
                 let ended = match &cleaned {

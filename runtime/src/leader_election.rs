@@ -661,7 +661,7 @@ impl Elector {
     /// also raised above the highest fence on the jobs, so a recreated ConfigMap or an
     /// unreadable record cannot send the epoch back below them.
     fn new_record(&self, previous: Option<&LeaderRecord>, highest_fence: Option<u64>) -> LeaderRecord {
-        let now = jiff::Timestamp::now();
+        let now = crate::clock::wall_now();
         let after_previous = previous.map_or(0, |p| p.leader_transitions.saturating_add(1));
         let after_fences = highest_fence.map_or(0, |epoch| epoch.saturating_add(1));
         let transitions = after_previous.max(after_fences);
@@ -748,7 +748,7 @@ impl Elector {
         let mut cm = cached.clone();
         for _ in 0..2 {
             let mut record = held_record(&cm, &self.identity, &self.name)?;
-            record.renew_time = jiff::Timestamp::now();
+            record.renew_time = crate::clock::wall_now();
             cm.metadata
                 .annotations
                 .get_or_insert_with(Default::default)
@@ -794,7 +794,7 @@ impl Elector {
             .clone()
             .unwrap_or_default();
         let mut record = held_record(&newest, &self.identity, &self.name)?;
-        record.renew_time = jiff::Timestamp::now();
+        record.renew_time = crate::clock::wall_now();
         let mut annotations = newest.metadata.annotations.clone().unwrap_or_default();
         annotations.insert(names::LEADER_ANNOTATION.to_string(), record.to_json());
         // Kept as it was (the payloads carry it); minted only if it never was.
@@ -833,7 +833,7 @@ impl Elector {
                 let mut record = held_record(cm, &self.identity, &self.name)?;
                 record.holder_identity.clear();
                 record.lease_duration = RELEASED_LEASE;
-                record.renew_time = jiff::Timestamp::now();
+                record.renew_time = crate::clock::wall_now();
                 cm.metadata
                     .annotations
                     .get_or_insert_with(Default::default)

@@ -25,6 +25,7 @@
 //! | [`names`] | Flink's object names, labels and leader-entry format |
 //! | [`config`] | settings from a Flink configuration, linted by the policy core first |
 //! | [`cas`] | compare-and-set on a ConfigMap: Flink's write protocol, with deadlines |
+//! | [`clock`] | the wall clock the runtime writes (never decides by); a per-process offset for skew tests |
 //! | [`leader_election`] | the lock on `<cluster-id>-cluster-config-map` |
 //! | [`leader_retrieval`] | who leads a component, from its leader entry, by a watch |
 //! | [`fence`] | the leader epoch on job ConfigMaps (beyond Flink) |
@@ -48,6 +49,7 @@ pub mod cas;
 pub mod checkpoint_counter;
 pub mod checkpoint_store;
 pub mod cleanup;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fence;

@@ -192,7 +192,10 @@ impl HaServices {
     /// no lower epoch writes it.
     async fn claim(&self, election: &LeaderElection, epoch: u64, job_id: &str) -> Result<Fence> {
         let fence = Fence::new(epoch, election.identity());
-        fence.claim_job(&self.cas, &self.settings.cluster_id, job_id).await?;
+        let plan = cleanup::plan_pointer(&self.cas, &self.settings.cluster_id, job_id).await?;
+        fence
+            .claim_job_noting_plan(&self.cas, &self.settings.cluster_id, job_id, plan.as_deref())
+            .await?;
         Ok(fence)
     }
 

@@ -41,10 +41,15 @@ impl Guest for Faulty {
             }
         }
         if admission_review.contains("fault:alloc") {
+            // Reserved, not written: each block grows the memory by 4 MiB at once, so
+            // the cap is reached in a few steps, long before the 200 ms deadline even on
+            // a loaded machine (writing every byte, as this did, took the deadline first
+            // while an image built beside the tests).
             let mut hoard: Vec<Vec<u8>> = Vec::new();
             loop {
-                hoard.push(vec![1u8; 1 << 20]);
-                std::hint::black_box(&hoard);
+                let mut block = Vec::<u8>::with_capacity(4 << 20);
+                block.push(1);
+                hoard.push(std::hint::black_box(block));
             }
         }
         let uid = uid_of(&admission_review);

@@ -211,11 +211,19 @@ struct Shared {
     listings: Arc<watch::Sender<u64>>,
     puts: Arc<watch::Sender<u64>>,
     rng: Arc<Mutex<fastrand::Rng>>,
+    /// How far off the storage server's clock is, in ms: its Last-Modified times move.
+    skew_ms: i64,
 }
 
 impl StorageProxy {
     /// A proxy named `via` (the JobManager behind it) logging its writes into `log`.
-    pub async fn start(upstream: SocketAddr, seed: u64, via: &str, log: StorageLog) -> std::io::Result<StorageProxy> {
+    pub async fn start(
+        upstream: SocketAddr,
+        seed: u64,
+        via: &str,
+        log: StorageLog,
+        skew_ms: i64,
+    ) -> std::io::Result<StorageProxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let (fault, fault_rx) = watch::channel(StorageFault::Pass);
@@ -228,6 +236,7 @@ impl StorageProxy {
             listings: Arc::new(listed),
             puts: Arc::new(put),
             rng: Arc::new(Mutex::new(fastrand::Rng::with_seed(seed))),
+            skew_ms,
         };
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -369,7 +378,64 @@ async fn handle(
         // Forwarded, then the answer is lost with the connection.
         return Err(Box::new(LostAnswer));
     }
-    Ok(response.map(|body| body.boxed()))
+    if shared.skew_ms == 0 {
+        return Ok(response.map(|body| body.boxed()));
+    }
+    // A storage server whose clock is off: every Last-Modified it gives is skewed.
+    let (mut parts, body) = response.into_parts();
+    if let Some(skewed) = parts
+        .headers
+        .get(hyper::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| skew_http_date(v, shared.skew_ms))
+        .and_then(|v| hyper::header::HeaderValue::from_str(&v).ok())
+    {
+        parts.headers.insert(hyper::header::LAST_MODIFIED, skewed);
+    }
+    let body = if query.contains("list-type") {
+        let text = body.collect().await?.to_bytes();
+        let skewed = skew_listing(&String::from_utf8_lossy(&text), shared.skew_ms);
+        parts.headers.remove(hyper::header::CONTENT_LENGTH);
+        Full::new(Bytes::from(skewed))
+            .map_err(|never: Infallible| match never {})
+            .boxed()
+    } else {
+        body.boxed()
+    };
+    Ok(Response::from_parts(parts, body))
+}
+
+/// An HTTP date (`Tue, 08 Dec 2026 01:00:00 GMT`) moved by `skew_ms`.
+fn skew_http_date(text: &str, skew_ms: i64) -> Option<String> {
+    let at = jiff::fmt::rfc2822::parse(text).ok()?.timestamp();
+    let skewed = at.checked_add(jiff::SignedDuration::from_millis(skew_ms)).ok()?;
+    jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&skewed)
+        .ok()
+}
+
+/// A ListObjectsV2 answer with every `<LastModified>` moved by `skew_ms`.
+fn skew_listing(xml: &str, skew_ms: i64) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(start) = rest.find("<LastModified>") {
+        let (before, after) = rest.split_at(start + "<LastModified>".len());
+        out.push_str(before);
+        let Some(end) = after.find("</LastModified>") else {
+            rest = after;
+            break;
+        };
+        let value = &after[..end];
+        let skewed = value
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .and_then(|at| at.checked_add(jiff::SignedDuration::from_millis(skew_ms)).ok())
+            .map(|at| at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        out.push_str(skewed.as_deref().unwrap_or(value));
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The keys in an S3 `DeleteObjects` request body (`<Key>…</Key>`; the runtime's names
