@@ -226,6 +226,8 @@ struct Run {
     apiserver_pid: Option<u32>,
     finish_after: u64,
     planted: Option<Bug>,
+    /// Identities by process id, as [`Run::identity`] found them.
+    identities: Mutex<std::collections::HashMap<u32, String>>,
 }
 
 impl Run {
@@ -256,6 +258,23 @@ impl Run {
         plane.adopt(child.id());
         slot.child = Some(child);
         Ok(())
+    }
+
+    /// The identity the process `pid` of slot `index` wrote into its history (read once
+    /// per process: a 30-minute history is too long to read at every fault).
+    fn identity(&self, index: usize, pid: u32) -> String {
+        let mut known = self
+            .identities
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(identity) = known.get(&pid) {
+            return identity.clone();
+        }
+        let identity = identity_of(&self.slots[index].history, pid);
+        if !identity.is_empty() {
+            known.insert(pid, identity.clone());
+        }
+        identity
     }
 
     fn pid(&self, index: usize) -> Option<u32> {
@@ -340,10 +359,9 @@ async fn leader_slot(api: &Api<ConfigMap>, cluster_id: &str, run: &Run, cluster:
     let holder = serde_json::from_str::<serde_json::Value>(&raw).ok()?["holderIdentity"]
         .as_str()?
         .to_string();
-    run.of_cluster(cluster).into_iter().find(|&index| {
-        run.pid(index)
-            .is_some_and(|pid| identity_of(&run.slots[index].history, pid) == holder)
-    })
+    run.of_cluster(cluster)
+        .into_iter()
+        .find(|&index| run.pid(index).is_some_and(|pid| run.identity(index, pid) == holder))
 }
 
 /// The HA state of one cluster after the run, read around the proxies.
@@ -606,6 +624,7 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
         apiserver_pid: plane.apiserver_pid(),
         finish_after,
         planted,
+        identities: Mutex::new(Default::default()),
     };
     for (cluster, shape) in shapes.iter().enumerate() {
         for n in 0..shape.jobmanagers {
@@ -686,7 +705,7 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
         ));
         let pause = |run: &Run, pauses: &mut Vec<(u64, String)>| {
             let pid = run.pid(target)?;
-            pauses.push((monotonic_ns(), identity_of(&run.slots[target].history, pid)));
+            pauses.push((monotonic_ns(), run.identity(target, pid)));
             signal(pid, Signal::STOP);
             Some(pid)
         };
@@ -875,19 +894,6 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
         config_maps,
         lost,
     };
-    // What the harness saw, kept beside the histories for a post-mortem.
-    let mut seen = String::new();
-    for op in &observed.storage {
-        let body = op.body.as_ref().map(|b| String::from_utf8_lossy(b).to_string());
-        seen.push_str(&format!(
-            "storage {} {} {} sent {} answered {} status {:?} body {:?}\n",
-            op.via, op.method, op.uri, op.sent_ns, op.answered_ns, op.status, body
-        ));
-    }
-    for v in &observed.config_maps.versions {
-        seen.push_str(&format!("configmap {v:?}\n"));
-    }
-    std::fs::write(dir.path().join("observed.txt"), seen)?;
     let mut violations = Vec::new();
     let mut all_history = Vec::new();
     for (index, cluster) in clusters.iter().enumerate() {
@@ -912,6 +918,21 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
         all_history.extend(history);
     }
 
+    if !violations.is_empty() {
+        // What the harness saw, kept beside the histories for a post-mortem of a red run.
+        let mut seen = String::new();
+        for op in &observed.storage {
+            let body = op.body.as_ref().map(|b| String::from_utf8_lossy(b).to_string());
+            seen.push_str(&format!(
+                "storage {} {} {} sent {} answered {} status {:?} body {:?}\n",
+                op.via, op.method, op.uri, op.sent_ns, op.answered_ns, op.status, body
+            ));
+        }
+        for v in &observed.config_maps.versions {
+            seen.push_str(&format!("configmap {v:?}\n"));
+        }
+        std::fs::write(dir.path().join("observed.txt"), seen)?;
+    }
     let history = &all_history;
     let acks = count(history, |e| matches!(e, Event::CheckpointAcked { .. }));
     let recoveries = count(history, |e| {
