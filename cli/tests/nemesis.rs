@@ -204,6 +204,9 @@ struct ClusterOf {
     api: Api<ConfigMap>,
     watch: ConfigMapWatch,
     shape: Shape,
+    /// Its settings with the S3 server's own endpoint: the harness reads and destroys
+    /// objects around the proxies.
+    direct: HaSettings,
 }
 
 /// One JobManager slot: its proxies, its files, its current process.
@@ -610,11 +613,13 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
         let env = TestEnv::new(&format!("nemesis-{index}")).await?;
         let api = Api::namespaced(env.client.clone(), &env.namespace);
         let watch = ConfigMapWatch::start(env.client.clone(), &env.namespace).await?;
+        let direct = HaSettings::from_flink_config("config.yaml", &config(&env.namespace, &s3.endpoint(), *shape))?;
         clusters.push(ClusterOf {
             env,
             api,
             watch,
             shape: *shape,
+            direct,
         });
     }
     let plane = clusters[0].env.plane;
@@ -796,7 +801,7 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
                 run.slots[target].storage.set(StorageFault::Pass);
             }
             "lose-object" => {
-                if let Some(uri) = lose_a_checkpoint(&run.slots[target].config, &s3.endpoint(), &mut rng).await? {
+                if let Some(uri) = lose_a_checkpoint(&clusters[cluster].direct, &mut rng).await? {
                     timeline.push(format!("    lost {uri}"));
                     lost.insert(uri);
                 }
@@ -899,20 +904,19 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
     for (index, cluster) in clusters.iter().enumerate() {
         let history = read_histories(run.slots.iter().filter(|s| s.cluster == index))?;
         // The state is read around the proxies, from the servers themselves.
-        let direct = config(&cluster.env.namespace, &s3.endpoint(), cluster.shape);
-        let settings = HaSettings::from_flink_config("config.yaml", &direct)?;
+        let settings = &cluster.direct;
         let swept = history.iter().any(|r| matches!(r.line.event, Event::Swept { .. }));
         let state = final_state(
             &cluster.api,
             &cluster.env.namespace,
             cluster.shape.cluster_id,
-            &settings,
+            settings,
             swept,
         )
         .await?;
         let found = checker::check(&history, &observed, Some(&state));
         if !found.is_empty() {
-            orphans_explained(&history, &state, &settings).await;
+            orphans_explained(&history, &state, settings).await;
         }
         violations.extend(found);
         all_history.extend(history);
@@ -988,27 +992,14 @@ async fn run(scenario: Scenario) -> Result<Outcome, Box<dyn std::error::Error>> 
     })
 }
 
-/// Destroys one checkpoint payload of the cluster `config` describes, directly on the
-/// S3 server (a storage that lost an object): its URI, or `None` if it had none.
+/// Destroys one checkpoint payload in the folder of the cluster `settings` describe,
+/// directly on the S3 server (a storage that lost an object): its URI, or `None` if
+/// there was none.
 async fn lose_a_checkpoint(
-    config: &Path,
-    direct_endpoint: &str,
+    settings: &HaSettings,
     rng: &mut fastrand::Rng,
 ) -> Result<Option<String>, Box<dyn std::error::Error>> {
-    let text = std::fs::read_to_string(config)?;
-    let direct = text
-        .lines()
-        .map(|line| {
-            if line.starts_with("s3.endpoint:") {
-                format!("s3.endpoint: {direct_endpoint}")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let settings = HaSettings::from_flink_config("config.yaml", &direct)?;
-    let payloads = PayloadStore::for_settings(&settings)?;
+    let payloads = PayloadStore::for_settings(settings)?;
     let (store, root) = payloads.object_store();
     let objects: Vec<_> = store.list(Some(root)).try_collect().await?;
     let checkpoints: Vec<_> = objects

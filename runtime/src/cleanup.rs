@@ -41,7 +41,7 @@ use crate::job_result_store::{JobResult, JobResultStore};
 use crate::leader_election::{LeaderLease, check_holds_lock};
 use crate::names::{self, JobId, is_job_id};
 use crate::payloads::{PayloadStore, Pointer};
-use crate::state_handle_store::{Guard, StateHandleStore};
+use crate::state_handle_store::{Guard, StateHandleStore, live_pointer};
 
 /// Flink's own plan keys: a cluster whose ConfigMap holds them runs Flink's jobs.
 pub use flink_ha_policy::ha_layout::EXECUTION_PLAN_KEY_PREFIX as FLINK_EXECUTION_PLAN_PREFIX;
@@ -68,13 +68,15 @@ pub struct ExecutionPlanStore {
 /// The live (unmarked, well-formed) plan pointer of `job_id` in the cluster ConfigMap of
 /// `cluster_id`, as stored: what a claim copies into the job ConfigMap.
 pub async fn plan_pointer(cas: &ConfigMapCas, cluster_id: &str, job_id: &str) -> Result<Option<String>> {
-    let Some(cm) = cas.get(&names::cluster_config_map(cluster_id)).await? else {
+    let name = names::cluster_config_map(cluster_id);
+    let Some(cm) = cas.get(&name).await? else {
         return Ok(None);
     };
-    let value = cm.data.as_ref().and_then(|d| d.get(&execution_plan_key(job_id)));
-    Ok(value
-        .filter(|value| Pointer::parse(value).is_ok_and(|p| !p.marked_for_deletion))
-        .cloned())
+    let key = execution_plan_key(job_id);
+    if live_pointer(&cm, &name, &key).is_none() {
+        return Ok(None);
+    }
+    Ok(cm.data.as_ref().and_then(|d| d.get(&key)).cloned())
 }
 
 impl ExecutionPlanStore {
@@ -108,12 +110,11 @@ impl ExecutionPlanStore {
                 continue;
             };
             let name = cm.metadata.name.as_deref().unwrap_or_default();
-            let Some(job_id) = (match names::HaConfigMapName::parse(name) {
-                Some(names::HaConfigMapName::Job { cluster_id, job_id }) if cluster_id == self.cluster_id => {
-                    JobId::parse(job_id).ok()
-                }
-                _ => None,
-            }) else {
+            // `job_config_maps` lists this cluster's job ConfigMaps only.
+            let Some(names::HaConfigMapName::Job { job_id, .. }) = names::HaConfigMapName::parse(name) else {
+                continue;
+            };
+            let Ok(job_id) = JobId::parse(job_id) else {
                 continue;
             };
             if planned.contains(&job_id) {

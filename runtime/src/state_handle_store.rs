@@ -442,7 +442,9 @@ fn entry_bytes(cm: &ConfigMap) -> usize {
     text.chain(binary).sum()
 }
 
-fn live_pointer(cm: &ConfigMap, name: &str, key: &str) -> Option<Pointer> {
+/// The pointer under `key` unless it is missing, marked for deletion or malformed (said
+/// in a warning naming ConfigMap `name`).
+pub(crate) fn live_pointer(cm: &ConfigMap, name: &str, key: &str) -> Option<Pointer> {
     let value = cm.data.as_ref()?.get(key)?;
     match Pointer::parse(value) {
         Ok(pointer) if !pointer.marked_for_deletion => Some(pointer),

@@ -17,30 +17,19 @@ use flink_ha_runtime::job_result_store::{ApplicationStatus, JobResult};
 use flink_ha_runtime::{HaServices, HaSettings, JobId, names};
 use flink_ha_testenv::TestEnv;
 
+mod common;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const CLUSTER: &str = "lost-cm";
-
-fn flink_config(namespace: &str, storage_dir: &str) -> String {
-    format!(
-        "high-availability.type: kubernetes
-high-availability.storageDir: {storage_dir}
-kubernetes.cluster-id: {CLUSTER}
-kubernetes.namespace: {namespace}
-high-availability.kubernetes.leader-election.lease-duration: 2 s
-high-availability.kubernetes.leader-election.renew-deadline: 1500 ms
-high-availability.kubernetes.leader-election.retry-period: 400 ms
-kubernetes.transactional-operation.max-retries: 2
-"
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plans_lost_with_the_cluster_config_map_are_put_back_from_the_job_config_maps() -> TestResult {
     let env = TestEnv::new("cluster-cm-lost").await?;
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let storage = tempfile::tempdir()?;
-    let config = flink_config(&env.namespace, &format!("file://{}", storage.path().display()));
+    let storage_dir = format!("file://{}", storage.path().display());
+    let config = common::flink_config(&env.namespace, CLUSTER, &storage_dir, "");
     let settings = HaSettings::from_flink_config("config.yaml", &config)?;
 
     // The first leader runs two jobs; one of them ends (its result dirty, its cleanup

@@ -16,22 +16,9 @@ use flink_ha_runtime::fence::Fence;
 use flink_ha_runtime::{HaServices, HaSettings, JobId, names};
 use flink_ha_testenv::TestEnv;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+mod common;
 
-fn flink_config(namespace: &str, storage_dir: &str) -> String {
-    format!(
-        "high-availability.type: kubernetes
-high-availability.storageDir: {storage_dir}
-kubernetes.cluster-id: deleted-cm
-kubernetes.namespace: {namespace}
-execution.checkpointing.num-retained: 2
-high-availability.kubernetes.leader-election.lease-duration: 2 s
-high-availability.kubernetes.leader-election.renew-deadline: 1500 ms
-high-availability.kubernetes.leader-election.retry-period: 400 ms
-kubernetes.transactional-operation.max-retries: 2
-"
-    )
-}
+type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_config_map_deleted_under_the_running_job_is_put_back_whole() -> TestResult {
@@ -39,7 +26,15 @@ async fn a_job_config_map_deleted_under_the_running_job_is_put_back_whole() -> T
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let storage = tempfile::tempdir()?;
     let storage_dir = format!("file://{}", storage.path().display());
-    let settings = HaSettings::from_flink_config("config.yaml", &flink_config(&env.namespace, &storage_dir))?;
+    let settings = HaSettings::from_flink_config(
+        "config.yaml",
+        &common::flink_config(
+            &env.namespace,
+            "deleted-cm",
+            &storage_dir,
+            "execution.checkpointing.num-retained: 2\n",
+        ),
+    )?;
     let services = HaServices::new(env.client.clone(), settings)?;
     let election = services.leader_election();
     let (_, epoch) = tokio::time::timeout(Duration::from_secs(20), election.wait_for_grant()).await?;

@@ -406,9 +406,9 @@ fn no_live_payload_is_deleted(
             .flatten()
             .any(|v| {
                 v.received_ns <= deadline
-                    && v.pointers
-                        .iter()
-                        .any(|p| crate::watch::checkpoint_id_of(&p.key).is_some_and(|newer| newer > id))
+                    && v.pointers.iter().any(|p| {
+                        flink_ha_runtime::checkpoint_store::checkpoint_id(&p.key).is_some_and(|newer| newer > id)
+                    })
             });
         if !superseded && !evidence.gaps {
             violations.push(Violation {
@@ -905,6 +905,11 @@ mod planted {
         )
     }
 
+    /// Job `j`'s dirty job-result entry, stored at `at`.
+    fn durable_result(at: f64) -> StorageOp {
+        put("s3://b/jrs/ns/c/j_DIRTY.json", String::new(), at)
+    }
+
     fn delete(uri: &str, at: f64) -> StorageOp {
         StorageOp {
             method: "DELETE".into(),
@@ -1045,9 +1050,7 @@ mod planted {
     #[test]
     fn deleting_a_live_jobs_data_is_sound_once_its_result_is_durable() {
         let (b, mut observed, state) = sound();
-        observed
-            .storage
-            .push(put("s3://b/jrs/ns/c/j_DIRTY.json", String::new(), 5.6));
+        observed.storage.push(durable_result(5.6));
         observed.storage.push(delete("s3://b/ha/c/completedCheckpoint3", 5.7));
         let mut ended = state.clone();
         ended.dirty_results.insert("j".into());
@@ -1168,9 +1171,7 @@ mod planted {
     #[test]
     fn restarting_a_finished_job_is_f() {
         let (mut b, mut observed, mut state) = sound();
-        observed
-            .storage
-            .push(put("s3://b/jrs/ns/c/j_DIRTY.json", String::new(), 2.4));
+        observed.storage.push(durable_result(2.4));
         b.records.truncate(7);
         b.at(
             2.2,
@@ -1204,9 +1205,7 @@ mod planted {
         // A wrote the dirty result at 2.3 s and was killed before any line about it; B,
         // granted later, recovers the job all the same.
         let (b, mut observed, state) = sound();
-        observed
-            .storage
-            .push(put("s3://b/jrs/ns/c/j_DIRTY.json", String::new(), 2.3));
+        observed.storage.push(durable_result(2.3));
         let found = rules(&b, &observed, &state);
         assert!(found.contains(&'f'), "{found:?}");
     }

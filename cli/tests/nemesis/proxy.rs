@@ -265,22 +265,23 @@ impl StorageProxy {
     /// Waits (up to `within`) for the next listing of a folder through this proxy: the
     /// start of an orphan sweep or of a recovery's reads. Whether one came.
     pub async fn next_listing(&self, within: Duration) -> bool {
-        let mut listings = self.listings.clone();
-        listings.borrow_and_update();
-        tokio::time::timeout(within, listings.changed())
-            .await
-            .is_ok_and(|r| r.is_ok())
+        next_bump(&self.listings, within).await
     }
 
     /// Waits (up to `within`) for the next PUT through this proxy (a checkpoint's payload,
     /// first step of an add whose pointer comes next). Whether one came.
     pub async fn next_put(&self, within: Duration) -> bool {
-        let mut puts = self.puts.clone();
-        puts.borrow_and_update();
-        tokio::time::timeout(within, puts.changed())
-            .await
-            .is_ok_and(|r| r.is_ok())
+        next_bump(&self.puts, within).await
     }
+}
+
+/// Whether `counter` is bumped within `within` from now.
+async fn next_bump(counter: &watch::Receiver<u64>, within: Duration) -> bool {
+    let mut counter = counter.clone();
+    counter.borrow_and_update();
+    tokio::time::timeout(within, counter.changed())
+        .await
+        .is_ok_and(|r| r.is_ok())
 }
 
 /// One client connection, with one upstream connection of its own.

@@ -14,7 +14,7 @@ use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 
-use flink_ha_runtime::checkpoint_store::{CHECKPOINT_PREFIX, checkpoint_id};
+use flink_ha_runtime::checkpoint_store::CHECKPOINT_PREFIX;
 use flink_ha_runtime::cleanup::EXECUTION_PLAN_PREFIX;
 use flink_ha_runtime::fence::Fence;
 use flink_ha_runtime::history::monotonic_ns;
@@ -70,11 +70,6 @@ impl CmVersion {
             pointers,
         }
     }
-}
-
-/// The checkpoint id of a pointer key, `None` for an execution plan's.
-pub fn checkpoint_id_of(key: &str) -> Option<u64> {
-    checkpoint_id(key)
 }
 
 /// What the watch saw so far.
